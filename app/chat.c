@@ -1,0 +1,459 @@
+#include "chat.h"
+#include "ops.h"
+#include "prompt.h"
+#include "npy.h"
+#include "siglip.h"
+#include <string.h>
+#include <math.h>
+
+#define TOPK_MAX 256
+
+struct JfChat {
+  JfModel *m;
+  char *system;
+  VkrtSeq *seq;
+  JfKvCache *kv;
+  uint32_t capacity, rows;      /* rows: per forward chunk */
+  uint32_t n_cached;            /* tokens whose K/V are in the cache */
+  GArray *pending;              /* ids of the conversation not yet fed (last answer token, EOS) */
+  char *dump_dir;
+  VkrtBuffer *ids, *pos, *x, *out, *logits, *pick, *topv, *topi, *img;
+  uint32_t img_tokens;          /* rows of one image's embeddings */
+};
+
+void chat_free(JfChat *c)
+{
+  if (!c)
+    return;
+  VkrtBuffer **bufs[] = { &c->ids, &c->pos, &c->x, &c->out, &c->logits, &c->pick, &c->topv, &c->topi, &c->img };
+  for (size_t i = 0; i < G_N_ELEMENTS(bufs); i++)
+    g_clear_pointer(bufs[i], vkrt_buffer_free);
+  llm_kv_free(c->kv);
+  if (c->seq) vkrt_seq_free(c->seq);
+  if (c->pending) g_array_unref(c->pending);
+  g_free(c->system);
+  g_free(c->dump_dir);
+  g_free(c);
+}
+
+JfChat *chat_new(JfModel *m, const char *system, uint32_t context, GError **error)
+{
+  if (!m->llm) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "chat: the language model is not loaded");
+    return NULL;
+  }
+  if (!prompt_check_format(m->cfg->proc.sft_format, error))
+    return NULL;
+  const JfLlmConfig *lc = llm_config(m->llm);
+  JfChat *c = g_new0(JfChat, 1);
+  c->m = m;
+  c->system = g_strdup(system ? system : PROMPT_DEFAULT_SYSTEM);
+  c->capacity = context ? context : (uint32_t)MIN(lc->max_pos, 4096);
+  if ((int)c->capacity > lc->max_pos)
+    c->capacity = lc->max_pos;
+  c->rows = llm_max_rows(m->llm);
+  c->pending = g_array_new(FALSE, FALSE, sizeof(int32_t));
+  VkrtContext *ctx = m->ctx;
+  uint64_t H = lc->hidden;
+  if (!(c->seq = vkrt_seq_new(ctx, error)) ||
+      !(c->kv = llm_kv_new(m->llm, 1, c->capacity, error)) ||
+      !(c->ids = vkrt_buffer_new(ctx, c->rows * 4, error)) ||
+      !(c->pos = vkrt_buffer_new(ctx, c->rows * 4, error)) ||
+      !(c->x = vkrt_buffer_new(ctx, c->rows * H * 4, error)) ||
+      !(c->out = vkrt_buffer_new(ctx, c->rows * H * 4, error)) ||
+      !(c->logits = vkrt_buffer_new(ctx, (uint64_t)lc->vocab * 4, error)) ||
+      !(c->pick = vkrt_buffer_new(ctx, 16, error)) ||
+      !(c->topv = vkrt_buffer_new(ctx, TOPK_MAX * 4, error)) ||
+      !(c->topi = vkrt_buffer_new(ctx, TOPK_MAX * 4, error))) {
+    chat_free(c);
+    return NULL;
+  }
+  if (m->siglip) {
+    c->img_tokens = siglip_n_tokens(m->siglip);
+    if (!(c->img = vkrt_buffer_new(ctx, (uint64_t)c->img_tokens * H * 4, error))) {
+      chat_free(c);
+      return NULL;
+    }
+  }
+  return c;
+}
+
+void chat_reset(JfChat *c)
+{
+  c->n_cached = 0;
+  g_array_set_size(c->pending, 0);
+}
+
+uint32_t chat_n_tokens(const JfChat *c) { return c->n_cached + c->pending->len; }
+uint32_t chat_capacity(const JfChat *c) { return c->capacity; }
+
+void chat_set_dump_dir(JfChat *c, const char *dir)
+{
+  g_free(c->dump_dir);
+  c->dump_dir = g_strdup(dir);
+}
+
+static gboolean dump_array(JfChat *c, const char *name, NpyDtype dt, int ndim, const int64_t *shape,
+                           const void *data, GError **error)
+{
+  char *p = g_build_filename(c->dump_dir, name, NULL);
+  gboolean ok = npy_write(p, dt, ndim, shape, data, error);
+  g_free(p);
+  return ok;
+}
+
+/* Streams UTF-8 safely: holds back a trailing sequence that may still be completed by the next
+ * token, and replaces invalid bytes. The final answer text is decoded separately, exactly. */
+typedef struct {
+  GByteArray *held;
+  JfTextFunc fn;
+  void *user;
+} TextStream;
+
+static gboolean stream_push(TextStream *ts, const char *bytes, gsize len, gboolean flush)
+{
+  g_byte_array_append(ts->held, (const guint8 *)bytes, len);
+  gsize n = ts->held->len, cut = n;
+  if (!flush) {
+    /* find the start of a possibly incomplete final sequence */
+    for (gsize back = 1; back <= 3 && back <= n; back++) {
+      guint8 b = ts->held->data[n - back];
+      if ((b & 0xC0) == 0x80)
+        continue;  /* continuation byte: keep looking for the lead */
+      int need = (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 1;
+      if (need > (int)back)
+        cut = n - back;
+      break;
+    }
+  }
+  gboolean go_on = TRUE;
+  if (cut > 0) {
+    char *valid = g_utf8_make_valid((const char *)ts->held->data, cut);
+    if (ts->fn)
+      go_on = ts->fn(valid, ts->user);
+    g_free(valid);
+    g_byte_array_remove_range(ts->held, 0, cut);
+  }
+  return go_on;
+}
+
+/* Expands each image tag into start + N placeholders + end, as the processor does. Returns the
+ * positions (in the expanded list) of each image's start tag. */
+static GArray *expand_images(JfChat *c, GArray *ids, GArray *img_starts)
+{
+  const JfSpecialIds *sp = &c->m->ids;
+  GArray *out = g_array_sized_new(FALSE, FALSE, sizeof(int32_t), ids->len);
+  for (guint i = 0; i < ids->len; i++) {
+    int32_t id = g_array_index(ids, int32_t, i);
+    if (id != sp->image_tag) {
+      g_array_append_val(out, id);
+      continue;
+    }
+    guint at = out->len;
+    g_array_append_val(img_starts, at);
+    g_array_append_val(out, sp->image_start_tag);
+    for (uint32_t k = 0; k < c->img_tokens; k++)
+      g_array_append_val(out, sp->image_tag);
+    g_array_append_val(out, sp->image_end_tag);
+  }
+  return out;
+}
+
+static void record_sample(JfChat *c, const JfSampling *s, VkrtTensor normed_row)
+{
+  VkrtTensor logits = vkrt_tensor(c->logits);
+  llm_record_logits(c->m->llm, c->seq, normed_row, 1, logits);
+  uint32_t V = llm_config(c->m->llm)->vocab;
+  if (s->temperature <= 0.0f)
+    vkrt_op_argmax(c->seq, vkrt_tensor(c->pick), logits, 1, V);
+  else if (s->top_k > 0 && s->top_k <= TOPK_MAX)
+    vkrt_op_topk(c->seq, vkrt_tensor(c->topv), vkrt_tensor(c->topi), logits, V, MIN((uint32_t)s->top_k, V));
+}
+
+static int32_t read_sample(JfChat *c, const JfSampling *s, JfRng *rng, GError **error)
+{
+  uint32_t V = llm_config(c->m->llm)->vocab;
+  if (s->temperature <= 0.0f) {
+    uint32_t id;
+    if (!vkrt_buffer_read(c->pick, 0, &id, 4, error))
+      return -1;
+    return (int32_t)id;
+  }
+  uint32_t k;
+  float *vals;
+  uint32_t *ids;
+  if (s->top_k > 0 && s->top_k <= TOPK_MAX) {
+    k = MIN((uint32_t)s->top_k, V);
+    vals = g_new(float, k);
+    ids = g_new(uint32_t, k);
+    if (!vkrt_buffer_read(c->topv, 0, vals, k * 4, error) || !vkrt_buffer_read(c->topi, 0, ids, k * 4, error)) {
+      g_free(vals);
+      g_free(ids);
+      return -1;
+    }
+  } else {
+    float *all = g_new(float, V);
+    if (!vkrt_buffer_read(c->logits, 0, all, (uint64_t)V * 4, error)) {
+      g_free(all);
+      return -1;
+    }
+    k = s->top_k > 0 ? MIN((uint32_t)s->top_k, V) : V;
+    vals = g_new(float, k);
+    ids = g_new(uint32_t, k);
+    k = sampler_sort_candidates(all, V, k, vals, ids);
+    g_free(all);
+  }
+  int32_t id = sampler_pick(s, vals, ids, k, rng);
+  g_free(vals);
+  g_free(ids);
+  return id;
+}
+
+static gboolean check_cancel(GCancellable *cancel, GError **error)
+{
+  return !g_cancellable_set_error_if_cancelled(cancel, error);
+}
+
+/* Feeds ids[0..n) at cache positions n_cached.., splicing image embeddings where the expanded
+ * list has image blocks; leaves the final hidden row of the last chunk in c->out row (n-1)%rows
+ * and records sampling for it. */
+static gboolean prefill(JfChat *c, const int32_t *ids, uint32_t n, const GArray *img_starts,
+                        VkrtBuffer **img_embeds, const JfSampling *s, GCancellable *cancel,
+                        uint32_t *last_row, GError **error)
+{
+  const uint32_t H = llm_config(c->m->llm)->hidden;
+  const uint64_t row_bytes = (uint64_t)H * 4;
+  for (uint32_t done = 0; done < n;) {
+    if (!check_cancel(cancel, error))
+      return FALSE;
+    uint32_t T = MIN(c->rows, n - done);
+    int32_t *pos = g_new(int32_t, T);
+    for (uint32_t i = 0; i < T; i++)
+      pos[i] = (int32_t)(c->n_cached + done + i);
+    gboolean ok = vkrt_buffer_write(c->ids, 0, ids + done, T * 4, error) &&
+                  vkrt_buffer_write(c->pos, 0, pos, T * 4, error);
+    g_free(pos);
+    if (!ok)
+      return FALSE;
+    vkrt_seq_begin(c->seq);
+    VkrtTensor x = vkrt_tensor_sub(vkrt_tensor(c->x), 0, T * row_bytes);
+    llm_record_embed(c->m->llm, c->seq, vkrt_tensor(c->ids), T, x);
+    /* image blocks: start tag row <- beg_of_und_embed, placeholder rows <- aligned features */
+    for (guint im = 0; img_starts && im < img_starts->len; im++) {
+      int64_t start = g_array_index(img_starts, guint, im);
+      for (int64_t r = start; r < start + 1 + (int64_t)c->img_tokens; r++) {
+        if (r < done || r >= (int64_t)(done + T))
+          continue;
+        VkrtTensor dst = vkrt_tensor_sub(vkrt_tensor(c->x), (uint64_t)(r - done) * row_bytes, row_bytes);
+        if (r == start)
+          siglip_record_beg_embed(c->m->siglip, c->seq, dst);
+        else
+          vkrt_seq_copy(c->seq, dst, vkrt_tensor_sub(vkrt_tensor(img_embeds[im]), (uint64_t)(r - start - 1) * row_bytes, row_bytes), row_bytes);
+      }
+    }
+    VkrtTensor out = vkrt_tensor_sub(vkrt_tensor(c->out), 0, T * row_bytes);
+    if (!llm_record_forward(c->m->llm, c->seq, c->kv, x, vkrt_tensor_sub(vkrt_tensor(c->pos), 0, T * 4),
+                            vkrt_tensor_none(), T, c->n_cached + done, out, error))
+      return FALSE;
+    if (done + T == n) {
+      *last_row = T - 1;
+      record_sample(c, s, vkrt_tensor_sub(vkrt_tensor(c->out), (uint64_t)(T - 1) * row_bytes, row_bytes));
+    }
+    if (!vkrt_seq_submit(c->seq, error))
+      return FALSE;
+    done += T;
+  }
+  return TRUE;
+}
+
+gboolean chat_send(JfChat *c, const char *question, const JfImage *const *images, int n_images,
+                   const JfSampling *s, JfTextFunc on_text, void *user, GCancellable *cancel,
+                   char **answer, GError **error)
+{
+  JfModel *m = c->m;
+  const JfSpecialIds *sp = &m->ids;
+  const uint32_t H = llm_config(m->llm)->hidden;
+  const uint32_t saved_cached = c->n_cached;
+  GArray *saved_pending = g_array_copy(c->pending);
+  gboolean ok = FALSE, first_turn = (c->n_cached == 0 && c->pending->len == 0);
+  GArray *text_ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
+  GArray *img_starts = g_array_new(FALSE, FALSE, sizeof(guint));
+  GArray *ids = NULL, *out_ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
+  VkrtBuffer **embeds = g_new0(VkrtBuffer *, MAX(n_images, 1));
+  char *text = NULL;
+  TextStream ts = { g_byte_array_new(), on_text, user };
+
+  if (s->max_new_tokens < 1) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "max new tokens must be at least 1");
+    goto out;
+  }
+  char *q = g_strstrip(g_strdup(question ? question : ""));
+  if (!*q && n_images == 0) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "the message is empty");
+    g_free(q);
+    goto out;
+  }
+  if (n_images > 0 && !m->siglip) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "images need the vision encoder, which is not loaded");
+    g_free(q);
+    goto out;
+  }
+  if (first_turn) {
+    text = prompt_first_turn(c->system, m->cfg->proc.image_tag, n_images, q);
+  } else {
+    text = prompt_next_turn(m->cfg->proc.image_tag, n_images, q);
+    g_array_append_vals(text_ids, c->pending->data, c->pending->len);
+  }
+  g_free(q);
+  if (!tokenizer_encode(m->tok, text, -1, first_turn, text_ids, error))
+    goto out;
+  /* the user's own text may contain the tag string; only the images we were given count */
+  guint tags = 0;
+  for (guint i = 0; i < text_ids->len; i++)
+    tags += g_array_index(text_ids, int32_t, i) == sp->image_tag;
+  if ((int)tags != n_images) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                "the message contains the reserved tag %s; remove it", m->cfg->proc.image_tag);
+    goto out;
+  }
+  ids = expand_images(c, text_ids, img_starts);
+
+  uint32_t room = c->capacity - c->n_cached;
+  if (ids->len + 1 > room) {
+    uint32_t per_image = c->img_tokens + 2;
+    if (n_images > 0)
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                  "the message needs %u tokens but only %u are left in the context of %u (each image "
+                  "takes %u; at most %u image(s) fit with this text)", ids->len, room > 0 ? room - 1 : 0,
+                  c->capacity, per_image,
+                  (room > ids->len - (uint32_t)n_images * per_image + 1)
+                    ? (room - (ids->len - n_images * per_image) - 1) / per_image : 0);
+    else
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                  "the prompt is %u tokens but only %u are left in the context of %u tokens",
+                  ids->len, room > 0 ? room - 1 : 0, c->capacity);
+    goto out;
+  }
+
+  for (int i = 0; i < n_images; i++) {
+    if (!check_cancel(cancel, error))
+      goto out;
+    float *pix = image_preprocess(images[i], &m->cfg->proc);
+    if (!(embeds[i] = vkrt_buffer_new(m->ctx, (uint64_t)c->img_tokens * H * 4, error))) {
+      g_free(pix);
+      goto out;
+    }
+    vkrt_seq_begin(c->seq);
+    gboolean eok = siglip_encode(m->siglip, c->seq, pix, vkrt_tensor(embeds[i]), error) &&
+                   vkrt_seq_submit(c->seq, error);
+    g_free(pix);
+    if (!eok)
+      goto out;
+  }
+
+  if (c->dump_dir) {
+    g_mkdir_with_parents(c->dump_dir, 0755);
+    int64_t shape[2] = { ids->len, 0 };
+    if (!dump_array(c, "prompt_ids.npy", NPY_I32, 1, shape, ids->data, error))
+      goto out;
+    if (n_images > 0) {
+      float *e = g_new(float, (gsize)c->img_tokens * H);
+      gboolean dok = vkrt_buffer_read(embeds[0], 0, e, (uint64_t)c->img_tokens * H * 4, error);
+      int64_t es[2] = { c->img_tokens, H };
+      dok = dok && dump_array(c, "image_embeds.npy", NPY_F32, 2, es, e, error);
+      g_free(e);
+      if (!dok)
+        goto out;
+    }
+  }
+
+  uint32_t last_row = 0;
+  if (!prefill(c, (const int32_t *)ids->data, ids->len, img_starts, embeds, s, cancel, &last_row, error))
+    goto out;
+  c->n_cached += ids->len;
+  g_array_set_size(c->pending, 0);
+
+  if (c->dump_dir) {
+    uint32_t V = llm_config(m->llm)->vocab;
+    float *lg = g_new(float, V);
+    int64_t shape[1] = { V };
+    gboolean dok = vkrt_buffer_read(c->logits, 0, lg, (uint64_t)V * 4, error) &&
+                   dump_array(c, "logits_0.npy", NPY_F32, 1, shape, lg, error);
+    g_free(lg);
+    if (!dok)
+      goto out;
+  }
+
+  JfRng rng;
+  rng_init(&rng, s->seed);
+  gboolean stopped_by_eos = FALSE;
+  for (int step = 0; step < s->max_new_tokens; step++) {
+    int32_t id = read_sample(c, s, &rng, error);
+    if (id < 0)
+      goto out;
+    g_array_append_val(out_ids, id);
+    if (id == sp->eos) {
+      stopped_by_eos = TRUE;
+      break;
+    }
+    if (!tokenizer_is_special(m->tok, id)) {
+      gsize blen = 0;
+      const char *b = tokenizer_token_bytes(m->tok, id, &blen);
+      if (b && !stream_push(&ts, b, blen, FALSE))
+        break;
+    }
+    if (step + 1 == s->max_new_tokens)
+      break;
+    if (c->n_cached + 1 >= c->capacity)
+      break;  /* context full: the answer ends here, the caller sees it in chat_n_tokens */
+    if (!check_cancel(cancel, error))
+      goto out;
+    /* feed the token just chosen and sample the next one */
+    int32_t posv = (int32_t)c->n_cached;
+    if (!vkrt_buffer_write(c->ids, 0, &id, 4, error) || !vkrt_buffer_write(c->pos, 0, &posv, 4, error))
+      goto out;
+    vkrt_seq_begin(c->seq);
+    VkrtTensor x = vkrt_tensor_sub(vkrt_tensor(c->x), 0, (uint64_t)H * 4);
+    VkrtTensor o = vkrt_tensor_sub(vkrt_tensor(c->out), 0, (uint64_t)H * 4);
+    llm_record_embed(m->llm, c->seq, vkrt_tensor(c->ids), 1, x);
+    if (!llm_record_forward(m->llm, c->seq, c->kv, x, vkrt_tensor_sub(vkrt_tensor(c->pos), 0, 4),
+                            vkrt_tensor_none(), 1, c->n_cached, o, error))
+      goto out;
+    record_sample(c, s, o);
+    if (!vkrt_seq_submit(c->seq, error))
+      goto out;
+    c->n_cached++;
+  }
+  stream_push(&ts, "", 0, TRUE);
+
+  /* the last chosen token is not in the cache yet; the template closes an answer with EOS */
+  g_array_append_val(c->pending, g_array_index(out_ids, int32_t, out_ids->len - 1));
+  if (!stopped_by_eos)
+    g_array_append_val(c->pending, sp->eos);
+  if (c->dump_dir) {
+    int64_t shape[1] = { out_ids->len };
+    if (!dump_array(c, "output_ids.npy", NPY_I32, 1, shape, out_ids->data, error))
+      goto out;
+  }
+  if (answer)
+    *answer = tokenizer_decode(m->tok, (const int32_t *)out_ids->data, out_ids->len, TRUE);
+  ok = TRUE;
+
+out:
+  if (!ok) {
+    c->n_cached = saved_cached;
+    g_array_set_size(c->pending, 0);
+    g_array_append_vals(c->pending, saved_pending->data, saved_pending->len);
+  }
+  for (int i = 0; i < n_images; i++)
+    if (embeds[i]) vkrt_buffer_free(embeds[i]);
+  g_free(embeds);
+  g_array_unref(saved_pending);
+  g_array_unref(text_ids);
+  g_array_unref(img_starts);
+  if (ids) g_array_unref(ids);
+  g_array_unref(out_ids);
+  g_byte_array_unref(ts.held);
+  g_free(text);
+  return ok;
+}

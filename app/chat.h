@@ -1,0 +1,39 @@
+/* chat: a multi-turn conversation with the model (text and images). Keeps the KV cache of
+ * earlier turns so a new turn only prefills its own tokens. Synchronous: the GUI runs it on a
+ * worker thread; cancellation through a GCancellable is honoured between GPU submits. */
+#pragma once
+#include <gio/gio.h>
+#include "model.h"
+#include "sampler.h"
+#include "image.h"
+
+G_BEGIN_DECLS
+
+typedef struct JfChat JfChat;
+
+/* system: NULL = the processor's default system prompt, "" = none. context: KV capacity in
+ * tokens, 0 = min(max_position_embeddings, 4096). */
+JfChat *chat_new(JfModel *m, const char *system, uint32_t context, GError **error);
+void chat_free(JfChat *c);
+/* Forgets the conversation (the KV cache is reused from the start). */
+void chat_reset(JfChat *c);
+/* Tokens in the conversation so far / capacity. */
+uint32_t chat_n_tokens(const JfChat *c);
+uint32_t chat_capacity(const JfChat *c);
+/* Writes prompt_ids.npy, image_embeds.npy (if images), logits_0.npy and output_ids.npy of the
+ * next turn into dir (the fixture's --dump format). NULL turns it off. */
+void chat_set_dump_dir(JfChat *c, const char *dir);
+
+/* Called with each new piece of answer text (valid UTF-8, possibly empty); return FALSE to stop. */
+typedef gboolean (*JfTextFunc)(const char *piece, void *user);
+
+/* Sends one user turn (question + images, which are shown to the model in order before the
+ * question) and generates the answer. On success *answer (if not NULL) gets the whole decoded
+ * answer. Errors: bad input (empty question, too many images for the context: the message says
+ * how many fit), GPU errors, G_IO_ERROR_CANCELLED. After an error the conversation is as it was
+ * before the call. */
+gboolean chat_send(JfChat *c, const char *question, const JfImage *const *images, int n_images,
+                   const JfSampling *s, JfTextFunc on_text, void *user, GCancellable *cancel,
+                   char **answer, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,224 @@
+#include "llm.h"
+#include "ops.h"
+#include "weights.h"
+#include <math.h>
+
+/* Rows per forward call: bounds the scratch buffers (the MLP scratch is rows x intermediate fp32)
+ * and keeps each submit short enough for driver watchdogs. Long prompts are chunked by callers. */
+#define LLM_MAX_ROWS 1280
+
+typedef struct {
+  VkrtBuffer *q, *k, *v, *o, *gate, *up, *down, *in_norm, *post_norm;
+} LlmLayer;
+
+struct JfLlm {
+  VkrtContext *ctx;
+  JfLlmConfig cfg;
+  VkrtBuffer *embed, *norm, *lm_head;
+  LlmLayer *layers;
+  uint64_t weight_bytes;
+  /* scratch, LLM_MAX_ROWS rows each */
+  VkrtBuffer *h, *q, *attn, *gate, *up;
+};
+
+struct JfKvCache {
+  JfLlm *llm;
+  uint32_t n_batch, capacity;
+  VkrtBuffer **k, **v;  /* per layer [n_batch, capacity, kv_dim] */
+};
+
+static void layer_free(LlmLayer *l)
+{
+  VkrtBuffer **bufs[] = { &l->q, &l->k, &l->v, &l->o, &l->gate, &l->up, &l->down, &l->in_norm, &l->post_norm };
+  for (size_t i = 0; i < G_N_ELEMENTS(bufs); i++)
+    g_clear_pointer(bufs[i], vkrt_buffer_free);
+}
+
+void llm_free(JfLlm *llm)
+{
+  if (!llm)
+    return;
+  if (llm->layers)
+    for (int i = 0; i < llm->cfg.n_layers; i++)
+      layer_free(&llm->layers[i]);
+  g_free(llm->layers);
+  VkrtBuffer **bufs[] = { &llm->embed, &llm->norm, &llm->lm_head, &llm->h, &llm->q, &llm->attn, &llm->gate, &llm->up };
+  for (size_t i = 0; i < G_N_ELEMENTS(bufs); i++)
+    g_clear_pointer(bufs[i], vkrt_buffer_free);
+  g_free(llm);
+}
+
+const JfLlmConfig *llm_config(const JfLlm *llm) { return &llm->cfg; }
+uint64_t llm_weight_bytes(const JfLlm *llm) { return llm->weight_bytes; }
+uint32_t llm_max_rows(const JfLlm *llm) { (void)llm; return LLM_MAX_ROWS; }
+
+static VkrtBuffer *up2(JfLlm *llm, const StFile *f, GError **error, int64_t d0, int64_t d1, const char *fmt, int layer)
+{
+  int64_t shape[2] = { d0, d1 };
+  char *name = layer >= 0 ? g_strdup_printf(fmt, layer) : g_strdup(fmt);
+  VkrtBuffer *b = weights_upload(llm->ctx, f, name, d1 ? 2 : 1, shape, error);
+  g_free(name);
+  if (b)
+    llm->weight_bytes += vkrt_buffer_size(b);
+  return b;
+}
+
+JfLlm *llm_new(VkrtContext *ctx, const StFile *f, const JfLlmConfig *cfg, GError **error)
+{
+  JfLlm *llm = g_new0(JfLlm, 1);
+  llm->ctx = ctx;
+  llm->cfg = *cfg;
+  const int64_t H = cfg->hidden, I = cfg->intermediate, V = cfg->vocab;
+  const int64_t QD = (int64_t)cfg->n_heads * cfg->head_dim;
+  const int64_t KVD = (int64_t)cfg->n_kv_heads * cfg->head_dim;
+
+  if (!(llm->embed = up2(llm, f, error, V, H, "language_model.model.embed_tokens.weight", -1)) ||
+      !(llm->norm = up2(llm, f, error, H, 0, "language_model.model.norm.weight", -1)) ||
+      !(llm->lm_head = up2(llm, f, error, V, H, "language_model.lm_head.weight", -1)))
+    goto fail;
+
+  llm->layers = g_new0(LlmLayer, cfg->n_layers);
+  for (int i = 0; i < cfg->n_layers; i++) {
+    LlmLayer *l = &llm->layers[i];
+    if (!(l->q = up2(llm, f, error, QD, H, "language_model.model.layers.%d.self_attn.q_proj.weight", i)) ||
+        !(l->k = up2(llm, f, error, KVD, H, "language_model.model.layers.%d.self_attn.k_proj.weight", i)) ||
+        !(l->v = up2(llm, f, error, KVD, H, "language_model.model.layers.%d.self_attn.v_proj.weight", i)) ||
+        !(l->o = up2(llm, f, error, H, QD, "language_model.model.layers.%d.self_attn.o_proj.weight", i)) ||
+        !(l->gate = up2(llm, f, error, I, H, "language_model.model.layers.%d.mlp.gate_proj.weight", i)) ||
+        !(l->up = up2(llm, f, error, I, H, "language_model.model.layers.%d.mlp.up_proj.weight", i)) ||
+        !(l->down = up2(llm, f, error, H, I, "language_model.model.layers.%d.mlp.down_proj.weight", i)) ||
+        !(l->in_norm = up2(llm, f, error, H, 0, "language_model.model.layers.%d.input_layernorm.weight", i)) ||
+        !(l->post_norm = up2(llm, f, error, H, 0, "language_model.model.layers.%d.post_attention_layernorm.weight", i)))
+      goto fail;
+  }
+
+  const uint64_t R = LLM_MAX_ROWS;
+  uint64_t wide = (uint64_t)MAX(MAX(H, QD), KVD);
+  if (!(llm->h = vkrt_buffer_new(ctx, R * wide * 4, error)) ||
+      !(llm->q = vkrt_buffer_new(ctx, R * QD * 4, error)) ||
+      !(llm->attn = vkrt_buffer_new(ctx, R * QD * 4, error)) ||
+      !(llm->gate = vkrt_buffer_new(ctx, R * I * 4, error)) ||
+      !(llm->up = vkrt_buffer_new(ctx, R * I * 4, error)))
+    goto fail;
+  return llm;
+
+fail:
+  llm_free(llm);
+  return NULL;
+}
+
+JfKvCache *llm_kv_new(JfLlm *llm, uint32_t n_batch, uint32_t capacity, GError **error)
+{
+  JfKvCache *kv = g_new0(JfKvCache, 1);
+  kv->llm = llm;
+  kv->n_batch = n_batch;
+  kv->capacity = capacity;
+  int L = llm->cfg.n_layers;
+  kv->k = g_new0(VkrtBuffer *, L);
+  kv->v = g_new0(VkrtBuffer *, L);
+  uint64_t bytes = (uint64_t)n_batch * capacity * llm->cfg.n_kv_heads * llm->cfg.head_dim * 4;
+  for (int i = 0; i < L; i++) {
+    if (!(kv->k[i] = vkrt_buffer_new(llm->ctx, bytes, error)) ||
+        !(kv->v[i] = vkrt_buffer_new(llm->ctx, bytes, error))) {
+      g_prefix_error(error, "KV cache for %u x %u tokens: ", n_batch, capacity);
+      llm_kv_free(kv);
+      return NULL;
+    }
+  }
+  return kv;
+}
+
+void llm_kv_free(JfKvCache *kv)
+{
+  if (!kv)
+    return;
+  for (int i = 0; i < kv->llm->cfg.n_layers; i++) {
+    if (kv->k[i]) vkrt_buffer_free(kv->k[i]);
+    if (kv->v[i]) vkrt_buffer_free(kv->v[i]);
+  }
+  g_free(kv->k);
+  g_free(kv->v);
+  g_free(kv);
+}
+
+uint32_t llm_kv_capacity(const JfKvCache *kv) { return kv->capacity; }
+uint32_t llm_kv_batch(const JfKvCache *kv) { return kv->n_batch; }
+
+void llm_record_embed(JfLlm *llm, VkrtSeq *seq, VkrtTensor ids, uint32_t n, VkrtTensor out)
+{
+  vkrt_op_embed(seq, out, vkrt_tensor(llm->embed), ids, n, llm->cfg.hidden, llm->cfg.vocab);
+}
+
+gboolean llm_record_forward(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x, VkrtTensor pos,
+                            VkrtTensor mask, uint32_t n_tokens, uint32_t start, VkrtTensor out,
+                            GError **error)
+{
+  const JfLlmConfig *c = &llm->cfg;
+  const uint32_t B = kv->n_batch, T = n_tokens, rows = B * T;
+  const uint32_t H = c->hidden, I = c->intermediate;
+  const uint32_t QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
+
+  if (rows == 0 || rows > LLM_MAX_ROWS) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_FAILED,
+                "LLM forward of %u rows: must be 1..%u (split the prompt)", rows, LLM_MAX_ROWS);
+    return FALSE;
+  }
+  if ((uint64_t)start + T > kv->capacity) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_FAILED,
+                "context full: %u + %u tokens exceed the KV cache of %u", start, T, kv->capacity);
+    return FALSE;
+  }
+  if (c->n_kv_heads != c->n_heads) {
+    /* grouped-query attention is not in any JanusFlow checkpoint; refuse rather than guess */
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_UNSUPPORTED,
+                "num_key_value_heads %d != num_attention_heads %d is not supported", c->n_kv_heads, c->n_heads);
+    return FALSE;
+  }
+
+  VkrtTensor h = vkrt_tensor_sub(vkrt_tensor(llm->h), 0, (uint64_t)rows * H * 4);
+  VkrtTensor q = vkrt_tensor_sub(vkrt_tensor(llm->q), 0, (uint64_t)rows * QD * 4);
+  VkrtTensor attn = vkrt_tensor_sub(vkrt_tensor(llm->attn), 0, (uint64_t)rows * QD * 4);
+  VkrtTensor gate = vkrt_tensor_sub(vkrt_tensor(llm->gate), 0, (uint64_t)rows * I * 4);
+  VkrtTensor up = vkrt_tensor_sub(vkrt_tensor(llm->up), 0, (uint64_t)rows * I * 4);
+  const uint64_t kv_row = (uint64_t)KVD * 4;
+
+  VkrtAttnParams ap = {
+    .n_batch = B, .n_q = T, .n_heads = c->n_heads, .head_dim = c->head_dim,
+    .q_start = start, .n_kv = start + T, .kv_capacity = kv->capacity,
+    .causal = true, .scale = 1.0f / sqrtf((float)c->head_dim),
+  };
+
+  for (int li = 0; li < c->n_layers; li++) {
+    const LlmLayer *l = &llm->layers[li];
+    vkrt_op_rmsnorm(seq, h, x, vkrt_tensor(l->in_norm), rows, H, c->rms_eps);
+    vkrt_op_matmul(seq, q, h, vkrt_tensor(l->q), vkrt_tensor_none(), rows, QD, H, 0);
+    vkrt_op_rope(seq, q, pos, rows, QD, c->n_heads, c->head_dim, c->rope_theta);
+    /* K and V go straight into each sequence's cache rows start..start+T-1 */
+    for (uint32_t b = 0; b < B; b++) {
+      uint64_t off = ((uint64_t)b * kv->capacity + start) * kv_row;
+      VkrtTensor kd = vkrt_tensor_sub(vkrt_tensor(kv->k[li]), off, T * kv_row);
+      VkrtTensor vd = vkrt_tensor_sub(vkrt_tensor(kv->v[li]), off, T * kv_row);
+      VkrtTensor hb = vkrt_tensor_sub(h, (uint64_t)b * T * H * 4, (uint64_t)T * H * 4);
+      VkrtTensor pb = vkrt_tensor_sub(pos, (uint64_t)b * T * 4, (uint64_t)T * 4);
+      vkrt_op_matmul(seq, kd, hb, vkrt_tensor(l->k), vkrt_tensor_none(), T, KVD, H, 0);
+      vkrt_op_matmul(seq, vd, hb, vkrt_tensor(l->v), vkrt_tensor_none(), T, KVD, H, 0);
+      vkrt_op_rope(seq, kd, pb, T, KVD, c->n_kv_heads, c->head_dim, c->rope_theta);
+    }
+    vkrt_op_attention(seq, attn, q, vkrt_tensor(kv->k[li]), vkrt_tensor(kv->v[li]), mask, &ap);
+    vkrt_op_matmul(seq, x, attn, vkrt_tensor(l->o), vkrt_tensor_none(), rows, H, QD, VKRT_MM_ACCUMULATE);
+
+    vkrt_op_rmsnorm(seq, h, x, vkrt_tensor(l->post_norm), rows, H, c->rms_eps);
+    vkrt_op_matmul(seq, gate, h, vkrt_tensor(l->gate), vkrt_tensor_none(), rows, I, H, 0);
+    vkrt_op_matmul(seq, up, h, vkrt_tensor(l->up), vkrt_tensor_none(), rows, I, H, 0);
+    vkrt_op_silu_mul(seq, gate, gate, up, rows * I);
+    vkrt_op_matmul(seq, x, gate, vkrt_tensor(l->down), vkrt_tensor_none(), rows, H, I, VKRT_MM_ACCUMULATE);
+  }
+  vkrt_op_rmsnorm(seq, out, x, vkrt_tensor(llm->norm), rows, H, c->rms_eps);
+  return TRUE;
+}
+
+void llm_record_logits(JfLlm *llm, VkrtSeq *seq, VkrtTensor normed, uint32_t rows, VkrtTensor logits)
+{
+  vkrt_op_matmul(seq, logits, normed, vkrt_tensor(llm->lm_head), vkrt_tensor_none(), rows,
+                 llm->cfg.vocab, llm->cfg.hidden, 0);
+}

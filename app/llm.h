@@ -1,0 +1,51 @@
+/* llm: the DeepSeek-LLM (LLaMA architecture) backbone on Vulkan: embeddings, pre-norm decoder
+ * layers with RoPE attention over a KV cache, SwiGLU MLP, final RMSNorm, lm_head.
+ *
+ * Ownership: JfLlm owns the layer weights and its scratch buffers; a JfKvCache belongs to whoever
+ * created it (a chat session, a generation run) and must be freed before the JfLlm. Recording
+ * functions append work to a VkrtSeq and never submit. */
+#pragma once
+#include "config.h"
+#include "safetensors.h"
+#include "vkrt.h"
+
+G_BEGIN_DECLS
+
+typedef struct JfLlm JfLlm;
+typedef struct JfKvCache JfKvCache;
+
+JfLlm *llm_new(VkrtContext *ctx, const StFile *f, const JfLlmConfig *cfg, GError **error);
+void llm_free(JfLlm *llm);
+const JfLlmConfig *llm_config(const JfLlm *llm);
+/* Device bytes held by the weights. */
+uint64_t llm_weight_bytes(const JfLlm *llm);
+
+/* K/V for n_batch independent sequences of up to capacity positions each (fp32). */
+JfKvCache *llm_kv_new(JfLlm *llm, uint32_t n_batch, uint32_t capacity, GError **error);
+void llm_kv_free(JfKvCache *kv);
+uint32_t llm_kv_capacity(const JfKvCache *kv);
+uint32_t llm_kv_batch(const JfKvCache *kv);
+
+/* Largest number of rows (n_batch * n_tokens) one llm_record_forward call may take; callers
+ * split longer prompts into chunks. */
+uint32_t llm_max_rows(const JfLlm *llm);
+
+/* out[n, hidden] = fp32 embedding rows of ids (int32 device buffer [n]). */
+void llm_record_embed(JfLlm *llm, VkrtSeq *seq, VkrtTensor ids, uint32_t n, VkrtTensor out);
+
+/* One forward pass over n_tokens new tokens of each of kv's sequences, written at cache indices
+ * start..start+n_tokens-1.
+ *   x    [n_batch * n_tokens, hidden] fp32 input embeddings, sequence-major; used as the residual
+ *        stream, so it is overwritten;
+ *   pos  int32 [n_batch * n_tokens] RoPE position ids (need not equal the cache indices);
+ *   mask none, or int32 [n_batch, capacity] key mask (0 = hidden), combined with causality;
+ *   out  [n_batch * n_tokens, hidden] hidden states after the final RMSNorm (may be x).
+ * Returns FALSE (and records nothing) if the sizes do not fit; the error says why. */
+gboolean llm_record_forward(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x, VkrtTensor pos,
+                            VkrtTensor mask, uint32_t n_tokens, uint32_t start, VkrtTensor out,
+                            GError **error);
+
+/* logits[rows, vocab] = lm_head(normed[rows, hidden]). */
+void llm_record_logits(JfLlm *llm, VkrtSeq *seq, VkrtTensor normed, uint32_t rows, VkrtTensor logits);
+
+G_END_DECLS

@@ -1,0 +1,135 @@
+#include "model.h"
+#include <string.h>
+
+static int32_t lookup_required(JfTokenizer *tok, const char *content, const char *what,
+                               const char *path, GError **error)
+{
+  int32_t id = content ? tokenizer_token_id(tok, content) : -1;
+  if (id < 0)
+    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISMATCH,
+                "%s: the %s token '%s' is not in the vocabulary", path, what, content ? content : "(none)");
+  return id;
+}
+
+/* The processor's runtime rule (VLChatProcessor): each tag missing from the tokenizer is added as
+ * a special token with the next free id, in this fixed order. The embedding rows were trained
+ * with these ids, so the order matters. */
+static gboolean resolve_ids(JfModel *m, const char *tok_path, GError **error)
+{
+  JfProcessorConfig *pc = &m->cfg->proc;
+  JfSpecialIds *ids = &m->ids;
+  ids->image_tag = tokenizer_add_special(m->tok, pc->image_tag);
+  ids->image_gen_tag = tokenizer_add_special(m->tok, pc->image_gen_tag);
+  ids->image_start_tag = tokenizer_add_special(m->tok, pc->image_start_tag);
+  ids->image_end_tag = tokenizer_add_special(m->tok, pc->image_end_tag);
+
+  if (pc->bos_token) {
+    if ((ids->bos = lookup_required(m->tok, pc->bos_token, "BOS", tok_path, error)) < 0)
+      return FALSE;
+  } else if ((ids->bos = tokenizer_bos_id(m->tok)) < 0) {
+    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISSING, "%s: no BOS token defined", tok_path);
+    return FALSE;
+  }
+  if ((ids->eos = lookup_required(m->tok, pc->eos_token, "EOS", tok_path, error)) < 0)
+    return FALSE;
+  ids->pad = pc->pad_token ? tokenizer_token_id(m->tok, pc->pad_token) : -1;
+  if (ids->pad < 0)
+    ids->pad = ids->eos;  /* VLChatProcessor.pad_id falls back to EOS */
+
+  int32_t n = tokenizer_n_ids(m->tok);
+  if (n > m->cfg->llm.vocab) {
+    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISMATCH,
+                "%s does not match the model: it has %d ids (with the processor's image tags) but "
+                "config.json vocab_size is %d", tok_path, n, m->cfg->llm.vocab);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean model_check_folder(const char *dir, const char *vae_dir, GError **error)
+{
+  JfModelConfig *cfg = config_load_model(dir, error);
+  if (!cfg)
+    return FALSE;
+  config_free_model(cfg);
+  const char *files[] = { "model.safetensors", "tokenizer.json" };
+  for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+    char *p = g_build_filename(dir, files[i], NULL);
+    gboolean ok = g_file_test(p, G_FILE_TEST_IS_REGULAR);
+    if (!ok)
+      g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISSING, "%s: not found", p);
+    g_free(p);
+    if (!ok)
+      return FALSE;
+  }
+  if (vae_dir) {
+    JfVaeConfig *vc = config_load_vae(vae_dir, error);
+    if (!vc)
+      return FALSE;
+    config_free_vae(vc);
+    char *p = g_build_filename(vae_dir, "diffusion_pytorch_model.safetensors", NULL);
+    gboolean ok = g_file_test(p, G_FILE_TEST_IS_REGULAR);
+    if (!ok)
+      g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISSING, "%s: not found", p);
+    g_free(p);
+    if (!ok)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+JfModel *model_load(VkrtContext *ctx, const char *dir, const char *vae_dir, unsigned what,
+                    JfProgressFunc progress, void *user, GError **error)
+{
+  JfModel *m = g_new0(JfModel, 1);
+  m->ctx = ctx;
+  m->dir = g_strdup(dir);
+  m->vae_dir = g_strdup(vae_dir);
+  char *tok_path = g_build_filename(dir, "tokenizer.json", NULL);
+  char *st_path = g_build_filename(dir, "model.safetensors", NULL);
+  gboolean ok = FALSE;
+
+  if (progress) progress(0.0, "reading configuration", user);
+  if (!(m->cfg = config_load_model(dir, error)))
+    goto out;
+  if (progress) progress(0.02, "loading tokenizer", user);
+  if (!(m->tok = tokenizer_load(tok_path, error)) || !resolve_ids(m, tok_path, error))
+    goto out;
+  if (!(m->st = safetensors_open(st_path, error)))
+    goto out;
+  if (what & JF_LOAD_LLM) {
+    if (progress) progress(0.05, "uploading language model", user);
+    if (!(m->llm = llm_new(ctx, m->st, &m->cfg->llm, error)))
+      goto out;
+  }
+  if (what & (JF_LOAD_VISION | JF_LOAD_GENERATION)) {
+    if (!model_load_parts(m, what, progress, user, error))
+      goto out;
+  }
+  if (progress) progress(1.0, "ready", user);
+  ok = TRUE;
+
+out:
+  g_free(tok_path);
+  g_free(st_path);
+  if (!ok) {
+    model_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+void model_free(JfModel *m)
+{
+  if (!m)
+    return;
+  model_free_parts(m);
+  llm_free(m->llm);
+  if (m->st) safetensors_close(m->st);
+  if (m->tok) tokenizer_free(m->tok);
+  if (m->cfg) config_free_model(m->cfg);
+  if (m->vae_cfg) config_free_vae(m->vae_cfg);
+  g_free(m->dir);
+  g_free(m->vae_dir);
+  g_free(m);
+}

@@ -1,0 +1,58 @@
+/* model: one loaded JanusFlow folder (+ optional VAE folder): configs, tokenizer with the
+ * processor's runtime tags, and the parts on the device. The engine's other modules borrow from
+ * it; it owns them all. */
+#pragma once
+#include "config.h"
+#include "tokenizer.h"
+#include "safetensors.h"
+#include "llm.h"
+#include "vkrt.h"
+
+G_BEGIN_DECLS
+
+typedef struct JfSiglip JfSiglip;
+typedef struct JfUvit JfUvit;
+typedef struct JfVae JfVae;
+
+typedef struct {
+  int32_t bos, eos, pad;
+  int32_t image_tag, image_gen_tag, image_start_tag, image_end_tag;
+} JfSpecialIds;
+
+enum {
+  JF_LOAD_LLM = 1 << 0,
+  JF_LOAD_VISION = 1 << 1,      /* SigLIP + understanding aligner */
+  JF_LOAD_GENERATION = 1 << 2,  /* UViT encoder/decoder (+ VAE when a folder is given) */
+  JF_LOAD_ALL = 7,
+};
+
+/* progress: fraction 0..1 and a short label; may be NULL. Called on the loading thread. */
+typedef void (*JfProgressFunc)(double fraction, const char *what, void *user);
+
+typedef struct {
+  char *dir, *vae_dir;
+  JfModelConfig *cfg;
+  JfVaeConfig *vae_cfg;
+  JfTokenizer *tok;
+  JfSpecialIds ids;
+  StFile *st;
+  JfLlm *llm;
+  JfSiglip *siglip;
+  JfUvit *uvit;
+  JfVae *vae;
+  VkrtContext *ctx;  /* borrowed */
+} JfModel;
+
+/* Reads and checks the folders, then uploads the parts named in `what`. Errors name the file and
+ * the problem (missing files, wrong model, tokenizer that does not match, out of memory). */
+JfModel *model_load(VkrtContext *ctx, const char *dir, const char *vae_dir, unsigned what,
+                    JfProgressFunc progress, void *user, GError **error);
+void model_free(JfModel *m);
+/* Checks the folder without touching the device (the GUI's model setup screen). */
+gboolean model_check_folder(const char *dir, const char *vae_dir, GError **error);
+
+G_END_DECLS
+
+/* Internal to the engine (app/model_parts.c): loads / frees the vision and generation parts. */
+gboolean model_load_parts(JfModel *m, unsigned what, JfProgressFunc progress, void *user, GError **error);
+void model_free_parts(JfModel *m);

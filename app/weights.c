@@ -1,0 +1,60 @@
+#include "weights.h"
+#include <string.h>
+#include <stdarg.h>
+
+VkrtBuffer *weights_upload(VkrtContext *ctx, const StFile *f, const char *name, int ndim,
+                           const int64_t *shape, GError **error)
+{
+  const StTensor *t = safetensors_require(f, name, shape ? ndim : -1, shape, error);
+  if (!t)
+    return NULL;
+  uint64_t bytes = t->n_elements * 2;
+  /* an empty tensor still gets a (tiny) buffer so callers need no special case */
+  VkrtBuffer *buf = vkrt_buffer_new(ctx, bytes ? bytes : 4, error);
+  if (!buf)
+    return NULL;
+  gboolean ok;
+  if (t->dtype == ST_DTYPE_BF16) {
+    ok = vkrt_buffer_write(buf, 0, t->data, bytes, error);
+  } else {
+    uint16_t *tmp = g_try_malloc(bytes ? bytes : 1);
+    if (!tmp) {
+      g_set_error(error, VKRT_ERROR, VKRT_ERROR_OOM, "%s: out of host memory converting %s",
+                  safetensors_path(f), name);
+      vkrt_buffer_free(buf);
+      return NULL;
+    }
+    safetensors_to_bf16(t, tmp);
+    ok = vkrt_buffer_write(buf, 0, tmp, bytes, error);
+    g_free(tmp);
+  }
+  if (!ok) {
+    vkrt_buffer_free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+VkrtBuffer *weights_uploadf(VkrtContext *ctx, const StFile *f, GError **error, int ndim,
+                            const int64_t *shape, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *name = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  VkrtBuffer *b = weights_upload(ctx, f, name, ndim, shape, error);
+  g_free(name);
+  return b;
+}
+
+VkrtBuffer *weights_upload_f32(VkrtContext *ctx, const float *data, uint64_t n, GError **error)
+{
+  VkrtBuffer *buf = vkrt_buffer_new(ctx, n ? n * 4 : 4, error);
+  if (!buf)
+    return NULL;
+  if (n && !vkrt_buffer_write(buf, 0, data, n * 4, error)) {
+    vkrt_buffer_free(buf);
+    return NULL;
+  }
+  return buf;
+}

@@ -1,0 +1,240 @@
+/* Vision ops (vk/ops_vision.h) against the plain-C references on random inputs, including sizes
+ * that are not multiples of any workgroup or tile size. */
+#include "ops_vision.h"
+#include "ops.h"
+#include "ref_ops_vision.h"
+#include <math.h>
+
+static VkrtContext *ctx;
+static GRand *rng;
+
+static double rel_l2(const float *got, const float *want, size_t n)
+{
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)got[i] - want[i];
+    num += d * d;
+    den += (double)want[i] * want[i];
+  }
+  return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static float *rand_f32(size_t n, double lo, double hi)
+{
+  float *v = g_new(float, n ? n : 1);
+  for (size_t i = 0; i < n; i++)
+    v[i] = (float)g_rand_double_range(rng, lo, hi);
+  return v;
+}
+
+static uint16_t *rand_bf16(size_t n, double lo, double hi)
+{
+  uint16_t *v = g_new(uint16_t, n ? n : 1);
+  for (size_t i = 0; i < n; i++)
+    v[i] = refv_f32_to_bf16((float)g_rand_double_range(rng, lo, hi));
+  return v;
+}
+
+static VkrtBuffer *upload(const void *data, uint64_t bytes)
+{
+  GError *err = NULL;
+  VkrtBuffer *b = vkrt_buffer_new(ctx, bytes, &err);
+  g_assert_no_error(err);
+  if (data)
+    g_assert_true(vkrt_buffer_write(b, 0, data, bytes, &err));
+  g_assert_no_error(err);
+  return b;
+}
+
+static void download(VkrtBuffer *b, void *data, uint64_t bytes)
+{
+  GError *err = NULL;
+  g_assert_true(vkrt_buffer_read(b, 0, data, bytes, &err));
+  g_assert_no_error(err);
+}
+
+static VkrtSeq *seq_begin(void)
+{
+  GError *err = NULL;
+  VkrtSeq *seq = vkrt_seq_new(ctx, &err);
+  g_assert_no_error(err);
+  vkrt_seq_begin(seq);
+  return seq;
+}
+
+static void seq_run(VkrtSeq *seq)
+{
+  GError *err = NULL;
+  gboolean ok = vkrt_seq_submit(seq, &err);
+  g_assert_no_error(err);
+  g_assert_true(ok);
+  vkrt_seq_free(seq);
+  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
+}
+
+/* --- layernorm ------------------------------------------------------------------------------ */
+
+static void check_layernorm(uint32_t rows, uint32_t dim, float offset, gboolean in_place)
+{
+  size_t n = (size_t)rows * dim;
+  float *x = rand_f32(n, offset - 2.0, offset + 2.0);
+  uint16_t *w = rand_bf16(dim, -1.5, 1.5), *b = rand_bf16(dim, -0.5, 0.5);
+  float *want = g_new(float, n), *got = g_new(float, n);
+  ref_layernorm(want, x, w, b, rows, dim, 1e-6f);
+
+  VkrtBuffer *bx = upload(x, n * 4), *bw = upload(w, dim * 2), *bb = upload(b, dim * 2);
+  VkrtBuffer *by = in_place ? bx : upload(NULL, n * 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_layernorm(seq, vkrt_tensor(by), vkrt_tensor(bx), vkrt_tensor(bw), vkrt_tensor(bb), rows, dim, 1e-6f);
+  seq_run(seq);
+  download(by, got, n * 4);
+  double e = rel_l2(got, want, n);
+  g_test_message("layernorm rows=%u dim=%u offset=%g in_place=%d: rel-L2 %.3g", rows, dim, offset, in_place, e);
+  g_assert_cmpfloat(e, <, 1e-4);
+
+  if (!in_place)
+    vkrt_buffer_free(by);
+  vkrt_buffer_free(bx);
+  vkrt_buffer_free(bw);
+  vkrt_buffer_free(bb);
+  g_free(x); g_free(w); g_free(b); g_free(want); g_free(got);
+}
+
+static void test_layernorm(void)
+{
+  check_layernorm(1, 32, 0.0f, FALSE);
+  check_layernorm(5, 100, 0.0f, FALSE);
+  check_layernorm(37, 1024, 0.0f, FALSE);
+  check_layernorm(3, 33, 0.0f, FALSE);      /* odd width: the bf16 parameters end mid-word */
+  check_layernorm(7, 257, 100.0f, FALSE);   /* large mean: a one-pass variance would cancel */
+  check_layernorm(19, 64, 1.0f, TRUE);      /* y == x */
+}
+
+static void test_layernorm_bad_args(void)
+{
+  GError *err = NULL;
+  VkrtBuffer *bx = upload(NULL, 16 * 4), *bw = upload(NULL, 16 * 2);
+  VkrtSeq *seq = seq_begin();
+  /* 4 rows of 16 need 256 bytes; the buffer has 64 */
+  vkrt_op_layernorm(seq, vkrt_tensor(bx), vkrt_tensor(bx), vkrt_tensor(bw), vkrt_tensor(bw), 4, 16, 1e-6f);
+  g_assert_true(vkrt_seq_has_error(seq));
+  g_assert_false(vkrt_seq_submit(seq, &err));
+  g_assert_nonnull(err);
+  g_assert_nonnull(strstr(err->message, "layernorm"));
+  g_clear_error(&err);
+  vkrt_seq_free(seq);
+  vkrt_buffer_free(bx);
+  vkrt_buffer_free(bw);
+  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
+}
+
+/* --- im2col / patch embedding --------------------------------------------------------------- */
+
+static void check_im2col(uint32_t c, uint32_t h, uint32_t w, uint32_t p)
+{
+  size_t nin = (size_t)c * h * w, nout = (size_t)(h / p) * (w / p) * c * p * p;
+  float *x = rand_f32(nin, -1, 1);
+  float *want = g_new(float, nout), *got = g_new(float, nout);
+  ref_im2col(want, x, c, h, w, p);
+  VkrtBuffer *bx = upload(x, nin * 4), *by = upload(NULL, nout * 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_im2col(seq, vkrt_tensor(by), vkrt_tensor(bx), c, h, w, p);
+  seq_run(seq);
+  download(by, got, nout * 4);
+  g_assert_cmpmem(got, nout * 4, want, nout * 4);  /* pure data movement: exact */
+  vkrt_buffer_free(bx);
+  vkrt_buffer_free(by);
+  g_free(x); g_free(want); g_free(got);
+}
+
+static void test_im2col(void)
+{
+  check_im2col(3, 64, 64, 16);
+  check_im2col(3, 37, 50, 7);   /* remainders on both axes are dropped */
+  check_im2col(2, 9, 5, 1);
+}
+
+static void check_patch_embed(uint32_t c, uint32_t h, uint32_t w, uint32_t p, uint32_t out, gboolean bias)
+{
+  uint32_t n = (h / p) * (w / p), k = c * p * p;
+  size_t nin = (size_t)c * h * w;
+  float *x = rand_f32(nin, -1, 1);
+  uint16_t *wt = rand_bf16((size_t)out * k, -0.1, 0.1), *bs = rand_bf16(out, -1, 1);
+  float *want = g_new(float, (size_t)n * out), *got = g_new(float, (size_t)n * out);
+  ref_patch_embed(want, x, wt, bias ? bs : NULL, c, h, w, p, out);
+  VkrtBuffer *bx = upload(x, nin * 4), *bw = upload(wt, (size_t)out * k * 2), *bb = upload(bs, out * 2);
+  VkrtBuffer *bcols = upload(NULL, (size_t)n * k * 4), *by = upload(NULL, (size_t)n * out * 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_patch_embed(seq, vkrt_tensor(by), vkrt_tensor(bx), vkrt_tensor(bcols), vkrt_tensor(bw),
+                      bias ? vkrt_tensor(bb) : vkrt_tensor_none(), c, h, w, p, out);
+  seq_run(seq);
+  download(by, got, (size_t)n * out * 4);
+  double e = rel_l2(got, want, (size_t)n * out);
+  g_test_message("patch_embed %ux%ux%u p=%u out=%u: rel-L2 %.3g", c, h, w, p, out, e);
+  g_assert_cmpfloat(e, <, 1e-4);
+  vkrt_buffer_free(bx); vkrt_buffer_free(bw); vkrt_buffer_free(bb);
+  vkrt_buffer_free(bcols); vkrt_buffer_free(by);
+  g_free(x); g_free(wt); g_free(bs); g_free(want); g_free(got);
+}
+
+static void test_patch_embed(void)
+{
+  check_patch_embed(3, 64, 64, 16, 32, TRUE);
+  check_patch_embed(3, 50, 45, 8, 70, TRUE);
+  check_patch_embed(3, 30, 30, 5, 17, FALSE);
+}
+
+/* --- add_bf16 ------------------------------------------------------------------------------- */
+
+static void check_add_bf16(uint32_t n, gboolean with_a, gboolean in_place)
+{
+  float *a = rand_f32(n, -3, 3);
+  uint16_t *b = rand_bf16(n, -3, 3);
+  float *want = g_new(float, n ? n : 1), *got = g_new(float, n ? n : 1);
+  ref_add_bf16(want, with_a ? a : NULL, b, n);
+  VkrtBuffer *ba = upload(a, (uint64_t)n * 4), *bb = upload(b, (uint64_t)n * 2);
+  VkrtBuffer *by = in_place ? ba : upload(NULL, (uint64_t)n * 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_add_bf16(seq, vkrt_tensor(by), with_a ? vkrt_tensor(ba) : vkrt_tensor_none(), vkrt_tensor(bb), n);
+  seq_run(seq);
+  download(by, got, (uint64_t)n * 4);
+  double e = rel_l2(got, want, n);
+  g_test_message("add_bf16 n=%u a=%d in_place=%d: rel-L2 %.3g", n, with_a, in_place, e);
+  g_assert_cmpfloat(e, <, 1e-6);
+  if (!in_place)
+    vkrt_buffer_free(by);
+  vkrt_buffer_free(ba);
+  vkrt_buffer_free(bb);
+  g_free(a); g_free(b); g_free(want); g_free(got);
+}
+
+static void test_add_bf16(void)
+{
+  check_add_bf16(1000, TRUE, FALSE);
+  check_add_bf16(1001, TRUE, FALSE);   /* odd: the last bf16 sits in the low half of a word */
+  check_add_bf16(16 * 32 + 7, FALSE, FALSE);
+  check_add_bf16(70001, TRUE, TRUE);   /* more than one row of workgroups, y == a */
+}
+
+int main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  GError *err = NULL;
+  VkrtOptions opt = { 0 };
+  ctx = vkrt_context_new(&opt, &err);
+  if (!ctx) {
+    g_printerr("no Vulkan context: %s\n", err->message);
+    g_clear_error(&err);
+    return 1;
+  }
+  rng = g_rand_new_with_seed(1234);
+  g_test_add_func("/ops_vision/layernorm", test_layernorm);
+  g_test_add_func("/ops_vision/layernorm_bad_args", test_layernorm_bad_args);
+  g_test_add_func("/ops_vision/im2col", test_im2col);
+  g_test_add_func("/ops_vision/patch_embed", test_patch_embed);
+  g_test_add_func("/ops_vision/add_bf16", test_add_bf16);
+  int rc = g_test_run();
+  g_rand_free(rng);
+  vkrt_context_free(ctx);
+  return rc;
+}

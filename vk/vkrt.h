@@ -1,0 +1,201 @@
+/* vkrt: the Vulkan compute runtime. Knows devices, memory, pipelines and command recording;
+ * knows nothing about any model. Owner of every Vulkan object the engine uses.
+ *
+ * Ownership: a VkrtContext owns the instance, the device, the queue and the pipeline cache.
+ * VkrtBuffer and VkrtSeq objects are created from a context, owned by their creator, and must be
+ * freed before the context. Nothing here calls exit(); errors come back as GError values in
+ * VKRT_ERROR. */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+G_BEGIN_DECLS
+
+#define VKRT_ERROR (vkrt_error_quark())
+GQuark vkrt_error_quark(void);
+
+typedef enum {
+  VKRT_ERROR_NO_DEVICE,    /* no Vulkan instance/device, or the chosen one does not exist */
+  VKRT_ERROR_OOM,          /* out of host or device memory */
+  VKRT_ERROR_DEVICE_LOST,  /* the device was lost: the context must be re-created */
+  VKRT_ERROR_UNSUPPORTED,  /* a required feature/extension is missing */
+  VKRT_ERROR_VALIDATION,   /* the validation layer reported a message (tests) */
+  VKRT_ERROR_FAILED,       /* anything else */
+} VkrtError;
+
+typedef enum {
+  VKRT_DEVICE_OTHER = 0,
+  VKRT_DEVICE_INTEGRATED,
+  VKRT_DEVICE_DISCRETE,
+  VKRT_DEVICE_VIRTUAL,
+  VKRT_DEVICE_CPU,
+} VkrtDeviceType;
+
+typedef struct {
+  uint32_t index;                 /* index in vkEnumeratePhysicalDevices order */
+  char name[256];
+  char driver[256];               /* driver name + info */
+  VkrtDeviceType type;
+  uint32_t vendor_id, device_id;
+  uint32_t api_version;
+  uint64_t device_local_bytes;    /* size of the largest device-local heap */
+  uint64_t max_storage_range;     /* maxStorageBufferRange (effective, see VKRT env overrides) */
+  uint64_t max_alloc;             /* maxMemoryAllocationSize */
+  uint64_t min_storage_align;     /* minStorageBufferOffsetAlignment */
+  uint32_t max_wg_invocations;
+  uint32_t max_shared_bytes;
+  uint32_t subgroup_size;
+  float timestamp_period_ns;
+  bool has_push_descriptor;
+  bool has_timestamps;
+  bool has_fp16, has_int8, has_coopmat;
+  /* added by the runtime (vk helper) */
+  uint64_t min_texel_align;       /* minTexelBufferOffsetAlignment */
+  uint64_t max_texel_range;       /* bytes one RGBA32 texel-buffer view may span (effective) */
+  bool usable;                    /* Vulkan >= 1.2 with a compute queue: the engine can run on it */
+} VkrtDeviceInfo;
+
+/* "discrete", "integrated", "virtual", "cpu", "other". */
+const char *vkrt_device_type_name(VkrtDeviceType type);
+/* Picks a device from a vkrt_list_devices() array: selector as in VkrtOptions.device (NULL/""
+ * = best). Returns the array position, or -1 with VKRT_ERROR_NO_DEVICE naming every device.
+ * *why (optional, caller frees) says why this one was chosen. */
+int vkrt_select_device(const GArray *devices, const char *selector, char **why, GError **error);
+
+/* Lists every physical device. Returns a GArray of VkrtDeviceInfo (caller frees). */
+GArray *vkrt_list_devices(GError **error);
+
+typedef struct {
+  /* Device selector: NULL or "" = best (discrete > integrated > virtual > CPU), else an index ("1")
+   * or a case-insensitive substring of the device name ("llvmpipe"). If NULL, the environment
+   * variable JANUSFLOW_DEVICE is consulted. */
+  const char *device;
+  /* Enable VK_LAYER_KHRONOS_validation; any message it prints makes the next submit fail with
+   * VKRT_ERROR_VALIDATION. Also enabled by JANUSFLOW_VALIDATE=1. */
+  bool validate;
+} VkrtOptions;
+
+typedef struct VkrtContext VkrtContext;
+typedef struct VkrtBuffer VkrtBuffer;
+typedef struct VkrtSeq VkrtSeq;
+
+VkrtContext *vkrt_context_new(const VkrtOptions *opt, GError **error);
+void vkrt_context_free(VkrtContext *ctx);
+const VkrtDeviceInfo *vkrt_context_info(const VkrtContext *ctx);
+/* Number of validation messages seen so far (tests assert 0). */
+uint32_t vkrt_context_validation_messages(const VkrtContext *ctx);
+/* Device memory currently allocated through this context, in bytes. */
+uint64_t vkrt_context_allocated(const VkrtContext *ctx);
+/* FLOPs recorded by ops since the last reset (the bench and the no-wasted-work test read this). */
+uint64_t vkrt_context_flops(const VkrtContext *ctx);
+void vkrt_context_reset_flops(VkrtContext *ctx);
+void vkrt_context_add_flops(VkrtContext *ctx, uint64_t flops);
+
+/* Fault injection for tests (issue 6): make the Nth buffer allocation from now fail with OOM
+ * (n = 0 disables), and make the next submit report device-lost. Also read from the environment
+ * at context creation: JANUSFLOW_FAIL_ALLOC=N, JANUSFLOW_FAIL_SUBMIT=N. */
+void vkrt_context_fail_alloc_after(VkrtContext *ctx, uint32_t n);
+void vkrt_context_fail_submit_after(VkrtContext *ctx, uint32_t n);
+
+/* --- buffers --------------------------------------------------------------------------------- */
+
+/* A device buffer for storage use (any size up to maxBufferSize; binding windows are the ops'
+ * business). Host-visible memory is used when the device offers it with device-local, else a
+ * staging path is used by read/write. Contents are undefined after creation. */
+VkrtBuffer *vkrt_buffer_new(VkrtContext *ctx, uint64_t size, GError **error);
+void vkrt_buffer_free(VkrtBuffer *buf);
+uint64_t vkrt_buffer_size(const VkrtBuffer *buf);
+gboolean vkrt_buffer_write(VkrtBuffer *buf, uint64_t offset, const void *data, uint64_t size, GError **error);
+gboolean vkrt_buffer_read(VkrtBuffer *buf, uint64_t offset, void *data, uint64_t size, GError **error);
+gboolean vkrt_buffer_fill(VkrtBuffer *buf, uint64_t offset, uint64_t size, uint32_t value, GError **error);
+
+/* A view of a buffer: what ops take. size = bytes from offset. */
+typedef struct {
+  VkrtBuffer *buf;
+  uint64_t offset;
+  uint64_t size;
+} VkrtTensor;
+
+static inline VkrtTensor vkrt_tensor(VkrtBuffer *buf) {
+  VkrtTensor t = { buf, 0, buf ? vkrt_buffer_size(buf) : 0 };
+  return t;
+}
+static inline VkrtTensor vkrt_tensor_sub(VkrtTensor t, uint64_t offset, uint64_t size) {
+  VkrtTensor s = { t.buf, t.offset + offset, size };
+  return s;
+}
+static inline VkrtTensor vkrt_tensor_none(void) {
+  VkrtTensor t = { NULL, 0, 0 };
+  return t;
+}
+
+/* --- recording ------------------------------------------------------------------------------- */
+
+/* A sequence of recorded GPU work. Ops append dispatches to the current command buffer, with
+ * the barriers they need. The first error met while recording (e.g. a pipeline that cannot be
+ * built) is kept and returned by vkrt_seq_submit(); ops themselves return nothing. */
+VkrtSeq *vkrt_seq_new(VkrtContext *ctx, GError **error);
+void vkrt_seq_free(VkrtSeq *seq);
+VkrtContext *vkrt_seq_context(VkrtSeq *seq);
+/* Starts a fresh recording (drops what was recorded before). */
+void vkrt_seq_begin(VkrtSeq *seq);
+/* Ends recording, submits, waits for completion. Can be called again to replay the same
+ * recording without re-recording (vkrt_seq_replay). */
+gboolean vkrt_seq_submit(VkrtSeq *seq, GError **error);
+gboolean vkrt_seq_replay(VkrtSeq *seq, GError **error);
+/* Records a GPU timestamp labelled `label` (copied). After submit, vkrt_seq_timings() gives the
+ * elapsed ns between consecutive marks. */
+void vkrt_seq_mark(VkrtSeq *seq, const char *label);
+typedef struct { const char *label; double ms; } VkrtTiming;
+/* Array of (label of the mark that ends the interval, ms since the previous mark). Owned by seq. */
+const VkrtTiming *vkrt_seq_timings(VkrtSeq *seq, uint32_t *count);
+/* Records an error into the sequence (used by op wrappers for invalid arguments). */
+void vkrt_seq_set_error(VkrtSeq *seq, GError *error /* takes ownership */);
+gboolean vkrt_seq_has_error(VkrtSeq *seq);
+/* Records a copy between two tensor views (size = min of the two). */
+void vkrt_seq_copy(VkrtSeq *seq, VkrtTensor dst, VkrtTensor src, uint64_t size);
+void vkrt_seq_fill(VkrtSeq *seq, VkrtTensor dst, uint32_t value);
+/* FLOPs are counted into the context when recorded and again at every replay. */
+/* Number of dispatches recorded since begin. */
+uint32_t vkrt_seq_dispatch_count(const VkrtSeq *seq);
+
+/* --- dispatch (for op wrappers in vk/op_*.c) ------------------------------------------------- */
+
+#define VKRT_MAX_BINDINGS 8
+#define VKRT_MAX_SPEC 8
+
+typedef struct {
+  const char *shader;                  /* name in the embedded shader table */
+  uint32_t n_bindings;                 /* storage buffers at bindings 0..n-1 */
+  VkrtTensor bindings[VKRT_MAX_BINDINGS];
+  const void *push;                    /* push constants (<= 128 bytes) */
+  uint32_t push_size;
+  uint32_t spec[VKRT_MAX_SPEC];        /* specialization constants 0..n_spec-1 */
+  uint32_t n_spec;
+  uint32_t groups[3];                  /* workgroup counts */
+  uint64_t flops;                      /* counted into the context's FLOP counter */
+  /* Bit i set: binding i is a uniform texel buffer (usamplerBuffer, RGBA32_UINT texels) instead of
+   * a storage buffer. Its offset must be a multiple of vkrt_binding_align(ctx, true), its size
+   * at most vkrt_max_binding(ctx, true); the view is rounded up to whole texels. */
+  uint32_t texel_mask;
+} VkrtDispatch;
+
+/* Largest binding (bytes) a dispatch may use: storage buffers honour maxStorageBufferRange,
+ * texel buffers maxTexelBufferElements; both are lowered by JANUSFLOW_MAX_BINDING. */
+uint64_t vkrt_max_binding(const VkrtContext *ctx, bool texel);
+/* Required alignment of a binding's offset. */
+uint64_t vkrt_binding_align(const VkrtContext *ctx, bool texel);
+/* A tensor whose offset is rounded down to the binding alignment and whose size grows to keep
+ * the same end; *skip = bytes between the new and the original offset (the shader adds it). */
+VkrtTensor vkrt_tensor_aligned(const VkrtContext *ctx, VkrtTensor t, bool texel, uint64_t *skip);
+/* Workgroup counts for `n` groups of work on a grid limited to 65535 per dimension: x*y >= n.
+ * Shaders take the linear id as gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x. */
+void vkrt_groups_linear(uint64_t n, uint32_t groups[3]);
+
+/* Records one dispatch followed by a compute->compute barrier. Bindings must each be within
+ * max_storage_range and aligned to min_storage_align (wrappers split larger tensors). */
+void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d);
+
+G_END_DECLS

@@ -1,0 +1,75 @@
+/* Private state of the Vulkan runtime, shared by vkrt.c (instance, devices, context),
+ * vkrt_buffer.c (memory) and vkrt_seq.c (pipelines, recording, submission). */
+#pragma once
+
+#include <vulkan/vulkan.h>
+#include "vkrt.h"
+
+typedef struct {
+  VkShaderModule module;
+  VkDescriptorSetLayout set_layout;
+  VkPipelineLayout layout;
+  VkPipeline pipeline;
+} VkrtPipeline;
+
+struct VkrtContext {
+  VkInstance instance;
+  VkDebugUtilsMessengerEXT messenger;
+  PFN_vkDestroyDebugUtilsMessengerEXT destroy_messenger;
+  VkPhysicalDevice phys;
+  VkDevice device;
+  VkQueue queue;
+  uint32_t queue_family;
+  VkrtDeviceInfo info;
+  uint64_t min_texel_align;
+  uint64_t max_texel_bytes;         /* maxTexelBufferElements * 16 (RGBA32 views) */
+  uint64_t max_buffer_size;
+  uint32_t timestamp_valid_bits;
+
+  /* Memory: `mem_type` is what buffers are made of; `mapped` says whether it is host visible
+   * (then read/write go through a persistent mapping), else `staging_type` is used for copies. */
+  uint32_t mem_type;
+  bool mapped;
+  uint32_t staging_type;
+  VkCommandPool xfer_pool;          /* one-shot transfers (staging copies, fills) */
+  VkCommandBuffer xfer_cmd;
+  VkFence xfer_fence;
+  VkBuffer staging;                 /* lazily made when !mapped */
+  VkDeviceMemory staging_mem;
+  uint8_t *staging_map;
+  uint64_t staging_size;
+
+  PFN_vkCmdPushDescriptorSetKHR push_descriptor_set;
+
+  GMutex lock;                      /* pipelines, counters, queue */
+  GHashTable *pipelines;            /* key string -> VkrtPipeline* */
+
+  /* Counters; validation_* is written from the messenger callback (any thread). */
+  volatile gint validation_messages;
+  gint validation_reported;         /* messages already turned into a VKRT_ERROR_VALIDATION */
+  uint64_t allocated;
+  uint64_t flops;
+  uint32_t fail_alloc_in;           /* 0 = off, 1 = the next allocation fails, ... */
+  uint32_t fail_submit_in;
+  bool lost;                        /* sticky: a submit saw VK_ERROR_DEVICE_LOST */
+};
+
+struct VkrtBuffer {
+  VkrtContext *ctx;
+  VkBuffer buffer;
+  VkDeviceMemory memory;
+  uint64_t size;                    /* as requested */
+  uint64_t alloc_size;              /* rounded up so RGBA32 views may cover the tail */
+  uint8_t *map;                     /* persistent mapping, or NULL (staging path) */
+  GHashTable *views;                /* (offset, range) -> VkBufferView, freed with the buffer */
+};
+
+/* Converts a VkResult into a GError in VKRT_ERROR (OOM / DEVICE_LOST / FAILED). */
+void vkrt_set_vk_error(GError **error, VkResult r, const char *what);
+/* Runs `record` on the context's transfer command buffer, submits and waits. */
+typedef void (*VkrtRecordFn)(VkCommandBuffer cmd, void *user);
+gboolean vkrt_context_run_transfer(VkrtContext *ctx, VkrtRecordFn record, void *user, GError **error);
+/* A cached RGBA32_UINT view of [offset, offset + range) of buf. */
+VkBufferView vkrt_buffer_view(VkrtBuffer *buf, uint64_t offset, uint64_t range, GError **error);
+/* The pipeline for (shader, bindings, spec constants); built on first use. */
+const VkrtPipeline *vkrt_context_pipeline(VkrtContext *ctx, const VkrtDispatch *d, GError **error);
