@@ -11,6 +11,7 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <glib/gstdio.h>
 
 G_DEFINE_QUARK(jf-image-error-quark, jf_image_error)
 
@@ -151,8 +152,13 @@ static JfImage *load_png(const uint8_t *data, gsize size, const char *name, GErr
   /* Our own size limits are stricter; libpng's defaults (1e6) would turn an honest "too large"
    * into a format error. Bound what ancillary chunks may allocate. */
   png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
-  png_set_chunk_cache_max(png, 256);
-  png_set_chunk_malloc_max(png, 8u << 20);
+  /* The metadata chunks that libpng would copy into memory are skipped unread (text is read by
+   * image_read_png_text); with those gone no per-chunk allocation limit is needed, and a large
+   * but harmless metadata chunk does not make the image unreadable. */
+  static const png_byte skipped[] = "tEXt\0zTXt\0iTXt\0iCCP\0sPLT\0eXIf\0sCAL\0pCAL";
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, skipped, (int)(sizeof skipped / 5));
+  png_set_chunk_cache_max(png, 1000);
+  png_set_chunk_malloc_max(png, 0);
   png_set_read_fn(png, &reader, png_read_mem);
   png_read_info(png, info);
 

@@ -13,9 +13,10 @@
  * Not supported (error): lookaround, backreferences, possessive quantifiers, options (?i),
  * nested classes and class intersection (&&), POSIX brackets, \d \w \b \h and other properties.
  *
- * Matching works on arrays of code points and costs O(program length x subject length) per
- * subject (a backtracker that remembers failed states), so hostile input cannot make it
- * exponential. */
+ * Matching works on arrays of code points with a backtracker that remembers failed states, so
+ * hostile input cannot make it exponential: a scan costs O(program length x subject length),
+ * plus re-scanning whatever a successful match looked at beyond its own end (nothing, for the
+ * tokenizer.json patterns we know). */
 #pragma once
 #include <glib.h>
 #include <stdint.h>

@@ -581,6 +581,7 @@ void vkrt_context_free(VkrtContext *ctx)
       if (p->module) vkDestroyShaderModule(ctx->device, p->module, NULL);
       g_free(p);
     }
+    vkrt_context_free_staging(ctx);
     if (ctx->xfer_fence) vkDestroyFence(ctx->device, ctx->xfer_fence, NULL);
     if (ctx->xfer_pool) vkDestroyCommandPool(ctx->device, ctx->xfer_pool, NULL);
     vkDestroyDevice(ctx->device, NULL);

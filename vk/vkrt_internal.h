@@ -69,6 +69,7 @@ void vkrt_set_vk_error(GError **error, VkResult r, const char *what);
 /* Runs `record` on the context's transfer command buffer, submits and waits. */
 typedef void (*VkrtRecordFn)(VkCommandBuffer cmd, void *user);
 gboolean vkrt_context_run_transfer(VkrtContext *ctx, VkrtRecordFn record, void *user, GError **error);
+void vkrt_context_free_staging(VkrtContext *ctx);
 /* A cached RGBA32_UINT view of [offset, offset + range) of buf. */
 VkBufferView vkrt_buffer_view(VkrtBuffer *buf, uint64_t offset, uint64_t range, GError **error);
 /* The pipeline for (shader, bindings, spec constants); built on first use. */
