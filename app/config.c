@@ -532,7 +532,9 @@ static char *token_string(Ctx *c, JsonObject *o, const char *key) {
   if (!n) return NULL;
   if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING) return g_strdup(json_node_get_string(n));
   if (JSON_NODE_HOLDS_OBJECT(n)) {
-    const char *s = get_string(c, json_node_get_object(n), key, ".content", TRUE, NULL);
+    char *prefix = g_strconcat(key, ".", NULL);
+    const char *s = get_string(c, json_node_get_object(n), prefix, "content", TRUE, NULL);
+    g_free(prefix);
     return s ? g_strdup(s) : NULL;
   }
   ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%s must be a string or a token object", key);
@@ -667,8 +669,8 @@ JfModelConfig *config_load_model(const char *dir, GError **error) {
       ctx_fail(&c, JF_LOAD_ERROR_MISMATCH, "gen encoder input_channels %d != decoder out_channels %d",
                m->gen_enc.in_channels, m->gen_dec.out_channels);
     else if (m->gen_enc.stride != (1 << m->gen_dec.upsamples))
-      ctx_fail(&c, JF_LOAD_ERROR_MISMATCH, "gen encoder stride %d does not match the decoder's %d upsample(s)",
-               m->gen_enc.stride, m->gen_dec.upsamples);
+      ctx_fail(&c, JF_LOAD_ERROR_MISMATCH, "vision_gen_enc_config.params.stride %d != 2^vision_gen_dec_config.params.upsamples (%d)",
+               m->gen_enc.stride, 1 << m->gen_dec.upsamples);
   }
   g_object_unref(jp);
   gboolean failed = c.failed;

@@ -57,6 +57,10 @@ typedef void (*JfGenStepFunc)(const JfGenStep *info, void *user);
 
 typedef struct JfGen JfGen;
 
+/* The latent shape the model works on: channels, and h = w = sqrt(num_image_tokens) * stride of
+ * the generation encoder's patchify conv. */
+void gen_latent_size(const JfModel *m, int *channels, int *h, int *w);
+
 /* Buffers for up to max_batch images of the model's latent size. Needs the LLM, the generation
  * parts and the VAE loaded. */
 JfGen *gen_new(JfModel *m, int max_batch, GError **error);

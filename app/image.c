@@ -100,10 +100,8 @@ void image_png_warning_fn(png_structp png, png_const_charp msg)
 static void png_read_mem(png_structp png, png_bytep out, size_t n)
 {
   PngReader *r = png_get_io_ptr(png);
-  if (n > r->size - r->pos) {
-    /* no longjmp past a half-filled buffer: png_error does it for us */
-    png_error(png, "file is truncated");
-  }
+  if (n > r->size - r->pos)
+    png_error(png, "file is truncated");   /* longjmps to the caller's handler */
   memcpy(out, r->data + r->pos, n);
   r->pos += n;
 }
@@ -149,8 +147,8 @@ static JfImage *load_png(const uint8_t *data, gsize size, const char *name, GErr
                 reader.message[0] ? reader.message : "unknown error");
     return NULL;
   }
-  /* Our own size limits are stricter; libpng's defaults (1e6) would turn an honest "too large"
-   * into a format error. Bound what ancillary chunks may allocate. */
+  /* Our own size limits were applied above; libpng's (1e6 a side) would only turn an honest
+   * "too large" into a format error. */
   png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
   /* The metadata chunks that libpng would copy into memory are skipped unread (text is read by
    * image_read_png_text); with those gone no per-chunk allocation limit is needed, and a large

@@ -87,20 +87,20 @@ static inline uint8_t clip8(int32_t v)
   return (uint8_t)(v >> PRECISION_BITS);
 }
 
-/* RGB rows (3 bytes a pixel) in, RGB rows out. `rows` output rows from input rows starting at
- * `first_row`. */
-static void resample_horizontal(const uint8_t *in, int in_w, int first_row, uint8_t *out, int out_w, int rows,
-                                const Coeffs *c)
+/* Rows of `bpp`-byte pixels in (the first three bytes are R, G, B), RGB rows out: `rows` output
+ * rows from the input rows starting at `first_row`. */
+static void resample_horizontal(const uint8_t *in, int bpp, int in_w, int first_row, uint8_t *out, int out_w,
+                                int rows, const Coeffs *c)
 {
   for (int y = 0; y < rows; y++) {
-    const uint8_t *src = in + (gsize)(y + first_row) * in_w * 3;
+    const uint8_t *src = in + (gsize)(y + first_row) * in_w * bpp;
     uint8_t *dst = out + (gsize)y * out_w * 3;
     for (int xx = 0; xx < out_w; xx++) {
       int xmin = c->bounds[xx * 2], n = c->bounds[xx * 2 + 1];
       const int32_t *k = c->k + (gsize)xx * c->ksize;
       int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
       for (int x = 0; x < n; x++) {
-        const uint8_t *p = src + (gsize)(x + xmin) * 3;
+        const uint8_t *p = src + (gsize)(x + xmin) * bpp;
         s0 += p[0] * k[x];
         s1 += p[1] * k[x];
         s2 += p[2] * k[x];
@@ -112,56 +112,84 @@ static void resample_horizontal(const uint8_t *in, int in_w, int first_row, uint
   }
 }
 
-/* `row_shift` is subtracted from the coefficients' input rows (the intermediate image only
- * holds the rows the vertical pass needs). */
-static void resample_vertical(const uint8_t *in, int w, int row_shift, uint8_t *out, int out_h, const Coeffs *c)
+/* Rows of `bpp`-byte pixels in, RGB rows out. `row_shift` is subtracted from the coefficients'
+ * input rows (the intermediate image only holds the rows the vertical pass needs). */
+static void resample_vertical(const uint8_t *in, int bpp, int w, int row_shift, uint8_t *out, int out_h,
+                              const Coeffs *c, int32_t *acc)
 {
+  const int n3 = w * 3;
   for (int yy = 0; yy < out_h; yy++) {
     int ymin = c->bounds[yy * 2] - row_shift, n = c->bounds[yy * 2 + 1];
     const int32_t *k = c->k + (gsize)yy * c->ksize;
-    uint8_t *dst = out + (gsize)yy * w * 3;
-    for (int xx = 0; xx < w * 3; xx++) {
-      int32_t s = 1 << (PRECISION_BITS - 1);
-      for (int y = 0; y < n; y++)
-        s += in[(gsize)(y + ymin) * w * 3 + xx] * k[y];
-      dst[xx] = clip8(s);
+    uint8_t *dst = out + (gsize)yy * n3;
+    /* row by row into an accumulator (integer sums: the order does not change the result) */
+    for (int i = 0; i < n3; i++)
+      acc[i] = 1 << (PRECISION_BITS - 1);
+    for (int y = 0; y < n; y++) {
+      const uint8_t *src = in + (gsize)(y + ymin) * w * bpp;
+      const int32_t ky = k[y];
+      if (bpp == 3) {
+        for (int i = 0; i < n3; i++)
+          acc[i] += src[i] * ky;
+      } else {
+        for (int x = 0; x < w; x++) {
+          acc[x * 3] += src[x * bpp] * ky;
+          acc[x * 3 + 1] += src[x * bpp + 1] * ky;
+          acc[x * 3 + 2] += src[x * bpp + 2] * ky;
+        }
+      }
     }
+    for (int i = 0; i < n3; i++)
+      dst[i] = clip8(acc[i]);
   }
 }
 
-/* Pillow Image.resize((out_w, out_h), BICUBIC) of an 8-bit RGB image. NULL when out of memory. */
-static uint8_t *resize_bicubic(const uint8_t *rgb, int in_w, int in_h, int out_w, int out_h)
+/* Pillow Image.resize((out_w, out_h), BICUBIC) of the RGB channels of an 8-bit RGBA image, as
+ * packed RGB. NULL when out of memory. */
+static uint8_t *resize_bicubic(const uint8_t *rgba, int in_w, int in_h, int out_w, int out_h)
 {
   gboolean need_h = out_w != in_w, need_v = out_h != in_h;
   Coeffs ch = {0}, cv = {0};
   uint8_t *tmp = NULL, *out = NULL;
+  int32_t *acc = NULL;
   if (!coeffs_compute(&ch, in_w, out_w) || !coeffs_compute(&cv, in_h, out_h))
     goto done;
-  const uint8_t *cur = rgb;
-  int first = 0;
+  if (!need_h && !need_v) {
+    out = g_try_malloc((gsize)in_w * in_h * 3);
+    if (out)
+      for (gsize i = 0, n = (gsize)in_w * in_h; i < n; i++)
+        memcpy(out + i * 3, rgba + i * 4, 3);
+    goto done;
+  }
+  const uint8_t *cur = rgba;
+  int bpp = 4, first = 0;
   if (need_h) {
     /* only the input rows the vertical pass will read */
-    int row_first = cv.bounds[0];
-    int row_last = cv.bounds[(out_h - 1) * 2] + cv.bounds[(out_h - 1) * 2 + 1];
-    if (!need_v) {
-      row_first = 0;
-      row_last = in_h;
+    int row_first = 0, row_last = in_h;
+    if (need_v) {
+      row_first = cv.bounds[0];
+      row_last = cv.bounds[(out_h - 1) * 2] + cv.bounds[(out_h - 1) * 2 + 1];
     }
-    tmp = g_try_malloc((gsize)out_w * (row_last - row_first) * 3 + 1);
+    tmp = g_try_malloc((gsize)out_w * (row_last - row_first) * 3);
     if (!tmp)
       goto done;
-    resample_horizontal(rgb, in_w, row_first, tmp, out_w, row_last - row_first, &ch);
+    resample_horizontal(rgba, 4, in_w, row_first, tmp, out_w, row_last - row_first, &ch);
+    if (!need_v) {
+      out = g_steal_pointer(&tmp);
+      goto done;
+    }
     cur = tmp;
+    bpp = 3;
     first = row_first;
   }
-  if (need_v) {
-    out = g_try_malloc((gsize)out_w * out_h * 3);
-    if (out)
-      resample_vertical(cur, out_w, first, out, out_h, &cv);
-  } else {
-    out = need_h ? g_steal_pointer(&tmp) : g_memdup2(rgb, (gsize)in_w * in_h * 3);
-  }
+  out = g_try_malloc((gsize)out_w * out_h * 3);
+  acc = g_try_new(int32_t, (gsize)out_w * 3);
+  if (out && acc)
+    resample_vertical(cur, bpp, out_w, first, out, out_h, &cv, acc);
+  else
+    g_clear_pointer(&out, g_free);
 done:
+  g_free(acc);
   g_free(tmp);
   coeffs_clear(&ch);
   coeffs_clear(&cv);
@@ -175,12 +203,7 @@ float *image_preprocess(const JfImage *img, const JfProcessorConfig *pc)
   const int S = pc->image_size, W = img->width, H = img->height;
   /* The processor takes convert("RGB"), which for RGBA/LA/P+transparency in Pillow drops the
    * alpha channel (no compositing onto any background): the stored colour of a transparent
-   * pixel is what the model sees. */
-  uint8_t *rgb = g_try_malloc((gsize)W * H * 3);
-  if (!rgb)
-    return NULL;
-  for (gsize i = 0, n = (gsize)W * H; i < n; i++)
-    memcpy(rgb + i * 3, img->rgba + i * 4, 3);
+   * pixel is what the model sees. The resampler simply never reads the alpha bytes. */
 
   /* int() of the double ratio truncates; the long side becomes exactly S. A min_size above S
    * (only in nonsensical configs) would make the canvas larger than S, so it is capped. */
@@ -190,8 +213,7 @@ float *image_preprocess(const JfImage *img, const JfProcessorConfig *pc)
   int tw = MAX((int)((double)W / M * S), min_size);
   th = MAX(th, 1);
   tw = MAX(tw, 1);
-  uint8_t *rs = resize_bicubic(rgb, W, H, tw, th);
-  g_free(rgb);
+  uint8_t *rs = resize_bicubic(img->rgba, W, H, tw, th);
   if (!rs)
     return NULL;
 

@@ -149,9 +149,26 @@ void llm_record_embed(JfLlm *llm, VkrtSeq *seq, VkrtTensor ids, uint32_t n, Vkrt
   vkrt_op_embed(seq, out, vkrt_tensor(llm->embed), ids, n, llm->cfg.hidden, llm->cfg.vocab);
 }
 
+int llm_n_layers(const JfLlm *llm) { return llm->cfg.n_layers; }
+
+void llm_record_final_norm(JfLlm *llm, VkrtSeq *seq, VkrtTensor x, uint32_t rows, VkrtTensor out)
+{
+  vkrt_op_rmsnorm(seq, out, x, vkrt_tensor(llm->norm), rows, llm->cfg.hidden, llm->cfg.rms_eps);
+}
+
 gboolean llm_record_forward(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x, VkrtTensor pos,
                             VkrtTensor mask, uint32_t n_tokens, uint32_t start, VkrtTensor out,
                             GError **error)
+{
+  if (!llm_record_layers(llm, seq, kv, x, pos, mask, n_tokens, start, 0, llm->cfg.n_layers, error))
+    return FALSE;
+  llm_record_final_norm(llm, seq, x, kv->n_batch * n_tokens, out);
+  return TRUE;
+}
+
+gboolean llm_record_layers(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x, VkrtTensor pos,
+                           VkrtTensor mask, uint32_t n_tokens, uint32_t start, int l0, int l1,
+                           GError **error)
 {
   const JfLlmConfig *c = &llm->cfg;
   const uint32_t B = kv->n_batch, T = n_tokens, rows = B * T;
@@ -188,7 +205,7 @@ gboolean llm_record_forward(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor 
     .causal = true, .scale = 1.0f / sqrtf((float)c->head_dim),
   };
 
-  for (int li = 0; li < c->n_layers; li++) {
+  for (int li = MAX(l0, 0); li < MIN(l1, c->n_layers); li++) {
     const LlmLayer *l = &llm->layers[li];
     vkrt_op_rmsnorm(seq, h, x, vkrt_tensor(l->in_norm), rows, H, c->rms_eps);
     vkrt_op_matmul(seq, q, h, vkrt_tensor(l->q), vkrt_tensor_none(), rows, QD, H, 0);
@@ -213,7 +230,6 @@ gboolean llm_record_forward(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor 
     vkrt_op_silu_mul(seq, gate, gate, up, rows * I);
     vkrt_op_matmul(seq, x, gate, vkrt_tensor(l->down), vkrt_tensor_none(), rows, H, I, VKRT_MM_ACCUMULATE);
   }
-  vkrt_op_rmsnorm(seq, out, x, vkrt_tensor(llm->norm), rows, H, c->rms_eps);
   return TRUE;
 }
 
@@ -221,4 +237,17 @@ void llm_record_logits(JfLlm *llm, VkrtSeq *seq, VkrtTensor normed, uint32_t row
 {
   vkrt_op_matmul(seq, logits, normed, vkrt_tensor(llm->lm_head), vkrt_tensor_none(), rows,
                  llm->cfg.vocab, llm->cfg.hidden, 0);
+}
+
+void llm_copy_prefix(JfLlm *llm, VkrtSeq *seq, JfKvCache *dst, uint32_t dst_seq, const JfKvCache *src,
+                     uint32_t src_seq, uint32_t n)
+{
+  const uint64_t row = (uint64_t)llm->cfg.n_kv_heads * llm->cfg.head_dim * 4;
+  const uint64_t doff = (uint64_t)dst_seq * dst->capacity * row, soff = (uint64_t)src_seq * src->capacity * row;
+  for (int l = 0; l < llm->cfg.n_layers; l++) {
+    vkrt_seq_copy(seq, vkrt_tensor_sub(vkrt_tensor(dst->k[l]), doff, n * row),
+                  vkrt_tensor_sub(vkrt_tensor(src->k[l]), soff, n * row), n * row);
+    vkrt_seq_copy(seq, vkrt_tensor_sub(vkrt_tensor(dst->v[l]), doff, n * row),
+                  vkrt_tensor_sub(vkrt_tensor(src->v[l]), soff, n * row), n * row);
+  }
 }

@@ -45,6 +45,19 @@ gboolean llm_record_forward(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor 
                             VkrtTensor mask, uint32_t n_tokens, uint32_t start, VkrtTensor out,
                             GError **error);
 
+/* The same pass split in pieces, so that a long pass can be submitted in several parts (driver
+ * watchdogs, prompt cancellation): layers [l0, l1) on the residual stream x, then the final norm. */
+gboolean llm_record_layers(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x, VkrtTensor pos,
+                           VkrtTensor mask, uint32_t n_tokens, uint32_t start, int l0, int l1,
+                           GError **error);
+void llm_record_final_norm(JfLlm *llm, VkrtSeq *seq, VkrtTensor x, uint32_t rows, VkrtTensor out);
+int llm_n_layers(const JfLlm *llm);
+
+/* Records a copy of the K/V of cache rows [0, n) of sequence src_seq of src into sequence
+ * dst_seq of dst, every layer (a prompt prefix computed once, shared by several sequences). */
+void llm_copy_prefix(JfLlm *llm, VkrtSeq *seq, JfKvCache *dst, uint32_t dst_seq, const JfKvCache *src,
+                     uint32_t src_seq, uint32_t n);
+
 /* logits[rows, vocab] = lm_head(normed[rows, hidden]). */
 void llm_record_logits(JfLlm *llm, VkrtSeq *seq, VkrtTensor normed, uint32_t rows, VkrtTensor logits);
 

@@ -56,3 +56,5 @@ G_END_DECLS
 /* Internal to the engine (app/model_parts.c): loads / frees the vision and generation parts. */
 gboolean model_load_parts(JfModel *m, unsigned what, JfProgressFunc progress, void *user, GError **error);
 void model_free_parts(JfModel *m);
+/* Makes the generation parts hold batch images (re-creates their scratch if needed). */
+gboolean model_ensure_gen_batch(JfModel *m, int batch, GError **error);

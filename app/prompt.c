@@ -1,5 +1,6 @@
 #include "prompt.h"
 #include <string.h>
+#include <gio/gio.h>
 
 const char *const PROMPT_DEFAULT_SYSTEM =
   "You are a helpful language and vision assistant. You are able to understand the visual content "

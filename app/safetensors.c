@@ -274,7 +274,9 @@ static gboolean next_member(Parser *ps, gboolean *first, GString *key) {
 }
 
 static gboolean parse_metadata(Parser *ps) {
-  if (!expect(ps, '{')) return fail(ps, "__metadata__ is not an object");
+  skip_ws(ps);
+  if (ps->p >= ps->end || *ps->p != '{') return fail(ps, "__metadata__ is not an object");
+  ps->p++;
   GString *key = g_string_new(NULL);
   GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   gboolean first = TRUE, ok = TRUE;

@@ -535,6 +535,29 @@ not_interval:
   return FALSE;
 }
 
+/* Can n match the empty string? */
+static gboolean node_nullable(const Node *n)
+{
+  switch (n->kind) {
+  case N_SET:
+    return FALSE;
+  case N_CAT:
+    for (guint i = 0; i < n->kids->len; i++)
+      if (!node_nullable(g_ptr_array_index(n->kids, i)))
+        return FALSE;
+    return TRUE;
+  case N_ALT:
+    for (guint i = 0; i < n->kids->len; i++)
+      if (node_nullable(g_ptr_array_index(n->kids, i)))
+        return TRUE;
+    return FALSE;
+  case N_REPEAT:
+    return n->min == 0 || node_nullable(g_ptr_array_index(n->kids, 0));
+  default: /* N_EMPTY, N_ASSERT */
+    return TRUE;
+  }
+}
+
 static Node *parse_repeat(Parser *ps)
 {
   Node *atom = parse_atom(ps);
@@ -545,6 +568,13 @@ static Node *parse_repeat(Parser *ps)
     if (atom->kind == N_ASSERT) {
       node_free(atom);
       parse_fail(ps, "quantifier on an anchor");
+      return NULL;
+    }
+    /* Oniguruma (like Perl) ends a loop when an iteration matches empty, a rule that depends
+     * on where the iteration started and so does not fit the visited-state matcher. */
+    if ((max < 0 || max > 1) && node_nullable(atom)) {
+      node_free(atom);
+      parse_fail(ps, "repeating an expression that can match empty is not supported");
       return NULL;
     }
     Node *rep = node_new(N_REPEAT);

@@ -11,7 +11,8 @@
  *   groups (...) and (?:...) (nothing is captured), alternation |,
  *   quantifiers ? * + {n} {n,} {,m} {n,m}, each optionally lazy (?? *? +? ...).
  * Not supported (error): lookaround, backreferences, possessive quantifiers, options (?i),
- * nested classes and class intersection (&&), POSIX brackets, \d \w \b \h and other properties.
+ * nested classes and class intersection (&&), POSIX brackets, \d \w \b \h and other properties,
+ * and repeating (*, +, {n,m} with m > 1) an expression that can match the empty string.
  *
  * Matching works on arrays of code points with a backtracker that remembers failed states, so
  * hostile input cannot make it exponential: a scan costs O(program length x subject length),

@@ -12,7 +12,7 @@ VkrtBuffer *weights_upload(VkrtContext *ctx, const StFile *f, const char *name, 
                            const int64_t *shape, GError **error);
 /* Same, with a printf-style name. */
 VkrtBuffer *weights_uploadf(VkrtContext *ctx, const StFile *f, GError **error, int ndim,
-                            const int64_t *shape, const char *fmt, ...) G_GNUC_PRINTF(5, 6);
+                            const int64_t *shape, const char *fmt, ...) G_GNUC_PRINTF(6, 7);
 /* Uploads host data (n floats) as fp32 into a new buffer. */
 VkrtBuffer *weights_upload_f32(VkrtContext *ctx, const float *data, uint64_t n, GError **error);
 

@@ -11,14 +11,18 @@ layout(std430, binding = 0) buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer A { float a[]; };
 layout(std430, binding = 2) readonly buffer B { uint b[]; };
 
-layout(push_constant) uniform P { uint n; } p;
+layout(push_constant) uniform P {
+  uint n;
+  uint off_y, off_a, off_b;  // element offsets of the bound views (see op_vision_util.h)
+} p;
 
 void main()
 {
   uint i = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 256u + gl_LocalInvocationID.x;
   if (i >= p.n)
     return;
-  uint word = b[i >> 1];
-  float v = (i & 1u) != 0u ? bf16_hi(word) : bf16_lo(word);
-  y[i] = HAS_A != 0u ? a[i] + v : v;
+  uint j = i + p.off_b;
+  uint word = b[j >> 1];
+  float v = (j & 1u) != 0u ? bf16_hi(word) : bf16_lo(word);
+  y[p.off_y + i] = HAS_A != 0u ? a[p.off_a + i] + v : v;
 }

@@ -18,14 +18,16 @@ layout(push_constant) uniform P {
   uint rows;
   uint dim;
   float eps;
+  uint off_y, off_x, off_w, off_b;  // element offsets of the bound views (see op_vision_util.h)
 } p;
 
 shared float red[WG];
 
 float bf16_at(uint i, bool is_w)
 {
-  uint word = is_w ? w[i >> 1] : b[i >> 1];
-  return (i & 1u) != 0u ? bf16_hi(word) : bf16_lo(word);
+  uint j = i + (is_w ? p.off_w : p.off_b);
+  uint word = is_w ? w[j >> 1] : b[j >> 1];
+  return (j & 1u) != 0u ? bf16_hi(word) : bf16_lo(word);
 }
 
 // Sum of v over the workgroup; every invocation gets the result.
@@ -50,20 +52,20 @@ void main()
   if (row >= p.rows)
     return;  // uniform across the workgroup: no barrier is skipped by part of it
   uint t = gl_LocalInvocationID.x;
-  uint base = row * p.dim;
+  uint xb = p.off_x + row * p.dim, yb = p.off_y + row * p.dim;
 
   float s = 0.0;
   for (uint i = t; i < p.dim; i += WG)
-    s += x[base + i];
+    s += x[xb + i];
   float mean = wg_sum(s) / float(p.dim);
 
   float v = 0.0;
   for (uint i = t; i < p.dim; i += WG) {
-    float d = x[base + i] - mean;
+    float d = x[xb + i] - mean;
     v += d * d;
   }
   float rstd = inversesqrt(wg_sum(v) / float(p.dim) + p.eps);
 
   for (uint i = t; i < p.dim; i += WG)
-    y[base + i] = (x[base + i] - mean) * rstd * bf16_at(i, true) + bf16_at(i, false);
+    y[yb + i] = (x[xb + i] - mean) * rstd * bf16_at(i, true) + bf16_at(i, false);
 }

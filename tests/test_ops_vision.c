@@ -53,6 +53,27 @@ static void download(VkrtBuffer *b, void *data, uint64_t bytes)
   g_assert_no_error(err);
 }
 
+/* A buffer holding `bytes` of data after `lead` bytes of garbage, and the view of the data: ops
+ * must take views whose offset is off the device's binding alignment. */
+static VkrtTensor upload_at(const void *data, uint64_t bytes, uint64_t lead)
+{
+  GError *err = NULL;
+  VkrtBuffer *b = vkrt_buffer_new(ctx, bytes + lead, &err);
+  g_assert_no_error(err);
+  g_assert_true(vkrt_buffer_fill(b, 0, bytes + lead, 0x7fc00000u, &err));  /* NaN: reads of the lead show */
+  if (data)
+    g_assert_true(vkrt_buffer_write(b, lead, data, bytes, &err));
+  g_assert_no_error(err);
+  return vkrt_tensor_sub(vkrt_tensor(b), lead, bytes);
+}
+
+static void download_view(VkrtTensor t, void *data, uint64_t bytes)
+{
+  GError *err = NULL;
+  g_assert_true(vkrt_buffer_read(t.buf, t.offset, data, bytes, &err));
+  g_assert_no_error(err);
+}
+
 static VkrtSeq *seq_begin(void)
 {
   GError *err = NULL;
@@ -73,6 +94,26 @@ static void seq_run(VkrtSeq *seq)
 }
 
 /* --- layernorm ------------------------------------------------------------------------------ */
+
+static void check_layernorm_shifted(uint32_t rows, uint32_t dim)
+{
+  size_t n = (size_t)rows * dim;
+  float *x = rand_f32(n, -2, 2);
+  uint16_t *w = rand_bf16(dim, -1.5, 1.5), *b = rand_bf16(dim, -0.5, 0.5);
+  float *want = g_new(float, n), *got = g_new(float, n);
+  ref_layernorm(want, x, w, b, rows, dim, 1e-5f);
+  VkrtTensor tx = upload_at(x, n * 4, 12), ty = upload_at(NULL, n * 4, 20);
+  VkrtTensor tw = upload_at(w, dim * 2, 2), tb = upload_at(b, dim * 2, 6);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_layernorm(seq, ty, tx, tw, tb, rows, dim, 1e-5f);
+  seq_run(seq);
+  download_view(ty, got, n * 4);
+  double e = rel_l2(got, want, n);
+  g_test_message("layernorm rows=%u dim=%u at unaligned offsets: rel-L2 %.3g", rows, dim, e);
+  g_assert_cmpfloat(e, <, 1e-4);
+  vkrt_buffer_free(tx.buf); vkrt_buffer_free(ty.buf); vkrt_buffer_free(tw.buf); vkrt_buffer_free(tb.buf);
+  g_free(x); g_free(w); g_free(b); g_free(want); g_free(got);
+}
 
 static void check_layernorm(uint32_t rows, uint32_t dim, float offset, gboolean in_place)
 {
@@ -108,6 +149,7 @@ static void test_layernorm(void)
   check_layernorm(3, 33, 0.0f, FALSE);      /* odd width: the bf16 parameters end mid-word */
   check_layernorm(7, 257, 100.0f, FALSE);   /* large mean: a one-pass variance would cancel */
   check_layernorm(19, 64, 1.0f, TRUE);      /* y == x */
+  check_layernorm_shifted(9, 33);
 }
 
 static void test_layernorm_bad_args(void)
@@ -147,8 +189,24 @@ static void check_im2col(uint32_t c, uint32_t h, uint32_t w, uint32_t p)
   g_free(x); g_free(want); g_free(got);
 }
 
+static void check_im2col_shifted(uint32_t c, uint32_t h, uint32_t w, uint32_t p)
+{
+  size_t nin = (size_t)c * h * w, nout = (size_t)(h / p) * (w / p) * c * p * p;
+  float *x = rand_f32(nin, -1, 1), *want = g_new(float, nout), *got = g_new(float, nout);
+  ref_im2col(want, x, c, h, w, p);
+  VkrtTensor tx = upload_at(x, nin * 4, 8), ty = upload_at(NULL, nout * 4, 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_im2col(seq, ty, tx, c, h, w, p);
+  seq_run(seq);
+  download_view(ty, got, nout * 4);
+  g_assert_cmpmem(got, nout * 4, want, nout * 4);
+  vkrt_buffer_free(tx.buf); vkrt_buffer_free(ty.buf);
+  g_free(x); g_free(want); g_free(got);
+}
+
 static void test_im2col(void)
 {
+  check_im2col_shifted(3, 40, 24, 8);
   check_im2col(3, 64, 64, 16);
   check_im2col(3, 37, 50, 7);   /* remainders on both axes are dropped */
   check_im2col(2, 9, 5, 1);
@@ -208,12 +266,56 @@ static void check_add_bf16(uint32_t n, gboolean with_a, gboolean in_place)
   g_free(a); g_free(b); g_free(want); g_free(got);
 }
 
+static void check_add_bf16_shifted(uint32_t n)
+{
+  float *a = rand_f32(n, -3, 3), *want = g_new(float, n), *got = g_new(float, n);
+  uint16_t *b = rand_bf16(n, -3, 3);
+  ref_add_bf16(want, a, b, n);
+  VkrtTensor ta = upload_at(a, (uint64_t)n * 4, 4), tb = upload_at(b, (uint64_t)n * 2, 2);
+  VkrtTensor ty = upload_at(NULL, (uint64_t)n * 4, 36);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_add_bf16(seq, ty, ta, tb, n);
+  seq_run(seq);
+  download_view(ty, got, (uint64_t)n * 4);
+  g_assert_cmpfloat(rel_l2(got, want, n), <, 1e-6);
+  vkrt_buffer_free(ta.buf); vkrt_buffer_free(tb.buf); vkrt_buffer_free(ty.buf);
+  g_free(a); g_free(b); g_free(want); g_free(got);
+}
+
 static void test_add_bf16(void)
 {
+  check_add_bf16_shifted(333);
   check_add_bf16(1000, TRUE, FALSE);
   check_add_bf16(1001, TRUE, FALSE);   /* odd: the last bf16 sits in the low half of a word */
   check_add_bf16(16 * 32 + 7, FALSE, FALSE);
   check_add_bf16(70001, TRUE, TRUE);   /* more than one row of workgroups, y == a */
+}
+
+/* The same checks with the binding range lowered to 16 KiB (JANUSFLOW_MAX_BINDING), so that
+ * every op has to split its tensors into windows. */
+static void test_windows(void)
+{
+  GError *err = NULL;
+  VkrtContext *saved = ctx;
+  g_setenv("JANUSFLOW_MAX_BINDING", "16384", TRUE);
+  VkrtOptions opt = { 0 };
+  ctx = vkrt_context_new(&opt, &err);
+  g_unsetenv("JANUSFLOW_MAX_BINDING");
+  g_assert_no_error(err);
+  g_assert_cmpuint(vkrt_max_binding(ctx, false), <=, 16384);
+  check_layernorm(200, 100, 0.0f, FALSE);    /* 80 KB: several row windows */
+  check_layernorm(41, 1000, 0.5f, TRUE);
+  check_layernorm_shifted(50, 33);
+  check_im2col(3, 64, 64, 16);               /* bands of patch rows, one channel at a time */
+  check_im2col(3, 37, 50, 7);
+  check_im2col_shifted(3, 40, 24, 8);
+  check_patch_embed(3, 64, 64, 16, 32, TRUE);
+  check_add_bf16(70001, TRUE, FALSE);
+  check_add_bf16(9999, FALSE, FALSE);
+  check_add_bf16_shifted(12345);
+  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
+  vkrt_context_free(ctx);
+  ctx = saved;
 }
 
 int main(int argc, char **argv)
@@ -233,6 +335,7 @@ int main(int argc, char **argv)
   g_test_add_func("/ops_vision/im2col", test_im2col);
   g_test_add_func("/ops_vision/patch_embed", test_patch_embed);
   g_test_add_func("/ops_vision/add_bf16", test_add_bf16);
+  g_test_add_func("/ops_vision/windows", test_windows);
   int rc = g_test_run();
   g_rand_free(rng);
   vkrt_context_free(ctx);

@@ -3,6 +3,7 @@
 
 typedef struct {
   uint32_t n;
+  uint32_t off_y, off_a, off_b;
 } AddPush;
 
 void vkrt_op_add_bf16(VkrtSeq *seq, VkrtTensor y, VkrtTensor a, VkrtTensor b, uint32_t n)
@@ -10,43 +11,33 @@ void vkrt_op_add_bf16(VkrtSeq *seq, VkrtTensor y, VkrtTensor a, VkrtTensor b, ui
   static const char op[] = "add_bf16";
   if (n == 0)
     return;
-  if (!y.buf || !b.buf) {
-    opv_fail(seq, op, "y or b is missing");
-    return;
-  }
-  const VkrtDeviceInfo *info = vkrt_context_info(vkrt_seq_context(seq));
   const bool has_a = a.buf != NULL;
-  /* Windows of a multiple of the storage alignment in elements keep every window's offsets
-   * aligned for both the fp32 and the bf16 operands. */
-  uint64_t align = info->min_storage_align ? info->min_storage_align : 1;
-  uint64_t win = info->max_storage_range / 4;
-  win -= win % align;
+  const uint64_t win = opv_window_bytes(seq) / 4;  /* elements per dispatch */
   if (win == 0) {
-    opv_fail(seq, op, "no aligned window fits the storage-buffer range");
+    opv_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "the device's binding range is too small");
     return;
   }
   for (uint64_t i0 = 0; i0 < n; i0 += win) {
     uint32_t m = (uint32_t)MIN(win, n - i0);
-    VkrtTensor ys = vkrt_tensor_sub(y, i0 * 4, y.size > i0 * 4 ? y.size - i0 * 4 : 0);
-    VkrtTensor as = has_a ? vkrt_tensor_sub(a, i0 * 4, a.size > i0 * 4 ? a.size - i0 * 4 : 0) : ys;
-    VkrtTensor bs = vkrt_tensor_sub(b, i0 * 2, b.size > i0 * 2 ? b.size - i0 * 2 : 0);
-    if (!opv_check(seq, op, "y", ys, (uint64_t)m * 4) || !opv_check(seq, op, "a", as, (uint64_t)m * 4) ||
-        !opv_check(seq, op, "b", bs, (uint64_t)m * 2))
+    OpvBind by, ba, bb;
+    if (!opv_bind(seq, op, "y", opv_slice(y, i0 * 4), (uint64_t)m * 4, 4, &by) ||
+        (has_a && !opv_bind(seq, op, "a", opv_slice(a, i0 * 4), (uint64_t)m * 4, 4, &ba)) ||
+        !opv_bind(seq, op, "b", opv_slice(b, i0 * 2), (uint64_t)m * 2, 2, &bb))
       return;
-    AddPush push = { m };
+    if (!has_a)
+      ba = by;  /* bound in a's slot but never read (HAS_A = 0) */
+    AddPush push = { m, by.off, ba.off, bb.off };
     VkrtDispatch d = {
       .shader = "add_bf16",
       .n_bindings = 3,
-      /* without a, y is bound again in a's slot and never read (HAS_A = 0) */
-      .bindings = { vkrt_tensor_sub(ys, 0, (uint64_t)m * 4), vkrt_tensor_sub(as, 0, (uint64_t)m * 4),
-                    opv_bf16_view(bs, m) },
+      .bindings = { by.bind, ba.bind, bb.bind },
       .push = &push,
       .push_size = sizeof push,
       .spec = { has_a ? 1u : 0u },
       .n_spec = 1,
       .flops = has_a ? m : 0,
     };
-    opv_groups(((uint64_t)m + 255) / 256, d.groups);
+    vkrt_groups_linear(((uint64_t)m + 255) / 256, d.groups);
     vkrt_seq_dispatch(seq, &d);
   }
 }

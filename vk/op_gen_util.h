@@ -43,12 +43,16 @@ static inline gboolean gen_check(VkrtSeq *seq, const char *op, const char *what,
 }
 
 /* Largest byte count a window is guaranteed to cover wherever it starts. */
-static inline uint64_t gen_window_capacity(VkrtSeq *seq)
+static inline uint64_t gen_capacity(const VkrtContext *ctx)
 {
-  VkrtContext *ctx = vkrt_seq_context(seq);
   uint64_t max = vkrt_max_binding(ctx, false), a = vkrt_binding_align(ctx, false);
   /* room for the alignment slack at the start and the rounding to a word at the end */
   return max > a + 4 ? max - a - 4 : 0;
+}
+
+static inline uint64_t gen_window_capacity(VkrtSeq *seq)
+{
+  return gen_capacity(vkrt_seq_context(seq));
 }
 
 /* The window covering bytes [b0, b1) of t (relative to t's offset). FALSE if it exceeds one

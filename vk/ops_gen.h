@@ -58,6 +58,13 @@ void vkrt_op_dwconv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vk
 /* PyTorch's depthwise weight [c, 1, k, k] -> [k, k, c] (host side). */
 void vkrt_dwconv_weight_reorder(uint16_t *dst, const uint16_t *src, uint32_t c, uint32_t k);
 
+/* Activation x activation GEMM, fp32 throughout: y[M,N] = x[M,K] . B, with B fp32 stored
+ * [N, K] (y = x B^T, e.g. attention scores q k^T) or, with VKRT_GEMM_B_KN, [K, N] (y = x B,
+ * e.g. probabilities x values). Each operand must fit one binding (callers chunk rows). */
+enum { VKRT_GEMM_B_KN = 1 << 0 };
+void vkrt_op_gemm_f32(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor b, uint32_t M, uint32_t N,
+                      uint32_t K, uint32_t flags);
+
 /* --- norms ----------------------------------------------------------------------------------- */
 
 /* Bytes of scratch that vkrt_op_groupnorm needs for these sizes on this device. */
@@ -80,6 +87,9 @@ uint64_t vkrt_op_grn_scratch_bytes(uint32_t batch, uint32_t c);
  * x = x + gamma[k] * (x * N[b,k]) + beta[k]. gamma/beta bf16 [c]. */
 void vkrt_op_grn(VkrtSeq *seq, VkrtTensor x, VkrtTensor gamma, VkrtTensor beta, VkrtTensor scratch,
                  uint32_t batch, uint32_t hw, uint32_t c);
+
+/* Row softmax in place: x[r,:] = exp(scale (x[r,:] - max)) / sum, for rows x n (fp32). */
+void vkrt_op_softmax(VkrtSeq *seq, VkrtTensor x, uint32_t rows, uint32_t n, float scale);
 
 /* --- element-wise ---------------------------------------------------------------------------- */
 

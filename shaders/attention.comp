@@ -1,0 +1,62 @@
+#version 450
+// Attention with an online (streaming) softmax: one invocation per (sequence, head, query) walks
+// the keys it may see, so no score matrix is ever stored. Neighbouring invocations are
+// neighbouring queries of one head and read the same keys. K and V come from RGBA32 texel
+// buffers ([B, kv_capacity, H*D] fp32); D = 4 * D4 (spec constant 0).
+#include "common.glsl"
+layout(local_size_x = 64) in;
+layout(constant_id = 0) const uint D4 = 32u;
+
+layout(binding = 0) writeonly buffer O { float o[]; };
+layout(binding = 1) readonly buffer Q { float q[]; };
+layout(binding = 2) uniform usamplerBuffer K;
+layout(binding = 3) uniform usamplerBuffer V;
+layout(binding = 4) readonly buffer Mask { int mask[]; };
+
+// offsets: o/q/mask in elements, k/v in texels; n_b sequences in this dispatch.
+layout(push_constant) uniform P {
+  uint n_b, n_q, n_heads, q_start, n_kv, kv_cap, causal, has_mask;
+  float scale;
+  uint o_off, q_off, k_off, v_off, mask_off;
+} p;
+
+void main() {
+  uint id = jf_group_linear() * 64u + gl_LocalInvocationID.x;
+  if (id >= p.n_b * p.n_heads * p.n_q) return;
+  uint qi = id % p.n_q, bh = id / p.n_q;
+  uint h = bh % p.n_heads, b = bh / p.n_heads;
+  uint row_f4 = p.n_heads * D4;                      // texels per K/V row
+  uint qbase = p.q_off + ((b * p.n_q + qi) * p.n_heads + h) * D4 * 4u;
+
+  vec4 qv[D4], acc[D4];
+  for (uint d = 0u; d < D4; d++) {
+    uint e = qbase + 4u * d;
+    qv[d] = vec4(q[e], q[e + 1u], q[e + 2u], q[e + 3u]) * p.scale;
+    acc[d] = vec4(0.0);
+  }
+  uint kend = p.n_kv;
+  if (p.causal != 0u) kend = min(kend, p.q_start + qi + 1u);
+  float m = -1.0 / 0.0, l = 0.0;
+  for (uint j = 0u; j < kend; j++) {
+    if (p.has_mask != 0u && mask[p.mask_off + b * p.kv_cap + j] == 0) continue;
+    int kb = int((b * p.kv_cap + j) * row_f4 + h * D4);
+    vec4 sv = vec4(0.0);
+    for (uint d = 0u; d < D4; d++) sv += qv[d] * uintBitsToFloat(texelFetch(K, int(p.k_off) + kb + int(d)));
+    float s = (sv.x + sv.y) + (sv.z + sv.w);
+    if (s > m) {
+      float c = exp(m - s);
+      l *= c;
+      for (uint d = 0u; d < D4; d++) acc[d] *= c;
+      m = s;
+    }
+    float pj = exp(s - m);
+    l += pj;
+    for (uint d = 0u; d < D4; d++) acc[d] += pj * uintBitsToFloat(texelFetch(V, int(p.v_off) + kb + int(d)));
+  }
+  float inv = l > 0.0 ? 1.0 / l : 0.0;
+  for (uint d = 0u; d < D4; d++) {
+    vec4 r = acc[d] * inv;
+    uint e = p.o_off + ((b * p.n_q + qi) * p.n_heads + h) * D4 * 4u + 4u * d;
+    o[e] = r.x; o[e + 1u] = r.y; o[e + 2u] = r.z; o[e + 3u] = r.w;
+  }
+}

@@ -1,0 +1,155 @@
+#version 450
+// Element-wise generation ops, one variant per -D flag (see vk/ops_gen.h for the math):
+//   OP_SILU, OP_AFFINE (y = a x + b), OP_FILM, OP_UPSAMPLE (nearest 2x, NHWC),
+//   OP_PIXSHUF (NHWC -> NCHW PixelShuffle), OP_CONCAT (channels, b broadcast by image modulo),
+//   OP_CFG (CFG + Euler step + x0 estimate), OP_RGB (latent -> RGBA8 preview).
+// Grid-stride loops over `count` outputs starting at global index e0; window offsets *_add.
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+layout(local_size_x = 256) in;
+
+#define LOOP for (uint i = gl_GlobalInvocationID.x; i < p.count; i += gl_NumWorkGroups.x * 256u)
+
+#if defined(OP_SILU) || defined(OP_AFFINE)
+layout(std430, binding = 0) buffer Y { float y[]; };
+layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(push_constant) uniform P { uint e0, count; float a, b; int y_add, x_add; } p;
+void main() {
+  LOOP {
+    uint e = p.e0 + i;
+    float v = x[int(e) + p.x_add];
+#ifdef OP_SILU
+    v = v / (1.0 + exp(-v));
+#else
+    v = fma(v, p.a, p.b);
+#endif
+    y[int(e) + p.y_add] = v;
+  }
+}
+#endif
+
+#ifdef OP_FILM
+layout(std430, binding = 0) buffer X { float x[]; };
+layout(std430, binding = 1) readonly buffer M { float mod_[]; };
+layout(push_constant) uniform P { uint e0, count, hw, c, mod_batch; int x_add, m_add; } p;
+void main() {
+  LOOP {
+    uint e = p.e0 + i;
+    uint ch = e % p.c, b = e / (p.hw * p.c);
+    int mo = int((b % p.mod_batch) * 2u * p.c + ch) + p.m_add;
+    float v = x[int(e) + p.x_add];
+    x[int(e) + p.x_add] = fma(v, 1.0 + mod_[mo], mod_[mo + int(p.c)]);
+  }
+}
+#endif
+
+#ifdef OP_UPSAMPLE
+layout(std430, binding = 0) writeonly buffer Y { float y[]; };
+layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(push_constant) uniform P { uint e0, count, h, w, c; int y_add, x_add; } p;
+void main() {
+  LOOP {
+    uint e = p.e0 + i;
+    uint ch = e % p.c, pix = e / p.c;
+    uint ox = pix % (2u * p.w), rest = pix / (2u * p.w);
+    uint oy = rest % (2u * p.h), b = rest / (2u * p.h);
+    y[int(e) + p.y_add] = x[int(((b * p.h + oy / 2u) * p.w + ox / 2u) * p.c + ch) + p.x_add];
+  }
+}
+#endif
+
+#ifdef OP_PIXSHUF
+layout(std430, binding = 0) writeonly buffer Y { float y[]; };
+layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(push_constant) uniform P { uint e0, count, h, w, c, r; int y_add, x_add; } p;
+void main() {
+  LOOP {
+    uint e = p.e0 + i;   // NCHW output index over [B, c, h r, w r]
+    uint wr = p.w * p.r, hr = p.h * p.r;
+    uint X_ = e % wr, rest = e / wr;
+    uint Y_ = rest % hr; rest /= hr;
+    uint ch = rest % p.c, b = rest / p.c;
+    uint cin = (ch * p.r + Y_ % p.r) * p.r + X_ % p.r;
+    uint src = ((b * p.h + Y_ / p.r) * p.w + X_ / p.r) * (p.c * p.r * p.r) + cin;
+    y[int(e) + p.y_add] = x[int(src) + p.x_add];
+  }
+}
+#endif
+
+#ifdef OP_CONCAT
+layout(std430, binding = 0) writeonly buffer Y { float y[]; };
+layout(std430, binding = 1) readonly buffer A { float a[]; };
+layout(std430, binding = 2) readonly buffer Bb { float bsrc[]; };
+layout(push_constant) uniform P { uint e0, count, hw, ca, cb, b_batch; int y_add, a_add, b_add; } p;
+void main() {
+  LOOP {
+    uint e = p.e0 + i;
+    uint ct = p.ca + p.cb;
+    uint ch = e % ct, pix = e / ct;
+    float v;
+    if (ch < p.ca) {
+      v = a[int(pix * p.ca + ch) + p.a_add];
+    } else {
+      uint img = pix / p.hw, px = pix % p.hw;
+      v = bsrc[int(((img % p.b_batch) * p.hw + px) * p.cb + ch - p.ca) + p.b_add];
+    }
+    y[int(e) + p.y_add] = v;
+  }
+}
+#endif
+
+#ifdef OP_CFG
+layout(std430, binding = 0) buffer Z { float z[]; };
+layout(std430, binding = 1) readonly buffer V { float v[]; };
+layout(std430, binding = 2) writeonly buffer X0 { float x0[]; };
+layout(std430, binding = 3) writeonly buffer VO { float vo[]; };
+layout(push_constant) uniform P {
+  uint e0, count, total;   // total = n * per: v_uncond starts there
+  float cfg, dt, t;
+  uint flags;              // 1: write x0, 2: write v_out
+  int z_add, v_add, x0_add, vo_add;
+} p;
+void main() {
+  LOOP {
+    uint e = p.e0 + i;
+    float vc = v[int(e) + p.v_add], vu = v[int(e + p.total) + p.v_add];
+    float vel = p.cfg * vc - (p.cfg - 1.0) * vu;
+    float zk = z[int(e) + p.z_add];
+    if ((p.flags & 1u) != 0u)
+      x0[int(e) + p.x0_add] = zk + (1.0 - p.t) * vel;
+    if ((p.flags & 2u) != 0u)
+      vo[int(e) + p.vo_add] = vel;
+    z[int(e) + p.z_add] = zk + p.dt * vel;
+  }
+}
+#endif
+
+#ifdef OP_RGB
+layout(std430, binding = 0) writeonly buffer O { uint rgba[]; };
+layout(std430, binding = 1) readonly buffer L { float lat[]; };
+layout(push_constant) uniform P {
+  uint e0, count, hw;
+  int o_add, l_add;
+  float m[12];             // m[ch * 3 + rgb]
+  float bias[3];
+} p;
+void main() {
+  LOOP {
+    uint e = p.e0 + i;     // pixel index over [B, h, w]
+    uint b = e / p.hw, px = e % p.hw;
+    float l[4];
+    for (uint ch = 0u; ch < 4u; ch++)
+      l[ch] = lat[int((b * 4u + ch) * p.hw + px) + p.l_add];
+    uint packed = 0xff000000u;
+    for (uint c = 0u; c < 3u; c++) {
+      float s = p.bias[c];
+      for (uint ch = 0u; ch < 4u; ch++)
+        s = fma(l[ch], p.m[ch * 3u + c], s);
+      float u = clamp((s + 1.0) * 0.5, 0.0, 1.0);
+      packed |= uint(floor(u * 255.0 + 0.5)) << (8u * c);
+    }
+    rgba[int(e) + p.o_add] = packed;
+  }
+}
+#endif

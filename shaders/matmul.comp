@@ -1,0 +1,136 @@
+#version 450
+// y[M,N] = x[M,K] . w[N,K]^T (+ bias) with an optional epilogue, fp32 accumulation, bf16 weights.
+// Variants (one per -D):
+//   GEMM_TEX: TM x TN outputs per invocation, operands from RGBA32UI texel buffers, no shared
+//             memory or barriers: the fastest form on lavapipe (PLATFORM.md). Needs K % 8 == 0 and
+//             16-byte aligned operands (x_off / w_off count texels).
+//   GEMV_TEX: M <= 4 (spec constant MR), NR outputs per invocation; same operand requirements.
+//   GENERIC:  storage buffers, any K and any element offsets; TM x TN outputs per invocation.
+#include "common.glsl"
+
+#define FLAG_BIAS 1u
+#define FLAG_ACC 2u
+#define FLAG_GELU 4u
+#define FLAG_SILU 8u
+
+layout(binding = 0) buffer Y { float y[]; };
+#if defined(GENERIC)
+layout(binding = 1) readonly buffer X { float x[]; };
+layout(binding = 2) readonly buffer W { uint w[]; };
+#else
+layout(binding = 1) uniform usamplerBuffer X;
+layout(binding = 2) uniform usamplerBuffer W;
+#endif
+layout(binding = 3) readonly buffer Bias { uint bias[]; };
+
+// x_off: fp32 elements (GENERIC) or texels; w_off: bf16 elements (GENERIC) or texels;
+// y_off: fp32 elements; b_off: bf16 elements; ldy: row stride of y.
+layout(push_constant) uniform P { uint M, N, K, x_off, w_off, y_off, b_off, ldy, flags; } p;
+
+void store(uint m, uint n, float v) {
+  if ((p.flags & FLAG_BIAS) != 0u) v += BF16_AT(bias, p.b_off + n);
+  uint o = p.y_off + m * p.ldy + n;
+  if ((p.flags & FLAG_ACC) != 0u) v += y[o];
+  if ((p.flags & FLAG_GELU) != 0u) v = jf_gelu(v);
+  if ((p.flags & FLAG_SILU) != 0u) v = jf_silu(v);
+  y[o] = v;
+}
+
+#if defined(GEMM_TEX)
+layout(local_size_x = WG) in;
+
+void main() {
+  uint n0 = (gl_WorkGroupID.x * WG + gl_LocalInvocationID.x) * TN;
+  uint m0 = gl_WorkGroupID.y * TM;
+  if (n0 >= p.N || m0 >= p.M) return;
+  uint K8 = p.K >> 3, K4 = p.K >> 2;
+  int wrow[TN], xrow[TM];
+  for (uint j = 0u; j < TN; j++) wrow[j] = int(p.w_off + min(n0 + j, p.N - 1u) * K8);
+  for (uint i = 0u; i < TM; i++) xrow[i] = int(p.x_off + min(m0 + i, p.M - 1u) * K4);
+  float acc[TM][TN];
+  for (uint i = 0u; i < TM; i++)
+    for (uint j = 0u; j < TN; j++) acc[i][j] = 0.0;
+  for (uint kt = 0u; kt < K8; kt++) {
+    vec4 wl[TN], wh[TN];  // the 8 weights of row j: wl = k 0,2,4,6 / wh = k 1,3,5,7
+    for (uint j = 0u; j < TN; j++) {
+      uvec4 t = texelFetch(W, wrow[j] + int(kt)).xyzw;
+      wl[j] = uintBitsToFloat(t << 16);
+      wh[j] = uintBitsToFloat(t & 0xffff0000u);
+    }
+    for (uint i = 0u; i < TM; i++) {
+      vec4 a0 = uintBitsToFloat(texelFetch(X, xrow[i] + int(2u * kt)));
+      vec4 a1 = uintBitsToFloat(texelFetch(X, xrow[i] + int(2u * kt + 1u)));
+      vec4 al = vec4(a0.x, a0.z, a1.x, a1.z), ah = vec4(a0.y, a0.w, a1.y, a1.w);
+      for (uint j = 0u; j < TN; j++)
+        acc[i][j] += dot(al, wl[j]) + dot(ah, wh[j]);
+    }
+  }
+  for (uint i = 0u; i < TM; i++) {
+    if (m0 + i >= p.M) break;
+    for (uint j = 0u; j < TN; j++)
+      if (n0 + j < p.N) store(m0 + i, n0 + j, acc[i][j]);
+  }
+}
+
+#elif defined(GEMV_TEX)
+layout(local_size_x = 64) in;
+layout(constant_id = 0) const uint MR = 1u;  // rows of x (1..4)
+#define NR 2u
+
+void main() {
+  uint n0 = (jf_group_linear() * 64u + gl_LocalInvocationID.x) * NR;
+  if (n0 >= p.N) return;
+  uint K8 = p.K >> 3, K4 = p.K >> 2;
+  int wrow[NR];
+  for (uint j = 0u; j < NR; j++) wrow[j] = int(p.w_off + min(n0 + j, p.N - 1u) * K8);
+  vec4 acc[4][NR];
+  for (uint i = 0u; i < 4u; i++)
+    for (uint j = 0u; j < NR; j++) acc[i][j] = vec4(0.0);
+  for (uint kt = 0u; kt < K8; kt++) {
+    vec4 wl[NR], wh[NR];
+    for (uint j = 0u; j < NR; j++) {
+      uvec4 t = texelFetch(W, wrow[j] + int(kt));
+      wl[j] = uintBitsToFloat(t << 16);
+      wh[j] = uintBitsToFloat(t & 0xffff0000u);
+    }
+    for (uint i = 0u; i < MR; i++) {
+      int xr = int(p.x_off + i * K4 + 2u * kt);
+      vec4 a0 = uintBitsToFloat(texelFetch(X, xr));
+      vec4 a1 = uintBitsToFloat(texelFetch(X, xr + 1));
+      vec4 al = vec4(a0.x, a0.z, a1.x, a1.z), ah = vec4(a0.y, a0.w, a1.y, a1.w);
+      for (uint j = 0u; j < NR; j++) acc[i][j] += al * wl[j] + ah * wh[j];
+    }
+  }
+  for (uint i = 0u; i < MR; i++)
+    for (uint j = 0u; j < NR; j++)
+      if (n0 + j < p.N) store(i, n0 + j, (acc[i][j].x + acc[i][j].y) + (acc[i][j].z + acc[i][j].w));
+}
+
+#elif defined(GENERIC)
+layout(local_size_x = 8, local_size_y = 8) in;
+#define GTM 4u
+#define GTN 4u
+
+void main() {
+  uint n0 = gl_GlobalInvocationID.x * GTN, m0 = gl_GlobalInvocationID.y * GTM;
+  if (n0 >= p.N || m0 >= p.M) return;
+  uint xr[GTM], wr[GTN];
+  for (uint i = 0u; i < GTM; i++) xr[i] = p.x_off + min(m0 + i, p.M - 1u) * p.K;
+  for (uint j = 0u; j < GTN; j++) wr[j] = p.w_off + min(n0 + j, p.N - 1u) * p.K;
+  float acc[GTM][GTN];
+  for (uint i = 0u; i < GTM; i++)
+    for (uint j = 0u; j < GTN; j++) acc[i][j] = 0.0;
+  for (uint k = 0u; k < p.K; k++) {
+    float a[GTM], b[GTN];
+    for (uint i = 0u; i < GTM; i++) a[i] = x[xr[i] + k];
+    for (uint j = 0u; j < GTN; j++) b[j] = BF16_AT(w, wr[j] + k);
+    for (uint i = 0u; i < GTM; i++)
+      for (uint j = 0u; j < GTN; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+  }
+  for (uint i = 0u; i < GTM; i++) {
+    if (m0 + i >= p.M) break;
+    for (uint j = 0u; j < GTN; j++)
+      if (n0 + j < p.N) store(m0 + i, n0 + j, acc[i][j]);
+  }
+}
+#endif

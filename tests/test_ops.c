@@ -1,0 +1,454 @@
+/* Every LLM op of vk/ops.h against its plain-C reference (tests/ref_ops.c) on random inputs, at
+ * sizes that are not multiples of any tile, at unaligned offsets, and (when run with
+ * JANUSFLOW_MAX_BINDING set small, see tests/meson.build) through binding windows. Ends with
+ * no validation message. */
+#include <glib.h>
+#include <math.h>
+#include <string.h>
+
+#include "ops.h"
+#include "ref_ops.h"
+
+static VkrtContext *ctx;
+static GRand *rng;
+
+/* --- helpers --------------------------------------------------------------------------------- */
+
+static void check_no_error(GError *e)
+{
+  if (e) g_printerr("error: %s\n", e->message);
+  g_assert_no_error(e);
+}
+
+/* A buffer holding `bytes` of data at byte offset `off` (the rest is garbage, so that reads
+ * outside the tensor would show). */
+static VkrtBuffer *upload_at(const void *data, size_t bytes, uint64_t off)
+{
+  GError *e = NULL;
+  VkrtBuffer *b = vkrt_buffer_new(ctx, off + bytes + 64, &e);
+  check_no_error(e);
+  g_assert_true(vkrt_buffer_fill(b, 0, (off + bytes + 64) / 4 * 4, 0x7fc00000u, &e)); /* NaN */
+  if (data) g_assert_true(vkrt_buffer_write(b, off, data, bytes, &e));
+  check_no_error(e);
+  return b;
+}
+
+static VkrtTensor tensor_at(VkrtBuffer *b, uint64_t off, uint64_t bytes)
+{
+  return vkrt_tensor_sub(vkrt_tensor(b), off, bytes);
+}
+
+static void download(VkrtBuffer *b, uint64_t off, void *data, size_t bytes)
+{
+  GError *e = NULL;
+  g_assert_true(vkrt_buffer_read(b, off, data, bytes, &e));
+  check_no_error(e);
+}
+
+static VkrtSeq *seq_new(void)
+{
+  GError *e = NULL;
+  VkrtSeq *s = vkrt_seq_new(ctx, &e);
+  check_no_error(e);
+  vkrt_seq_begin(s);
+  return s;
+}
+
+static void seq_run(VkrtSeq *s)
+{
+  GError *e = NULL;
+  gboolean ok = vkrt_seq_submit(s, &e);
+  check_no_error(e);
+  g_assert_true(ok);
+}
+
+static float *rand_f32(size_t n, float scale)
+{
+  float *v = g_new(float, n ? n : 1);
+  for (size_t i = 0; i < n; i++) v[i] = (float)g_rand_double_range(rng, -scale, scale);
+  return v;
+}
+
+static uint16_t *rand_bf16(size_t n, float scale)
+{
+  uint16_t *v = g_new(uint16_t, n ? n : 1);
+  for (size_t i = 0; i < n; i++) v[i] = ref_f32_to_bf16((float)g_rand_double_range(rng, -scale, scale));
+  return v;
+}
+
+static void assert_close(const char *what, const float *got, const float *want, size_t n, double max_nmse)
+{
+  double nmse = ref_nmse(got, want, n);
+  if (!(nmse <= max_nmse)) {
+    for (size_t i = 0; i < n; i++)
+      if (!(fabs((double)got[i] - want[i]) <= 1e-3 * (1 + fabs(want[i])))) {
+        g_printerr("%s: first bad element %zu: got %g want %g\n", what, i, got[i], want[i]);
+        break;
+      }
+    g_printerr("%s: nmse %g > %g (max abs %g)\n", what, nmse, max_nmse, ref_max_abs(got, want, n));
+  }
+  g_assert_cmpfloat(nmse, <=, max_nmse);
+}
+
+static void assert_clean(void)
+{
+  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
+}
+
+/* --- matmul ---------------------------------------------------------------------------------- */
+
+static void check_matmul(uint32_t M, uint32_t N, uint32_t K, uint32_t flags, bool bias, uint64_t xoff, uint64_t woff)
+{
+  float *x = rand_f32((size_t)M * K, 1.0f);
+  uint16_t *w = rand_bf16((size_t)N * K, 1.0f);
+  uint16_t *bv = bias ? rand_bf16(N, 1.0f) : NULL;
+  float *y0 = rand_f32((size_t)M * N, 1.0f); /* prior contents, for ACCUMULATE */
+  float *want = g_memdup2(y0, sizeof(float) * M * N);
+  float *got = g_new(float, (size_t)M * N + 1);
+  ref_matmul(want, x, w, bv, M, N, K, flags);
+
+  VkrtBuffer *bx = upload_at(x, sizeof(float) * M * K, xoff);
+  VkrtBuffer *bw = upload_at(w, 2ull * N * K, woff);
+  VkrtBuffer *bb = bias ? upload_at(bv, 2ull * N, 2) : NULL;
+  VkrtBuffer *by = upload_at(y0, sizeof(float) * M * N, 0);
+  VkrtSeq *s = seq_new();
+  vkrt_context_reset_flops(ctx);
+  vkrt_op_matmul(s, vkrt_tensor(by), tensor_at(bx, xoff, sizeof(float) * M * K), tensor_at(bw, woff, 2ull * N * K),
+                 bias ? tensor_at(bb, 2, 2ull * N) : vkrt_tensor_none(), M, N, K, flags);
+  seq_run(s);
+  g_assert_cmpuint(vkrt_context_flops(ctx), ==, 2ull * M * N * K);
+  download(by, 0, got, sizeof(float) * M * N);
+  char *what = g_strdup_printf("matmul M=%u N=%u K=%u flags=%u bias=%d xoff=%" G_GUINT64_FORMAT " woff=%" G_GUINT64_FORMAT,
+                               M, N, K, flags, bias, xoff, woff);
+  assert_close(what, got, want, (size_t)M * N, 1e-10);
+  g_free(what);
+  vkrt_seq_free(s);
+  vkrt_buffer_free(bx);
+  vkrt_buffer_free(bw);
+  if (bb) vkrt_buffer_free(bb);
+  vkrt_buffer_free(by);
+  g_free(x); g_free(w); g_free(bv); g_free(y0); g_free(want); g_free(got);
+}
+
+static void test_matmul_shapes(void)
+{
+  static const uint32_t Ms[] = { 1, 3, 17, 77 }, Ns[] = { 1, 5, 67, 130 }, Ks[] = { 7, 64, 129, 300, 136 };
+  for (size_t a = 0; a < G_N_ELEMENTS(Ms); a++)
+    for (size_t b = 0; b < G_N_ELEMENTS(Ns); b++)
+      for (size_t c = 0; c < G_N_ELEMENTS(Ks); c++)
+        check_matmul(Ms[a], Ns[b], Ks[c], 0, false, 0, 0);
+  assert_clean();
+}
+
+static void test_matmul_epilogues(void)
+{
+  /* texel GEMM, texel GEMV and the generic kernel each with bias, residual and activations */
+  static const uint32_t shapes[][3] = { { 33, 40, 64 }, { 2, 70, 136 }, { 9, 11, 30 } };
+  static const uint32_t flags[] = { 0, VKRT_MM_ACCUMULATE, VKRT_MM_GELU, VKRT_MM_SILU };
+  for (size_t i = 0; i < G_N_ELEMENTS(shapes); i++)
+    for (size_t f = 0; f < G_N_ELEMENTS(flags); f++)
+      for (int b = 0; b < 2; b++)
+        check_matmul(shapes[i][0], shapes[i][1], shapes[i][2], flags[f], b, 0, 0);
+  assert_clean();
+}
+
+static void test_matmul_offsets(void)
+{
+  /* 16-byte aligned offsets keep the texel kernels; others fall back to the generic kernel */
+  check_matmul(20, 24, 64, 0, false, 48, 32);
+  check_matmul(3, 24, 64, VKRT_MM_ACCUMULATE, true, 16, 4096);
+  check_matmul(20, 24, 64, 0, false, 4, 0);
+  check_matmul(2, 24, 64, 0, true, 0, 2);
+  check_matmul(20, 17, 33, VKRT_MM_GELU, true, 12, 6);
+  assert_clean();
+}
+
+static void test_matmul_big(void)
+{
+  /* bigger than one GEMM tile in each direction */
+  check_matmul(150, 300, 256, 0, true, 0, 0);
+  check_matmul(4, 1030, 512, 0, false, 0, 0);
+  assert_clean();
+}
+
+/* --- embed ----------------------------------------------------------------------------------- */
+
+static void check_embed(uint32_t n, uint32_t dim, uint32_t vocab)
+{
+  uint16_t *table = rand_bf16((size_t)vocab * dim, 2.0f);
+  int32_t *ids = g_new(int32_t, n);
+  for (uint32_t i = 0; i < n; i++) ids[i] = g_rand_int_range(rng, 0, (int32_t)vocab);
+  if (n > 2) { ids[0] = (int32_t)vocab - 1; ids[1] = -3; ids[2] = (int32_t)vocab; }  /* last row, out of range */
+  float *want = g_new(float, (size_t)n * dim), *got = g_new(float, (size_t)n * dim);
+  ref_embed(want, table, ids, n, dim, vocab);
+  VkrtBuffer *bt = upload_at(table, 2ull * vocab * dim, 2), *bi = upload_at(ids, 4ull * n, 0);
+  VkrtBuffer *by = upload_at(NULL, 4ull * n * dim, 0);
+  VkrtSeq *s = seq_new();
+  vkrt_op_embed(s, vkrt_tensor(by), tensor_at(bt, 2, 2ull * vocab * dim), tensor_at(bi, 0, 4ull * n), n, dim, vocab);
+  seq_run(s);
+  download(by, 0, got, 4ull * n * dim);
+  g_assert_cmpmem(got, 4ull * n * dim, want, 4ull * n * dim);
+  vkrt_seq_free(s);
+  vkrt_buffer_free(bt); vkrt_buffer_free(bi); vkrt_buffer_free(by);
+  g_free(table); g_free(ids); g_free(want); g_free(got);
+}
+
+static void test_embed(void)
+{
+  check_embed(1, 64, 10);
+  check_embed(9, 67, 1000);     /* odd dim: rows start mid-word */
+  check_embed(40, 256, 3000);
+  assert_clean();
+}
+
+/* --- rmsnorm --------------------------------------------------------------------------------- */
+
+static void check_rmsnorm(uint32_t rows, uint32_t dim, bool in_place)
+{
+  float *x = rand_f32((size_t)rows * dim, 3.0f);
+  uint16_t *w = rand_bf16(dim, 2.0f);
+  float *want = g_new(float, (size_t)rows * dim), *got = g_new(float, (size_t)rows * dim);
+  ref_rmsnorm(want, x, w, rows, dim, 1e-6f);
+  VkrtBuffer *bx = upload_at(x, 4ull * rows * dim, 16), *bw = upload_at(w, 2ull * dim, 6);
+  VkrtBuffer *by = in_place ? bx : upload_at(NULL, 4ull * rows * dim, 0);
+  uint64_t yoff = in_place ? 16 : 0;
+  VkrtSeq *s = seq_new();
+  vkrt_op_rmsnorm(s, tensor_at(by, yoff, 4ull * rows * dim), tensor_at(bx, 16, 4ull * rows * dim),
+                  tensor_at(bw, 6, 2ull * dim), rows, dim, 1e-6f);
+  seq_run(s);
+  download(by, yoff, got, 4ull * rows * dim);
+  assert_close("rmsnorm", got, want, (size_t)rows * dim, 1e-11);
+  vkrt_seq_free(s);
+  vkrt_buffer_free(bx); vkrt_buffer_free(bw);
+  if (!in_place) vkrt_buffer_free(by);
+  g_free(x); g_free(w); g_free(want); g_free(got);
+}
+
+static void test_rmsnorm(void)
+{
+  check_rmsnorm(1, 2048, false);
+  check_rmsnorm(77, 67, false);
+  check_rmsnorm(130, 256, true);
+  assert_clean();
+}
+
+/* --- rope ------------------------------------------------------------------------------------ */
+
+static void check_rope(uint32_t rows, uint32_t stride, uint32_t heads, uint32_t hd, uint32_t max_pos)
+{
+  size_t n = (size_t)rows * stride;
+  float *x = rand_f32(n, 2.0f);
+  int32_t *pos = g_new(int32_t, rows);
+  for (uint32_t r = 0; r < rows; r++) pos[r] = g_rand_int_range(rng, 0, (int32_t)max_pos);
+  float *want = g_memdup2(x, n * 4), *got = g_new(float, n);
+  ref_rope(want, pos, rows, stride, heads, hd, 10000.0f);
+  VkrtBuffer *bx = upload_at(x, n * 4, 32), *bp = upload_at(pos, 4ull * rows, 4);
+  VkrtSeq *s = seq_new();
+  vkrt_op_rope(s, tensor_at(bx, 32, n * 4), tensor_at(bp, 4, 4ull * rows), rows, stride, heads, hd, 10000.0f);
+  seq_run(s);
+  download(bx, 32, got, n * 4);
+  /* fp32 angles of positions in the thousands are only good to ~1e-4 rad in any implementation */
+  assert_close("rope", got, want, n, 1e-8);
+  /* values past the heads are untouched */
+  for (uint32_t r = 0; r < rows; r++)
+    for (uint32_t c = heads * hd; c < stride; c++) g_assert_cmpfloat(got[(size_t)r * stride + c], ==, x[(size_t)r * stride + c]);
+  vkrt_seq_free(s);
+  vkrt_buffer_free(bx); vkrt_buffer_free(bp);
+  g_free(x); g_free(pos); g_free(want); g_free(got);
+}
+
+static void test_rope(void)
+{
+  check_rope(5, 256, 2, 128, 4096);
+  check_rope(17, 3 * 64, 2, 64, 600);  /* q of a fused row: heads at the start, rest untouched */
+  check_rope(3, 20, 3, 6, 50);
+  assert_clean();
+}
+
+/* --- attention ------------------------------------------------------------------------------- */
+
+static void check_attention(uint32_t B, uint32_t nq, uint32_t H, uint32_t D, uint32_t q_start, uint32_t n_kv,
+                            uint32_t cap, bool causal, bool use_mask)
+{
+  size_t HD = (size_t)H * D;
+  float *q = rand_f32(B * nq * HD, 1.0f), *k = rand_f32(B * cap * HD, 1.0f), *v = rand_f32(B * cap * HD, 1.0f);
+  int32_t *mask = g_new(int32_t, (size_t)B * cap);
+  for (size_t i = 0; i < (size_t)B * cap; i++) mask[i] = g_rand_int_range(rng, 0, 4) != 0;
+  if (use_mask) for (uint32_t j = 0; j < cap; j++) mask[j] = 0;  /* sequence 0 sees nothing: zeros */
+  float scale = 1.0f / sqrtf((float)D);
+  float *want = g_new(float, B * nq * HD), *got = g_new(float, B * nq * HD);
+  ref_attention(want, q, k, v, use_mask ? mask : NULL, B, nq, H, D, q_start, n_kv, cap, causal, scale);
+  VkrtBuffer *bq = upload_at(q, 4 * B * nq * HD, 4), *bk = upload_at(k, 4 * B * cap * HD, 0);
+  VkrtBuffer *bv = upload_at(v, 4 * B * cap * HD, 32), *bm = upload_at(mask, 4ull * B * cap, 8);
+  VkrtBuffer *bo = upload_at(NULL, 4 * B * nq * HD, 0);
+  VkrtAttnParams p = { B, nq, H, D, q_start, n_kv, cap, causal, scale };
+  VkrtSeq *s = seq_new();
+  vkrt_op_attention(s, vkrt_tensor(bo), tensor_at(bq, 4, 4 * B * nq * HD), tensor_at(bk, 0, 4 * B * cap * HD),
+                    tensor_at(bv, 32, 4 * B * cap * HD), use_mask ? tensor_at(bm, 8, 4ull * B * cap) : vkrt_tensor_none(),
+                    &p);
+  seq_run(s);
+  download(bo, 0, got, 4 * B * nq * HD);
+  char *what = g_strdup_printf("attention B=%u nq=%u H=%u D=%u q_start=%u n_kv=%u cap=%u causal=%d mask=%d",
+                               B, nq, H, D, q_start, n_kv, cap, causal, use_mask);
+  assert_close(what, got, want, B * nq * HD, 1e-10);
+  g_free(what);
+  vkrt_seq_free(s);
+  vkrt_buffer_free(bq); vkrt_buffer_free(bk); vkrt_buffer_free(bv); vkrt_buffer_free(bm); vkrt_buffer_free(bo);
+  g_free(q); g_free(k); g_free(v); g_free(mask); g_free(want); g_free(got);
+}
+
+static void test_attention(void)
+{
+  check_attention(1, 17, 2, 64, 0, 17, 20, true, false);     /* prefill */
+  check_attention(1, 1, 3, 128, 40, 41, 50, true, false);    /* decode step */
+  check_attention(2, 5, 2, 32, 7, 12, 16, true, true);       /* CFG pair, masked, continuing */
+  check_attention(2, 9, 1, 16, 0, 9, 9, false, true);        /* bidirectional with mask */
+  check_attention(3, 4, 4, 8, 0, 30, 33, false, false);
+  assert_clean();
+}
+
+/* --- element-wise ------------------------------------------------------------------------------ */
+
+static void test_eltwise(void)
+{
+  static const uint32_t ns[] = { 1, 7, 1000, 70001 };
+  for (size_t t = 0; t < G_N_ELEMENTS(ns); t++) {
+    uint32_t n = ns[t];
+    float *a = rand_f32(n, 8.0f), *b = rand_f32(n, 2.0f);
+    float *want = g_new(float, n), *got = g_new(float, n);
+    VkrtBuffer *ba = upload_at(a, 4ull * n, 4), *bb = upload_at(b, 4ull * n, 0), *by = upload_at(NULL, 4ull * n, 0);
+    VkrtSeq *s = seq_new();
+    vkrt_op_silu_mul(s, vkrt_tensor(by), tensor_at(ba, 4, 4ull * n), tensor_at(bb, 0, 4ull * n), n);
+    seq_run(s);
+    download(by, 0, got, 4ull * n);
+    ref_silu_mul(want, a, b, n);
+    assert_close("silu_mul", got, want, n, 1e-12);
+    /* add in place: a += b */
+    vkrt_seq_begin(s);
+    vkrt_op_add(s, tensor_at(ba, 4, 4ull * n), tensor_at(ba, 4, 4ull * n), tensor_at(bb, 0, 4ull * n), n);
+    seq_run(s);
+    download(ba, 4, got, 4ull * n);
+    ref_add(want, a, b, n);
+    g_assert_cmpmem(got, 4ull * n, want, 4ull * n);
+    vkrt_seq_free(s);
+    vkrt_buffer_free(ba); vkrt_buffer_free(bb); vkrt_buffer_free(by);
+    g_free(a); g_free(b); g_free(want); g_free(got);
+  }
+  assert_clean();
+}
+
+/* --- argmax / top-k ---------------------------------------------------------------------------- */
+
+static void test_argmax(void)
+{
+  static const uint32_t shapes[][2] = { { 1, 1 }, { 3, 1000 }, { 2, 102400 }, { 5, 257 } };
+  for (size_t t = 0; t < G_N_ELEMENTS(shapes); t++) {
+    uint32_t rows = shapes[t][0], n = shapes[t][1];
+    float *x = rand_f32((size_t)rows * n, 10.0f);
+    if (n > 300) { x[5] = 100.0f; x[200] = 100.0f; }  /* a tie: the lower index wins */
+    uint32_t *want = g_new(uint32_t, rows), *got = g_new(uint32_t, rows);
+    ref_argmax(want, x, rows, n);
+    VkrtBuffer *bx = upload_at(x, 4ull * rows * n, 0), *bo = upload_at(NULL, 4ull * rows, 4);
+    VkrtSeq *s = seq_new();
+    vkrt_op_argmax(s, tensor_at(bo, 4, 4ull * rows), vkrt_tensor(bx), rows, n);
+    seq_run(s);
+    download(bo, 4, got, 4ull * rows);
+    g_assert_cmpmem(got, 4ull * rows, want, 4ull * rows);
+    vkrt_seq_free(s);
+    vkrt_buffer_free(bx); vkrt_buffer_free(bo);
+    g_free(x); g_free(want); g_free(got);
+  }
+  assert_clean();
+}
+
+static void check_topk(uint32_t n, uint32_t k, int ties)
+{
+  float *x = rand_f32(n, 10.0f);
+  if (ties == 1)  /* many equal values around the threshold */
+    for (uint32_t i = 0; i < n; i++) x[i] = (float)g_rand_int_range(rng, 0, 40);
+  if (ties == 2)  /* masked logits: most are -inf */
+    for (uint32_t i = 0; i < n; i++) if (i % 97) x[i] = -INFINITY;
+  float *want_v = g_new(float, k), *got_v = g_new(float, k);
+  uint32_t *want_i = g_new(uint32_t, k), *got_i = g_new(uint32_t, k);
+  ref_topk(want_v, want_i, x, n, k);
+  VkrtBuffer *bx = upload_at(x, 4ull * n, 16), *bv = upload_at(NULL, 4ull * k, 0), *bi = upload_at(NULL, 4ull * k, 0);
+  VkrtSeq *s = seq_new();
+  vkrt_op_topk(s, vkrt_tensor(bv), vkrt_tensor(bi), tensor_at(bx, 16, 4ull * n), n, k);
+  seq_run(s);
+  download(bv, 0, got_v, 4ull * k);
+  download(bi, 0, got_i, 4ull * k);
+  g_assert_cmpmem(got_i, 4ull * k, want_i, 4ull * k);
+  g_assert_cmpmem(got_v, 4ull * k, want_v, 4ull * k);
+  vkrt_seq_free(s);
+  vkrt_buffer_free(bx); vkrt_buffer_free(bv); vkrt_buffer_free(bi);
+  g_free(x); g_free(want_v); g_free(got_v); g_free(want_i); g_free(got_i);
+}
+
+static void test_topk(void)
+{
+  check_topk(1, 1, 0);
+  check_topk(300, 256, 0);
+  check_topk(102400, 256, 0);
+  check_topk(102405, 50, 1);
+  check_topk(102400, 256, 2);
+  check_topk(1000, 1, 1);
+  assert_clean();
+}
+
+/* --- bad input --------------------------------------------------------------------------------- */
+
+static void test_bad_input(void)
+{
+  GError *e = NULL;
+  VkrtBuffer *small = vkrt_buffer_new(ctx, 64, &e);
+  check_no_error(e);
+  VkrtSeq *s = seq_new();
+  /* too small a tensor: the error comes back at submit, nothing crashes */
+  vkrt_op_matmul(s, vkrt_tensor(small), vkrt_tensor(small), vkrt_tensor(small), vkrt_tensor_none(), 8, 8, 8, 0);
+  g_assert_true(vkrt_seq_has_error(s));
+  g_assert_false(vkrt_seq_submit(s, &e));
+  g_assert_error(e, VKRT_ERROR, VKRT_ERROR_FAILED);
+  g_clear_error(&e);
+  vkrt_seq_begin(s);
+  vkrt_op_topk(s, vkrt_tensor(small), vkrt_tensor(small), vkrt_tensor(small), 4, 5);
+  g_assert_false(vkrt_seq_submit(s, &e));
+  g_clear_error(&e);
+  /* the sequence is usable again */
+  vkrt_seq_begin(s);
+  vkrt_op_add(s, vkrt_tensor(small), vkrt_tensor(small), vkrt_tensor(small), 16);
+  seq_run(s);
+  vkrt_seq_free(s);
+  vkrt_buffer_free(small);
+  assert_clean();
+}
+
+int main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  GError *e = NULL;
+  ctx = vkrt_context_new(&(VkrtOptions){ 0 }, &e);
+  if (!ctx) {
+    g_printerr("no Vulkan context: %s\n", e->message);
+    return 1;
+  }
+  rng = g_rand_new_with_seed(1234);
+  g_test_message("device %s, max binding %" G_GUINT64_FORMAT " / texel %" G_GUINT64_FORMAT,
+                 vkrt_context_info(ctx)->name, vkrt_max_binding(ctx, false), vkrt_max_binding(ctx, true));
+  g_test_add_func("/ops/matmul/shapes", test_matmul_shapes);
+  g_test_add_func("/ops/matmul/epilogues", test_matmul_epilogues);
+  g_test_add_func("/ops/matmul/offsets", test_matmul_offsets);
+  g_test_add_func("/ops/matmul/big", test_matmul_big);
+  g_test_add_func("/ops/embed", test_embed);
+  g_test_add_func("/ops/rmsnorm", test_rmsnorm);
+  g_test_add_func("/ops/rope", test_rope);
+  g_test_add_func("/ops/attention", test_attention);
+  g_test_add_func("/ops/eltwise", test_eltwise);
+  g_test_add_func("/ops/argmax", test_argmax);
+  g_test_add_func("/ops/topk", test_topk);
+  g_test_add_func("/ops/bad-input", test_bad_input);
+  int rc = g_test_run();
+  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
+  vkrt_context_free(ctx);
+  g_rand_free(rng);
+  return rc;
+}

@@ -1,0 +1,515 @@
+/* Generation ops (vk/ops_gen.h) against the plain-C references on random inputs, with sizes that
+ * are not multiples of any tile, and again on a context whose bindings are limited to 64 KiB
+ * (JANUSFLOW_MAX_BINDING) so that every windowing path runs. */
+#include "ops_gen.h"
+#include "ref_ops_gen.h"
+#include <math.h>
+
+static VkrtContext *ctx;   /* the context the checks use (switched by the small-binding test) */
+static GRand *rng;
+
+static double rel_l2(const float *got, const float *want, size_t n)
+{
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)got[i] - want[i];
+    num += d * d;
+    den += (double)want[i] * want[i];
+  }
+  return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static float *rand_f32(size_t n, double lo, double hi)
+{
+  float *v = g_new(float, n ? n : 1);
+  for (size_t i = 0; i < n; i++)
+    v[i] = (float)g_rand_double_range(rng, lo, hi);
+  return v;
+}
+
+static uint16_t *rand_bf16(size_t n, double lo, double hi)
+{
+  uint16_t *v = g_new(uint16_t, n ? n : 1);
+  for (size_t i = 0; i < n; i++)
+    v[i] = refg_f32_to_bf16((float)g_rand_double_range(rng, lo, hi));
+  return v;
+}
+
+/* A buffer with `pad` leading bytes, so tensors start at unaligned-to-binding offsets. */
+typedef struct { VkrtBuffer *buf; uint64_t pad, bytes; } TBuf;
+
+static TBuf upload_at(const void *data, uint64_t bytes, uint64_t pad)
+{
+  GError *err = NULL;
+  TBuf t = { vkrt_buffer_new(ctx, bytes + pad + 4, &err), pad, bytes };
+  g_assert_no_error(err);
+  if (data)
+    g_assert_true(vkrt_buffer_write(t.buf, pad, data, bytes, &err));
+  g_assert_no_error(err);
+  return t;
+}
+static TBuf upload(const void *data, uint64_t bytes) { return upload_at(data, bytes, 0); }
+static VkrtTensor tens(TBuf t) { return vkrt_tensor_sub(vkrt_tensor(t.buf), t.pad, t.bytes); }
+static void download(TBuf t, void *data)
+{
+  GError *err = NULL;
+  g_assert_true(vkrt_buffer_read(t.buf, t.pad, data, t.bytes, &err));
+  g_assert_no_error(err);
+}
+static void tfree(TBuf t) { vkrt_buffer_free(t.buf); }
+
+static VkrtSeq *seq_begin(void)
+{
+  GError *err = NULL;
+  VkrtSeq *seq = vkrt_seq_new(ctx, &err);
+  g_assert_no_error(err);
+  vkrt_seq_begin(seq);
+  return seq;
+}
+
+static void seq_run(VkrtSeq *seq)
+{
+  GError *err = NULL;
+  gboolean ok = vkrt_seq_submit(seq, &err);
+  g_assert_no_error(err);
+  g_assert_true(ok);
+  vkrt_seq_free(seq);
+  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
+}
+
+static void expect_close(const char *what, const float *got, const float *want, size_t n, double tol)
+{
+  double e = rel_l2(got, want, n);
+  g_test_message("%s: rel-L2 %.3g", what, e);
+  if (!(e < tol))
+    g_test_message("%s: FAILED (tolerance %g)", what, tol);
+  g_assert_cmpfloat(e, <, tol);
+}
+
+/* --- conv2d ---------------------------------------------------------------------------------- */
+
+static void check_conv(RefConv rc, uint64_t pad_bytes)
+{
+  uint32_t s = rc.upsample ? 2 : 1;
+  uint32_t ho = (rc.in_h * s + 2 * rc.pad - rc.kh) / rc.stride + 1;
+  uint32_t wo = (rc.in_w * s + 2 * rc.pad - rc.kw) / rc.stride + 1;
+  size_t nx = (size_t)rc.batch * rc.in_h * rc.in_w * rc.in_c, ny = (size_t)rc.batch * ho * wo * rc.out_c;
+  size_t nw = (size_t)rc.out_c * rc.in_c * rc.kh * rc.kw;
+  float *x = rand_f32(nx, -1, 1), *y0 = rand_f32(ny, -1, 1);
+  uint16_t *w = rand_bf16(nw, -0.5, 0.5), *bias = rand_bf16(rc.out_c, -1, 1);
+  uint16_t *wr = g_new(uint16_t, nw);
+  vkrt_conv_weight_reorder(wr, w, rc.out_c, rc.in_c, rc.kh, rc.kw);
+  float *want = g_memdup2(y0, ny * 4), *got = g_new(float, ny);
+  uint32_t rho, rwo;
+  ref_conv2d(want, x, w, bias, &rc, &rho, &rwo);
+  g_assert_cmpuint(rho, ==, ho);
+  g_assert_cmpuint(rwo, ==, wo);
+
+  TBuf bx = upload_at(x, nx * 4, pad_bytes), by = upload_at(y0, ny * 4, pad_bytes);
+  TBuf bw = upload_at(wr, nw * 2, pad_bytes ? 2 : 0), bb = upload(bias, rc.out_c * 2);
+  VkrtConvParams p = {
+    .batch = rc.batch, .in_h = rc.in_h, .in_w = rc.in_w, .in_c = rc.in_c, .out_c = rc.out_c,
+    .kernel_h = rc.kh, .kernel_w = rc.kw, .stride = rc.stride, .pad = rc.pad,
+    .flags = (rc.accumulate ? VKRT_CONV_ACCUMULATE : 0) | (rc.upsample ? VKRT_CONV_UPSAMPLE2X : 0) |
+             (rc.in_nchw ? VKRT_CONV_IN_NCHW : 0) | (rc.out_nchw ? VKRT_CONV_OUT_NCHW : 0),
+  };
+  uint64_t flops0 = vkrt_context_flops(ctx);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_conv2d(seq, tens(by), tens(bx), tens(bw), tens(bb), &p);
+  seq_run(seq);
+  g_assert_cmpuint(vkrt_context_flops(ctx) - flops0, ==, 2ull * rc.batch * ho * wo * rc.out_c * rc.in_c * rc.kh * rc.kw);
+  download(by, got);
+  char *what = g_strdup_printf("conv2d B%u %ux%ux%u -> %u k%ux%u s%u p%u acc%d up%d nchw%d/%d",
+                               rc.batch, rc.in_h, rc.in_w, rc.in_c, rc.out_c, rc.kh, rc.kw, rc.stride,
+                               rc.pad, rc.accumulate, rc.upsample, rc.in_nchw, rc.out_nchw);
+  expect_close(what, got, want, ny, 1e-4);
+  g_free(what);
+  tfree(bx); tfree(by); tfree(bw); tfree(bb);
+  g_free(x); g_free(y0); g_free(w); g_free(wr); g_free(bias); g_free(want); g_free(got);
+}
+
+static void conv_cases(bool big)
+{
+  /* 3x3 same padding, channels and pixels not multiples of the 64x64 tile */
+  check_conv((RefConv){ .batch = 2, .in_h = 13, .in_w = 11, .in_c = 5, .out_c = 70, .kh = 3, .kw = 3,
+                        .stride = 1, .pad = 1 }, 0);
+  /* the UViT in_conv: k2 s2 from an NCHW latent */
+  check_conv((RefConv){ .batch = 2, .in_h = 8, .in_w = 8, .in_c = 4, .out_c = 32, .kh = 2, .kw = 2,
+                        .stride = 2, .pad = 0, .in_nchw = true }, 4);
+  /* 1x1 conv, fused residual, NCHW output (conv_out-like small N) */
+  check_conv((RefConv){ .batch = 3, .in_h = 9, .in_w = 10, .in_c = 33, .out_c = 3, .kh = 1, .kw = 1,
+                        .stride = 1, .pad = 0, .accumulate = true, .out_nchw = true }, 8);
+  /* fused nearest 2x upsampling before a 3x3 conv */
+  check_conv((RefConv){ .batch = 1, .in_h = 5, .in_w = 7, .in_c = 16, .out_c = 24, .kh = 3, .kw = 3,
+                        .stride = 1, .pad = 1, .upsample = true }, 0);
+  /* long K, odd kernel/stride mix, accumulate */
+  check_conv((RefConv){ .batch = 2, .in_h = 7, .in_w = 6, .in_c = 130, .out_c = 65, .kh = 3, .kw = 2,
+                        .stride = 2, .pad = 1, .accumulate = true }, 12);
+  if (big) {
+    /* images far above a 64 KiB binding: row bands */
+    check_conv((RefConv){ .batch = 2, .in_h = 40, .in_w = 36, .in_c = 32, .out_c = 40, .kh = 3, .kw = 3,
+                          .stride = 1, .pad = 1, .accumulate = true }, 4);
+    check_conv((RefConv){ .batch = 1, .in_h = 20, .in_w = 18, .in_c = 32, .out_c = 32, .kh = 3, .kw = 3,
+                          .stride = 1, .pad = 1, .upsample = true }, 0);
+    /* NCHW output of a small image from a big NHWC input: per-image windows */
+    check_conv((RefConv){ .batch = 2, .in_h = 30, .in_w = 30, .in_c = 16, .out_c = 3, .kh = 3, .kw = 3,
+                          .stride = 1, .pad = 1, .out_nchw = true }, 0);
+  }
+}
+
+static void test_conv2d(void) { conv_cases(false); }
+
+static void test_conv2d_bad_args(void)
+{
+  TBuf bx = upload(NULL, 64 * 4), bw = upload(NULL, 9 * 4 * 4 * 2);
+  VkrtSeq *seq = seq_begin();
+  VkrtConvParams p = { .batch = 1, .in_h = 4, .in_w = 4, .in_c = 4, .out_c = 4, .kernel_h = 3,
+                       .kernel_w = 3, .stride = 1, .pad = 1 };
+  /* y needs 256 bytes, give it 64 */
+  vkrt_op_conv2d(seq, vkrt_tensor_sub(tens(bx), 0, 64), tens(bx), tens(bw), vkrt_tensor_none(), &p);
+  g_assert_true(vkrt_seq_has_error(seq));
+  GError *err = NULL;
+  g_assert_false(vkrt_seq_submit(seq, &err));
+  g_assert_nonnull(err);
+  g_test_message("expected error: %s", err->message);
+  g_clear_error(&err);
+  vkrt_seq_free(seq);
+  seq = seq_begin();
+  p.kernel_h = 9;  /* larger than the padded input */
+  vkrt_op_conv2d(seq, tens(bx), tens(bx), tens(bw), vkrt_tensor_none(), &p);
+  g_assert_true(vkrt_seq_has_error(seq));
+  vkrt_seq_free(seq);
+  tfree(bx); tfree(bw);
+}
+
+/* --- fp32 GEMM and softmax (the VAE attention) ---------------------------------------------------- */
+
+static void check_gemm(uint32_t M, uint32_t N, uint32_t K, bool b_kn)
+{
+  float *x = rand_f32((size_t)M * K, -1, 1), *b = rand_f32((size_t)N * K, -1, 1);
+  float *want = g_new(float, (size_t)M * N), *got = g_new(float, (size_t)M * N);
+  ref_gemm_f32(want, x, b, M, N, K, b_kn);
+  TBuf bx = upload_at(x, (size_t)M * K * 4, 4), bb = upload(b, (size_t)N * K * 4), by = upload_at(NULL, (size_t)M * N * 4, 8);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_gemm_f32(seq, tens(by), tens(bx), tens(bb), M, N, K, b_kn ? VKRT_GEMM_B_KN : 0);
+  seq_run(seq);
+  download(by, got);
+  char *what = g_strdup_printf("gemm_f32 %ux%ux%u b_kn=%d", M, N, K, b_kn);
+  expect_close(what, got, want, (size_t)M * N, 1e-5);
+  g_free(what);
+  tfree(bx); tfree(bb); tfree(by);
+  g_free(x); g_free(b); g_free(want); g_free(got);
+}
+
+static void check_softmax(uint32_t rows, uint32_t n, float scale)
+{
+  float *x = rand_f32((size_t)rows * n, -30, 30), *want = g_memdup2(x, (size_t)rows * n * 4);
+  float *got = g_new(float, (size_t)rows * n);
+  ref_softmax(want, rows, n, scale);
+  TBuf bx = upload_at(x, (size_t)rows * n * 4, 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_softmax(seq, tens(bx), rows, n, scale);
+  seq_run(seq);
+  download(bx, got);
+  expect_close("softmax", got, want, (size_t)rows * n, 1e-5);
+  tfree(bx);
+  g_free(x); g_free(want); g_free(got);
+}
+
+static void test_gemm_softmax(void)
+{
+  check_gemm(70, 65, 33, false);
+  check_gemm(64, 512, 130, true);
+  check_gemm(1, 3, 600, false);
+  check_softmax(5, 1000, 0.125f);
+  check_softmax(64, 64, 1.0f / 8.0f);
+}
+
+/* --- depthwise ------------------------------------------------------------------------------- */
+
+static void check_dwconv(uint32_t batch, uint32_t h, uint32_t w, uint32_t c, uint32_t k, uint32_t pad)
+{
+  uint32_t ho = h + 2 * pad - k + 1, wo = w + 2 * pad - k + 1;
+  size_t nx = (size_t)batch * h * w * c, ny = (size_t)batch * ho * wo * c;
+  float *x = rand_f32(nx, -1, 1), *want = g_new(float, ny), *got = g_new(float, ny);
+  uint16_t *wt = rand_bf16((size_t)c * k * k, -0.5, 0.5), *bias = rand_bf16(c, -1, 1);
+  uint16_t *wr = g_new(uint16_t, (size_t)c * k * k);
+  vkrt_dwconv_weight_reorder(wr, wt, c, k);
+  ref_dwconv2d(want, x, wt, bias, batch, h, w, c, k, pad);
+  TBuf bx = upload(x, nx * 4), by = upload_at(NULL, ny * 4, 4), bw = upload(wr, (size_t)c * k * k * 2),
+       bb = upload_at(bias, c * 2, 2);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_dwconv2d(seq, tens(by), tens(bx), tens(bw), tens(bb), batch, h, w, c, k, pad);
+  seq_run(seq);
+  download(by, got);
+  char *what = g_strdup_printf("dwconv B%u %ux%ux%u k%u p%u", batch, h, w, c, k, pad);
+  expect_close(what, got, want, ny, 1e-4);
+  g_free(what);
+  tfree(bx); tfree(by); tfree(bw); tfree(bb);
+  g_free(x); g_free(want); g_free(got); g_free(wt); g_free(wr); g_free(bias);
+}
+
+static void test_dwconv(void)
+{
+  check_dwconv(3, 9, 7, 37, 7, 3);
+  check_dwconv(1, 4, 4, 64, 7, 3);   /* smaller than the kernel: most taps in the padding */
+  check_dwconv(2, 6, 5, 3, 3, 1);
+}
+
+/* --- norms ----------------------------------------------------------------------------------- */
+
+static void check_groupnorm(uint32_t batch, uint32_t hw, uint32_t c, uint32_t groups, double offset,
+                            bool silu, bool in_place)
+{
+  size_t n = (size_t)batch * hw * c;
+  float *x = rand_f32(n, offset - 3, offset + 3), *want = g_new(float, n), *got = g_new(float, n);
+  uint16_t *gm = rand_bf16(c, -2, 2), *bt = rand_bf16(c, -1, 1);
+  ref_groupnorm(want, x, gm, bt, batch, hw, c, groups, 1e-6f, silu);
+  TBuf bx = upload_at(x, n * 4, 4), bg = upload(gm, c * 2), bb = upload(bt, c * 2);
+  TBuf by = in_place ? bx : upload(NULL, n * 4);
+  TBuf sc = upload(NULL, vkrt_op_groupnorm_scratch_bytes(ctx, batch, hw, c, groups));
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_groupnorm(seq, tens(by), tens(bx), tens(bg), tens(bb), tens(sc), batch, hw, c, groups, 1e-6f, silu);
+  seq_run(seq);
+  download(by, got);
+  char *what = g_strdup_printf("groupnorm B%u hw%u c%u g%u offset %g silu%d in_place%d", batch, hw, c,
+                               groups, offset, silu, in_place);
+  expect_close(what, got, want, n, 1e-4);
+  g_free(what);
+  if (!in_place)
+    tfree(by);
+  tfree(bx); tfree(bg); tfree(bb); tfree(sc);
+  g_free(x); g_free(want); g_free(got); g_free(gm); g_free(bt);
+}
+
+static void test_groupnorm(void)
+{
+  check_groupnorm(2, 300, 64, 8, 0.0, false, false);
+  check_groupnorm(1, 4097, 32, 32, 100.0, true, false);  /* big mean: needs a stable variance */
+  check_groupnorm(3, 17, 12, 4, 1.0, true, true);
+}
+
+static void check_grn(uint32_t batch, uint32_t hw, uint32_t c)
+{
+  size_t n = (size_t)batch * hw * c;
+  float *x = rand_f32(n, -2, 2), *want = g_memdup2(x, n * 4), *got = g_new(float, n);
+  uint16_t *gm = rand_bf16(c, -1, 1), *bt = rand_bf16(c, -1, 1);
+  ref_grn(want, gm, bt, batch, hw, c);
+  TBuf bx = upload_at(x, n * 4, 8), bg = upload_at(gm, c * 2, 2), bb = upload(bt, c * 2);
+  TBuf sc = upload(NULL, vkrt_op_grn_scratch_bytes(batch, c));
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_grn(seq, tens(bx), tens(bg), tens(bb), tens(sc), batch, hw, c);
+  seq_run(seq);
+  download(bx, got);
+  char *what = g_strdup_printf("grn B%u hw%u c%u", batch, hw, c);
+  expect_close(what, got, want, n, 1e-4);
+  g_free(what);
+  tfree(bx); tfree(bg); tfree(bb); tfree(sc);
+  g_free(x); g_free(want); g_free(got); g_free(gm); g_free(bt);
+}
+
+static void test_grn(void)
+{
+  check_grn(3, 17, 100);
+  check_grn(1, 576, 300);
+}
+
+/* --- element-wise ---------------------------------------------------------------------------- */
+
+static void check_silu(uint64_t n)
+{
+  float *x = rand_f32(n, -8, 8), *want = g_new(float, n), *got = g_new(float, n);
+  ref_silu(want, x, n);
+  TBuf bx = upload_at(x, n * 4, 4), by = upload(NULL, n * 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_silu(seq, tens(by), tens(bx), n);
+  vkrt_op_scale_shift(seq, tens(bx), tens(bx), n, 0.5f, -2.0f);
+  seq_run(seq);
+  download(by, got);
+  expect_close("silu", got, want, n, 1e-5);
+  download(bx, got);
+  for (uint64_t i = 0; i < n; i++)
+    want[i] = x[i] * 0.5f - 2.0f;
+  expect_close("scale_shift", got, want, n, 1e-6);
+  tfree(bx); tfree(by);
+  g_free(x); g_free(want); g_free(got);
+}
+
+static void check_film(uint32_t batch, uint32_t hw, uint32_t c, uint32_t mb)
+{
+  size_t n = (size_t)batch * hw * c;
+  float *x = rand_f32(n, -2, 2), *m = rand_f32((size_t)mb * 2 * c, -1, 1);
+  float *want = g_memdup2(x, n * 4), *got = g_new(float, n);
+  ref_film(want, m, batch, hw, c, mb);
+  TBuf bx = upload(x, n * 4), bm = upload_at(m, (size_t)mb * 2 * c * 4, 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_film(seq, tens(bx), tens(bm), batch, hw, c, mb);
+  seq_run(seq);
+  download(bx, got);
+  expect_close("film", got, want, n, 1e-6);
+  tfree(bx); tfree(bm);
+  g_free(x); g_free(m); g_free(want); g_free(got);
+}
+
+static void check_upsample(uint32_t batch, uint32_t h, uint32_t w, uint32_t c)
+{
+  size_t nx = (size_t)batch * h * w * c, ny = nx * 4;
+  float *x = rand_f32(nx, -1, 1), *want = g_new(float, ny), *got = g_new(float, ny);
+  ref_upsample2x(want, x, batch, h, w, c);
+  TBuf bx = upload_at(x, nx * 4, 4), by = upload(NULL, ny * 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_upsample2x(seq, tens(by), tens(bx), batch, h, w, c);
+  seq_run(seq);
+  download(by, got);
+  expect_close("upsample2x", got, want, ny, 1e-7);
+  tfree(bx); tfree(by);
+  g_free(x); g_free(want); g_free(got);
+}
+
+static void check_pixel_shuffle(uint32_t batch, uint32_t h, uint32_t w, uint32_t c, uint32_t r)
+{
+  size_t n = (size_t)batch * h * w * c * r * r;
+  float *x = rand_f32(n, -1, 1), *want = g_new(float, n), *got = g_new(float, n);
+  ref_pixel_shuffle(want, x, batch, h, w, c, r);
+  TBuf bx = upload(x, n * 4), by = upload_at(NULL, n * 4, 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_pixel_shuffle(seq, tens(by), tens(bx), batch, h, w, c, r);
+  seq_run(seq);
+  download(by, got);
+  expect_close("pixel_shuffle", got, want, n, 1e-7);
+  tfree(bx); tfree(by);
+  g_free(x); g_free(want); g_free(got);
+}
+
+static void check_concat(uint32_t batch, uint32_t hw, uint32_t ca, uint32_t cb, uint32_t bb_)
+{
+  size_t na = (size_t)batch * hw * ca, nb = (size_t)bb_ * hw * cb, ny = (size_t)batch * hw * (ca + cb);
+  float *a = rand_f32(na, -1, 1), *b = rand_f32(nb, -1, 1), *want = g_new(float, ny), *got = g_new(float, ny);
+  ref_concat(want, a, b, batch, hw, ca, cb, bb_);
+  TBuf ba = upload(a, na * 4), bbuf = upload_at(b, nb * 4, 4), by = upload(NULL, ny * 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_concat(seq, tens(by), tens(ba), tens(bbuf), batch, hw, ca, cb, bb_);
+  seq_run(seq);
+  download(by, got);
+  expect_close("concat", got, want, ny, 1e-7);
+  tfree(ba); tfree(bbuf); tfree(by);
+  g_free(a); g_free(b); g_free(want); g_free(got);
+}
+
+static void test_eltwise(void)
+{
+  check_silu(1000);
+  check_film(4, 9, 33, 2);
+  check_upsample(2, 5, 3, 7);
+  check_pixel_shuffle(3, 4, 5, 4, 2);
+  check_pixel_shuffle(1, 3, 2, 2, 3);
+  check_concat(4, 10, 6, 5, 2);
+}
+
+static void check_cfg(uint32_t n, uint32_t per, bool outputs)
+{
+  size_t t = (size_t)n * per;
+  float *z = rand_f32(t, -2, 2), *v = rand_f32(2 * t, -2, 2);
+  float *zw = g_memdup2(z, t * 4), *x0w = g_new(float, t), *vw = g_new(float, t), *got = g_new(float, t);
+  ref_cfg_euler(zw, x0w, vw, v, n, per, 2.5f, 1.0f / 3.0f, 1.0f / 3.0f);
+  TBuf bz = upload_at(z, t * 4, 4), bv = upload(v, 2 * t * 4), bx0 = upload(NULL, t * 4), bvo = upload_at(NULL, t * 4, 8);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_cfg_euler(seq, tens(bz), outputs ? tens(bx0) : vkrt_tensor_none(),
+                    outputs ? tens(bvo) : vkrt_tensor_none(), tens(bv), n, per, 2.5f, 1.0f / 3.0f, 1.0f / 3.0f);
+  seq_run(seq);
+  download(bz, got);
+  expect_close("cfg_euler z", got, zw, t, 1e-6);
+  if (outputs) {
+    download(bx0, got);
+    expect_close("cfg_euler x0", got, x0w, t, 1e-6);
+    download(bvo, got);
+    expect_close("cfg_euler v", got, vw, t, 1e-6);
+  }
+  tfree(bz); tfree(bv); tfree(bx0); tfree(bvo);
+  g_free(z); g_free(v); g_free(zw); g_free(x0w); g_free(vw); g_free(got);
+}
+
+static void test_cfg_euler(void)
+{
+  check_cfg(2, 4 * 8 * 8, true);
+  check_cfg(3, 4 * 5 * 7, false);
+}
+
+static void test_latent_rgb(void)
+{
+  uint32_t b = 2, h = 6, w = 7;
+  size_t px = (size_t)b * h * w;
+  float *lat = rand_f32(px * 4, -3, 3);
+  uint8_t *want = g_new(uint8_t, px * 4), *got = g_new(uint8_t, px * 4);
+  ref_latent_rgb(want, lat, b, h, w, vkrt_sdxl_rgb_factors, vkrt_sdxl_rgb_bias);
+  TBuf bl = upload(lat, px * 16), bo = upload_at(NULL, px * 4, 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_latent_rgb(seq, tens(bo), tens(bl), b, h, w, vkrt_sdxl_rgb_factors, vkrt_sdxl_rgb_bias);
+  seq_run(seq);
+  download(bo, got);
+  int maxd = 0;
+  for (size_t i = 0; i < px * 4; i++)
+    maxd = MAX(maxd, abs((int)got[i] - (int)want[i]));
+  g_test_message("latent_rgb: max byte diff %d", maxd);
+  g_assert_cmpint(maxd, <=, 1);   /* fp32 vs double at a .5 rounding boundary */
+  for (size_t i = 0; i < px; i++)
+    g_assert_cmpint(got[i * 4 + 3], ==, 255);
+  tfree(bl); tfree(bo);
+  g_free(lat); g_free(want); g_free(got);
+}
+
+/* --- the same on 64 KiB bindings --------------------------------------------------------------- */
+
+static void test_small_bindings(void)
+{
+  VkrtContext *saved = ctx;
+  GError *err = NULL;
+  g_setenv("JANUSFLOW_MAX_BINDING", "65536", TRUE);
+  VkrtOptions opt = { .device = NULL, .validate = g_getenv("JANUSFLOW_VALIDATE") != NULL };
+  ctx = vkrt_context_new(&opt, &err);
+  g_unsetenv("JANUSFLOW_MAX_BINDING");
+  g_assert_no_error(err);
+  g_assert_cmpuint(vkrt_max_binding(ctx, false), <=, 65536);
+  conv_cases(true);
+  check_groupnorm(1, 48 * 40, 64, 8, 5.0, true, false);   /* 480 KiB: 8+ windows */
+  check_groupnorm(2, 40 * 40, 32, 8, 0.0, false, true);
+  check_silu(50000);
+  check_film(3, 30 * 30, 24, 1);
+  check_upsample(2, 17, 15, 24);
+  check_grn(3, 64, 96);
+  check_dwconv(4, 12, 12, 48, 7, 3);
+  check_pixel_shuffle(4, 24, 24, 4, 2);
+  check_concat(4, 24 * 24, 16, 8, 2);
+  check_softmax(40, 1000, 0.5f);    /* 160 KB: several windows of rows */
+  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
+  vkrt_context_free(ctx);
+  ctx = saved;
+}
+
+int main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  rng = g_rand_new_with_seed(1234);
+  GError *err = NULL;
+  VkrtOptions opt = { .device = NULL, .validate = g_getenv("JANUSFLOW_VALIDATE") != NULL };
+  ctx = vkrt_context_new(&opt, &err);
+  if (!ctx) {
+    g_printerr("no Vulkan device: %s\n", err->message);
+    g_error_free(err);
+    return 77;
+  }
+  g_test_add_func("/ops-gen/conv2d", test_conv2d);
+  g_test_add_func("/ops-gen/conv2d-bad-args", test_conv2d_bad_args);
+  g_test_add_func("/ops-gen/gemm-softmax", test_gemm_softmax);
+  g_test_add_func("/ops-gen/dwconv", test_dwconv);
+  g_test_add_func("/ops-gen/groupnorm", test_groupnorm);
+  g_test_add_func("/ops-gen/grn", test_grn);
+  g_test_add_func("/ops-gen/eltwise", test_eltwise);
+  g_test_add_func("/ops-gen/cfg-euler", test_cfg_euler);
+  g_test_add_func("/ops-gen/latent-rgb", test_latent_rgb);
+  g_test_add_func("/ops-gen/small-bindings", test_small_bindings);
+  int r = g_test_run();
+  vkrt_context_free(ctx);
+  g_rand_free(rng);
+  return r;
+}

@@ -1,0 +1,65 @@
+/* jf-engine: the one worker thread that owns the Vulkan context, the model, the chat and the
+ * generator. The GTK main thread never runs model work: it queues jobs here, and results,
+ * streamed text, progress and previews come back as signals emitted on the main context.
+ *
+ * Jobs run one at a time in the order they were queued. Each has an id and its own
+ * GCancellable; jf_engine_cancel() stops a running job between GPU submits and drops a queued
+ * one. jf_engine_shutdown() (also done on dispose) cancels everything and joins the thread;
+ * signals are no longer emitted after it. */
+#pragma once
+#include <gtk/gtk.h>
+#include "generate.h"
+#include "sampler.h"
+
+G_BEGIN_DECLS
+
+#define JF_TYPE_ENGINE (jf_engine_get_type())
+G_DECLARE_FINAL_TYPE(JfEngine, jf_engine, JF, ENGINE, GObject)
+
+/* The payload of "gen-step" (valid during the emission). */
+typedef struct {
+  guint job;
+  int step, steps;           /* 0-based index of the step just done, total as planned now */
+  float t, cfg;              /* what the engine used for this step */
+  double gpu_ms, wall_ms;
+  GdkTexture *preview;       /* x0 estimate of image 0, or NULL */
+} JfEngineStep;
+
+JfEngine *jf_engine_new(void);
+void jf_engine_shutdown(JfEngine *e);
+
+/* Loads (or re-loads) a model. vae_dir may be NULL: then only chat works. device: selector as
+ * in vkrt (NULL = automatic). Signals: "load-progress" (fraction, label), "load-finished"
+ * (GError* or NULL). */
+guint jf_engine_load(JfEngine *e, const char *model_dir, const char *vae_dir, const char *device);
+gboolean jf_engine_is_loaded(JfEngine *e);
+gboolean jf_engine_is_loading(JfEngine *e);
+gboolean jf_engine_can_generate(JfEngine *e);
+gboolean jf_engine_can_see(JfEngine *e);
+const char *jf_engine_get_device_name(JfEngine *e);
+/* Device memory allocated by the engine, as of the last report from the worker. */
+guint64 jf_engine_get_memory(JfEngine *e);
+
+/* Sends one chat turn. images: GdkTexture elements (referenced, not copied). Signals:
+ * "chat-text" (job, piece) then "chat-finished" (job, answer or NULL, GError* or NULL). */
+guint jf_engine_chat_send(JfEngine *e, const char *text, GPtrArray *images, const JfSampling *s);
+/* Forgets the conversation (the KV cache). */
+guint jf_engine_chat_reset(JfEngine *e);
+
+/* Starts a generation (p->prompt is copied; p->noise is not supported here). Signals:
+ * "gen-step" (JfEngineStep*) for every Euler step, then "gen-finished" (job, GPtrArray of
+ * GdkTexture or NULL, GError* or NULL). */
+guint jf_engine_generate(JfEngine *e, const JfGenParams *p);
+/* Steer the queued or running generation; takes effect at its next step. */
+void jf_engine_set_cfg(JfEngine *e, float cfg);
+void jf_engine_set_steps(JfEngine *e, int steps);
+
+void jf_engine_cancel(JfEngine *e, guint job);
+/* Jobs queued or running. */
+guint jf_engine_n_pending(JfEngine *e);
+
+/* Tests: the worker waits after each step until the main thread has handled "gen-step", so a
+ * change made in the handler is guaranteed to apply to the very next step. */
+void jf_engine_set_lockstep(JfEngine *e, gboolean lockstep);
+
+G_END_DECLS

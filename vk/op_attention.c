@@ -1,0 +1,75 @@
+/* Attention over a K/V cache with an online softmax (shaders/attention.comp). All sequences go
+ * in one dispatch when their K/V regions fit one binding, else one dispatch per sequence. */
+#include "ops.h"
+#include "op_util.h"
+
+#define ATTN_WG 64u
+#define ATTN_MAX_D 256u
+
+void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k, VkrtTensor v,
+                       VkrtTensor mask, const VkrtAttnParams *p)
+{
+  const char *op = "attention";
+  if (!p || p->head_dim == 0 || p->head_dim % 4 || p->head_dim > ATTN_MAX_D || p->n_kv > p->kv_capacity) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "bad parameters (head_dim must be a multiple of 4 up to %u, n_kv <= kv_capacity)",
+            ATTN_MAX_D);
+    return;
+  }
+  uint64_t B = p->n_batch, HD = (uint64_t)p->n_heads * p->head_dim;
+  uint64_t q_bytes = p->n_q * HD * 4, kv_bytes = p->kv_capacity * HD * 4;
+  bool has_mask = mask.buf != NULL;
+  if (!op_check(seq, op, "out", out, B * q_bytes) || !op_check(seq, op, "q", q, B * q_bytes) ||
+      !op_check(seq, op, "k", k, B * kv_bytes) || !op_check(seq, op, "v", v, B * kv_bytes) ||
+      (has_mask && !op_check(seq, op, "mask", mask, B * p->kv_capacity * 4)))
+    return;
+  if (B == 0 || p->n_q == 0 || p->n_heads == 0) return;
+  if (k.offset % 16 || v.offset % 16) {
+    op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "k and v must start on 16-byte boundaries");
+    return;
+  }
+  /* all sequences at once if the K/V span (up to the last key read) fits one binding */
+  uint64_t read_kv = ((B - 1) * p->kv_capacity + p->n_kv) * HD * 4;
+  bool all = read_kv <= op_window_bytes(seq, true) && B * q_bytes <= op_window_bytes(seq, false);
+  uint64_t per = all ? B : 1;
+  for (uint64_t b0 = 0; b0 < B; b0 += per) {
+    uint64_t nb = MIN(per, B - b0);
+    uint64_t kv_span = MAX(((nb - 1) * p->kv_capacity + p->n_kv) * HD * 4, 16);
+    OpBind bo = { 0 }, bq = { 0 }, bk = { 0 }, bv = { 0 }, bm = { 0 };
+    if (!op_bind(seq, op, "out", vkrt_tensor_sub(out, b0 * q_bytes, nb * q_bytes), false, 4, &bo) ||
+        !op_bind(seq, op, "q", vkrt_tensor_sub(q, b0 * q_bytes, nb * q_bytes), false, 4, &bq) ||
+        !op_bind(seq, op, "k", vkrt_tensor_sub(k, b0 * kv_bytes, kv_span), true, 16, &bk) ||
+        !op_bind(seq, op, "v", vkrt_tensor_sub(v, b0 * kv_bytes, kv_span), true, 16, &bv))
+      return;
+    if (has_mask) {
+      if (!op_bind(seq, op, "mask", vkrt_tensor_sub(mask, b0 * p->kv_capacity * 4, nb * p->kv_capacity * 4),
+                   false, 4, &bm))
+        return;
+    } else {
+      bm = bq;
+      bm.off = 0;
+    }
+    struct {
+      uint32_t n_b, n_q, n_heads, q_start, n_kv, kv_cap, causal, has_mask;
+      float scale;
+      uint32_t o_off, q_off, k_off, v_off, mask_off;
+    } push = { (uint32_t)nb, p->n_q, p->n_heads, p->q_start, p->n_kv, p->kv_capacity, p->causal, has_mask,
+               p->scale, bo.off, bq.off, bk.off, bv.off, bm.off };
+    /* 2 FLOPs per multiply-add: q.k and p.v over the keys each query sees */
+    uint64_t pairs = 0;
+    for (uint32_t i = 0; i < p->n_q; i++)
+      pairs += p->causal ? MIN((uint64_t)p->n_kv, (uint64_t)p->q_start + i + 1) : p->n_kv;
+    VkrtDispatch d = {
+      .shader = "attention",
+      .n_bindings = 5,
+      .bindings = { bo.bind, bq.bind, bk.bind, bv.bind, bm.bind },
+      .texel_mask = 0xc,
+      .push = &push,
+      .push_size = sizeof push,
+      .spec = { p->head_dim / 4 },
+      .n_spec = 1,
+      .flops = 4ull * pairs * HD * nb,
+    };
+    vkrt_groups_linear((nb * p->n_heads * p->n_q + ATTN_WG - 1) / ATTN_WG, d.groups);
+    vkrt_seq_dispatch(seq, &d);
+  }
+}

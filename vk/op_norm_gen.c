@@ -1,0 +1,274 @@
+/* GroupNorm and GRN over NHWC activations (shaders/norm_gen.comp). GroupNorm splits an image
+ * into slabs of pixels (partial statistics), so it works on images larger than one binding;
+ * GRN binds whole images. Norms count no FLOPs (like the reference bench: only matmuls,
+ * convolutions and attention are counted). */
+#include "ops_gen.h"
+#include "op_gen_util.h"
+
+/* --- GroupNorm ------------------------------------------------------------------------------- */
+
+typedef struct { uint32_t hw, c, cpg, groups, slab, slabs, s0, b; int32_t x_add, part_add; } GnStatsPush;
+typedef struct { uint32_t slabs, groups; float eps; int32_t st_add, part_add; } GnFinalPush;
+typedef struct {
+  uint32_t e0, count, hw, c, cpg, groups, silu;
+  int32_t y_add, x_add, st_add, g_add, b_add;
+} GnApplyPush;
+
+/* Slab = pixels one stats workgroup reduces (about 4096 values); it must fit a window. */
+static gboolean gn_plan(const VkrtContext *ctx, uint32_t hw, uint32_t c, uint32_t groups,
+                        uint32_t *slab, uint32_t *slabs, uint64_t *chunk_px)
+{
+  if (!hw || !c || !groups || c % groups)
+    return FALSE;
+  uint32_t cpg = c / groups;
+  uint64_t s = 4096 / cpg;
+  if (s == 0)
+    s = 1;
+  uint64_t chunk = gen_capacity(ctx) / ((uint64_t)c * 4);
+  if (chunk == 0)
+    return FALSE;
+  if (s > chunk)
+    s = chunk;
+  if (s > hw)
+    s = hw;
+  *slab = (uint32_t)s;
+  *slabs = (uint32_t)((hw + s - 1) / s);
+  *chunk_px = chunk;
+  return TRUE;
+}
+
+uint64_t vkrt_op_groupnorm_scratch_bytes(const VkrtContext *ctx, uint32_t batch, uint32_t hw,
+                                         uint32_t c, uint32_t groups)
+{
+  uint32_t slab, slabs;
+  uint64_t chunk;
+  if (!gn_plan(ctx, hw, c, groups, &slab, &slabs, &chunk))
+    return 4;
+  return ((uint64_t)batch * slabs * groups * 3 + (uint64_t)batch * groups * 2) * 4;
+}
+
+void vkrt_op_groupnorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor gamma, VkrtTensor beta,
+                       VkrtTensor scratch, uint32_t batch, uint32_t hw, uint32_t c, uint32_t groups,
+                       float eps, bool silu)
+{
+  static const char op[] = "groupnorm";
+  VkrtContext *ctx = vkrt_seq_context(seq);
+  if (!batch || !hw || !c || !groups || c % groups) {
+    gen_fail(seq, op, "sizes must be positive and channels a multiple of groups");
+    return;
+  }
+  uint32_t slab, slabs;
+  uint64_t chunk_px;
+  if (!gn_plan(ctx, hw, c, groups, &slab, &slabs, &chunk_px)) {
+    gen_fail(seq, op, "one pixel of %u channels does not fit a binding", c);
+    return;
+  }
+  uint64_t total = (uint64_t)batch * hw * c;
+  if (total > GEN_MAX_ELEMS) {
+    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+    return;
+  }
+  uint64_t part_bytes = (uint64_t)batch * slabs * groups * 3 * 4, st_bytes = (uint64_t)batch * groups * 2 * 4;
+  GenWin gw, bw, pw, sw;
+  if (!gen_check(seq, op, "y", y, total * 4, 4) || !gen_check(seq, op, "x", x, total * 4, 4) ||
+      !gen_window_whole(seq, op, "gamma", gamma, (uint64_t)c * 2, 2, &gw) ||
+      !gen_window_whole(seq, op, "beta", beta, (uint64_t)c * 2, 2, &bw) ||
+      !gen_check(seq, op, "scratch", scratch, part_bytes + st_bytes, 4) ||
+      !gen_window_whole(seq, op, "scratch partials", scratch, part_bytes, 4, &pw) ||
+      !gen_window_whole(seq, op, "scratch statistics", vkrt_tensor_sub(scratch, part_bytes, st_bytes),
+                        st_bytes, 4, &sw))
+    return;
+  uint32_t cpg = c / groups;
+  uint64_t row = (uint64_t)c * 4;
+
+  /* partial statistics, window by window of whole slabs */
+  uint64_t per = chunk_px / slab;
+  if (per > 65535)
+    per = 65535;
+  for (uint32_t b = 0; b < batch; b++) {
+    for (uint32_t s0 = 0; s0 < slabs; s0 += (uint32_t)per) {
+      uint32_t ns = (uint32_t)MIN(per, (uint64_t)slabs - s0);
+      uint64_t px0 = (uint64_t)b * hw + (uint64_t)s0 * slab;
+      uint64_t px1 = (uint64_t)b * hw + MIN((uint64_t)(s0 + ns) * slab, (uint64_t)hw);
+      GenWin xw;
+      if (!gen_window(seq, x, px0 * row, px1 * row, 4, &xw)) {
+        gen_fail(seq, op, "window planning failed");
+        return;
+      }
+      GnStatsPush push = { hw, c, cpg, groups, slab, slabs, s0, b, xw.add, pw.add };
+      VkrtDispatch d = {
+        .shader = "gen_gn_stats",
+        .n_bindings = 2,
+        .bindings = { pw.bind, xw.bind },
+        .push = &push,
+        .push_size = sizeof push,
+        .groups = { ns, groups, 1 },
+      };
+      vkrt_seq_dispatch(seq, &d);
+    }
+  }
+
+  GnFinalPush fpush = { slabs, groups, eps, sw.add, pw.add };
+  VkrtDispatch fd = {
+    .shader = "gen_gn_final",
+    .n_bindings = 2,
+    .bindings = { sw.bind, pw.bind },
+    .push = &fpush,
+    .push_size = sizeof fpush,
+    .groups = { groups, batch, 1 },
+  };
+  vkrt_seq_dispatch(seq, &fd);
+
+  uint64_t npx = (uint64_t)batch * hw;
+  for (uint64_t px0 = 0; px0 < npx; px0 += chunk_px) {
+    uint64_t px1 = MIN(px0 + chunk_px, npx);
+    GenWin xw, yw;
+    if (!gen_window(seq, x, px0 * row, px1 * row, 4, &xw) || !gen_window(seq, y, px0 * row, px1 * row, 4, &yw)) {
+      gen_fail(seq, op, "window planning failed");
+      return;
+    }
+    GnApplyPush push = {
+      .e0 = (uint32_t)(px0 * c), .count = (uint32_t)((px1 - px0) * c), .hw = hw, .c = c, .cpg = cpg,
+      .groups = groups, .silu = silu, .y_add = yw.add, .x_add = xw.add, .st_add = sw.add,
+      .g_add = gw.add, .b_add = bw.add,
+    };
+    VkrtDispatch d = {
+      .shader = "gen_gn_apply",
+      .n_bindings = 5,
+      .bindings = { yw.bind, xw.bind, sw.bind, gw.bind, bw.bind },
+      .push = &push,
+      .push_size = sizeof push,
+      .groups = { gen_stride_groups(push.count), 1, 1 },
+    };
+    vkrt_seq_dispatch(seq, &d);
+  }
+}
+
+/* --- GRN ------------------------------------------------------------------------------------- */
+
+typedef struct { uint32_t b0, hw, c; int32_t x_add, s_add; } GrnStatsPush;
+typedef struct { uint32_t c, batch; int32_t s_add; } GrnNormPush;
+typedef struct { uint32_t e0, count, hw, c, batch; int32_t x_add, s_add, g_add, b_add; } GrnApplyPush;
+
+uint64_t vkrt_op_grn_scratch_bytes(uint32_t batch, uint32_t c)
+{
+  return (uint64_t)batch * c * 2 * 4;
+}
+
+void vkrt_op_grn(VkrtSeq *seq, VkrtTensor x, VkrtTensor gamma, VkrtTensor beta, VkrtTensor scratch,
+                 uint32_t batch, uint32_t hw, uint32_t c)
+{
+  static const char op[] = "grn";
+  if (!batch || !hw || !c) {
+    gen_fail(seq, op, "sizes must be positive");
+    return;
+  }
+  uint64_t img = (uint64_t)hw * c;
+  if (img * batch > GEN_MAX_ELEMS || batch > 65535) {
+    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+    return;
+  }
+  GenWin gw, bw, sw;
+  if (!gen_check(seq, op, "x", x, img * batch * 4, 4) ||
+      !gen_window_whole(seq, op, "gamma", gamma, (uint64_t)c * 2, 2, &gw) ||
+      !gen_window_whole(seq, op, "beta", beta, (uint64_t)c * 2, 2, &bw) ||
+      !gen_window_whole(seq, op, "scratch", scratch, vkrt_op_grn_scratch_bytes(batch, c), 4, &sw))
+    return;
+  uint64_t sizes[1] = { img * 4 };
+  uint32_t per = gen_images_per_window(seq, batch, sizes, 1);
+  if (!per) {
+    gen_fail(seq, op, "one image does not fit a binding");
+    return;
+  }
+  for (uint32_t b0 = 0; b0 < batch; b0 += per) {
+    uint32_t nb = MIN(per, batch - b0);
+    GenWin xw;
+    if (!gen_window(seq, x, b0 * img * 4, (b0 + nb) * img * 4, 4, &xw)) {
+      gen_fail(seq, op, "window planning failed");
+      return;
+    }
+    GrnStatsPush push = { b0, hw, c, xw.add, sw.add };
+    VkrtDispatch d = {
+      .shader = "gen_grn_stats",
+      .n_bindings = 2,
+      .bindings = { sw.bind, xw.bind },
+      .push = &push,
+      .push_size = sizeof push,
+      .groups = { (c + 63) / 64, nb, 1 },
+    };
+    vkrt_seq_dispatch(seq, &d);
+  }
+  GrnNormPush npush = { c, batch, sw.add };
+  VkrtDispatch nd = {
+    .shader = "gen_grn_norm",
+    .n_bindings = 1,
+    .bindings = { sw.bind },
+    .push = &npush,
+    .push_size = sizeof npush,
+    .groups = { batch, 1, 1 },
+  };
+  vkrt_seq_dispatch(seq, &nd);
+  for (uint32_t b0 = 0; b0 < batch; b0 += per) {
+    uint32_t nb = MIN(per, batch - b0);
+    GenWin xw;
+    if (!gen_window(seq, x, b0 * img * 4, (b0 + nb) * img * 4, 4, &xw)) {
+      gen_fail(seq, op, "window planning failed");
+      return;
+    }
+    GrnApplyPush push = {
+      .e0 = (uint32_t)(b0 * img), .count = (uint32_t)(nb * img), .hw = hw, .c = c, .batch = batch,
+      .x_add = xw.add, .s_add = sw.add, .g_add = gw.add, .b_add = bw.add,
+    };
+    VkrtDispatch d = {
+      .shader = "gen_grn_apply",
+      .n_bindings = 4,
+      .bindings = { xw.bind, sw.bind, gw.bind, bw.bind },
+      .push = &push,
+      .push_size = sizeof push,
+      .groups = { gen_stride_groups(push.count), 1, 1 },
+    };
+    vkrt_seq_dispatch(seq, &d);
+  }
+}
+
+/* --- softmax --------------------------------------------------------------------------------- */
+
+typedef struct { uint32_t row0, n; float scale; int32_t x_add; } SoftmaxPush;
+
+void vkrt_op_softmax(VkrtSeq *seq, VkrtTensor x, uint32_t rows, uint32_t n, float scale)
+{
+  static const char op[] = "softmax";
+  if (!rows || !n)
+    return;
+  if ((uint64_t)rows * n > GEN_MAX_ELEMS) {
+    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+    return;
+  }
+  if (!gen_check(seq, op, "x", x, (uint64_t)rows * n * 4, 4))
+    return;
+  uint64_t per = gen_window_capacity(seq) / ((uint64_t)n * 4);
+  if (per == 0) {
+    gen_fail(seq, op, "one row does not fit a binding");
+    return;
+  }
+  if (per > 65535)
+    per = 65535;
+  for (uint64_t r0 = 0; r0 < rows; r0 += per) {
+    uint64_t nr = MIN(per, rows - r0);
+    GenWin xw;
+    if (!gen_window(seq, x, r0 * n * 4, (r0 + nr) * n * 4, 4, &xw)) {
+      gen_fail(seq, op, "window planning failed");
+      return;
+    }
+    SoftmaxPush push = { (uint32_t)r0, n, scale, xw.add };
+    VkrtDispatch d = {
+      .shader = "gen_softmax",
+      .n_bindings = 1,
+      .bindings = { xw.bind },
+      .push = &push,
+      .push_size = sizeof push,
+      .groups = { (uint32_t)nr, 1, 1 },
+    };
+    vkrt_seq_dispatch(seq, &d);
+  }
+}

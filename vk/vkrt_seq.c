@@ -1,0 +1,480 @@
+/* vkrt recording: pipelines (built lazily from the embedded SPIR-V, cached per shader, binding
+ * kinds and specialization constants), command sequences with push descriptors and push constants,
+ * a barrier after every command, timestamps, submission, replay and fault injection. */
+#include "vkrt_internal.h"
+#include "vkrt_shaders.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_QUERIES 1024
+#define PUSH_BYTES 128
+
+typedef enum { SEQ_IDLE, SEQ_RECORDING, SEQ_READY } SeqState;
+
+struct VkrtSeq {
+  VkrtContext *ctx;
+  VkCommandPool pool;
+  VkCommandBuffer cmd;
+  VkFence fence;
+  VkQueryPool queries;      /* NULL when the queue has no timestamps */
+  SeqState state;
+  GError *error;
+  uint32_t n_dispatch;
+  uint64_t flops;
+  const VkrtPipeline *bound;
+  GPtrArray *labels;        /* one per mark; query i+1 belongs to mark i, query 0 is the start */
+  GArray *timings;          /* VkrtTiming, labels point into `labels` */
+};
+
+/* --- pipelines ------------------------------------------------------------------------------- */
+
+static char *pipeline_key(const VkrtDispatch *d)
+{
+  GString *s = g_string_new(d->shader);
+  g_string_append_printf(s, "|%u|%x|", d->n_bindings, d->texel_mask);
+  for (uint32_t i = 0; i < d->n_spec; i++) g_string_append_printf(s, "%u,", d->spec[i]);
+  return g_string_free(s, FALSE);
+}
+
+static VkrtPipeline *pipeline_build(VkrtContext *ctx, const VkrtDispatch *d, GError **error)
+{
+  size_t size = 0;
+  const uint32_t *code = jf_shader_get(d->shader, &size);
+  if (!code) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_FAILED, "no embedded shader named '%s'", d->shader);
+    return NULL;
+  }
+  VkrtPipeline *p = g_new0(VkrtPipeline, 1);
+  VkResult r;
+  VkShaderModuleCreateInfo smci = {
+    .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+    .codeSize = size,
+    .pCode = code,
+  };
+  if ((r = vkCreateShaderModule(ctx->device, &smci, NULL, &p->module)) != VK_SUCCESS) {
+    vkrt_set_vk_error(error, r, "vkCreateShaderModule");
+    goto fail;
+  }
+  VkDescriptorSetLayoutBinding b[VKRT_MAX_BINDINGS];
+  for (uint32_t i = 0; i < d->n_bindings; i++) {
+    b[i] = (VkDescriptorSetLayoutBinding){
+      .binding = i,
+      .descriptorType = (d->texel_mask >> i) & 1 ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                                 : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+      .descriptorCount = 1,
+      .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
+    };
+  }
+  VkDescriptorSetLayoutCreateInfo dslci = {
+    .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+    .flags = VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR,
+    .bindingCount = d->n_bindings,
+    .pBindings = b,
+  };
+  if ((r = vkCreateDescriptorSetLayout(ctx->device, &dslci, NULL, &p->set_layout)) != VK_SUCCESS) {
+    vkrt_set_vk_error(error, r, "vkCreateDescriptorSetLayout");
+    goto fail;
+  }
+  VkPushConstantRange pcr = { VK_SHADER_STAGE_COMPUTE_BIT, 0, PUSH_BYTES };
+  VkPipelineLayoutCreateInfo plci = {
+    .sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+    .setLayoutCount = 1,
+    .pSetLayouts = &p->set_layout,
+    .pushConstantRangeCount = 1,
+    .pPushConstantRanges = &pcr,
+  };
+  if ((r = vkCreatePipelineLayout(ctx->device, &plci, NULL, &p->layout)) != VK_SUCCESS) {
+    vkrt_set_vk_error(error, r, "vkCreatePipelineLayout");
+    goto fail;
+  }
+  VkSpecializationMapEntry map[VKRT_MAX_SPEC];
+  for (uint32_t i = 0; i < d->n_spec; i++)
+    map[i] = (VkSpecializationMapEntry){ i, i * 4, 4 };
+  VkSpecializationInfo spec = { d->n_spec, map, d->n_spec * 4, d->spec };
+  VkComputePipelineCreateInfo cpci = {
+    .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+    .stage = {
+      .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+      .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+      .module = p->module,
+      .pName = "main",
+      .pSpecializationInfo = d->n_spec ? &spec : NULL,
+    },
+    .layout = p->layout,
+  };
+  if ((r = vkCreateComputePipelines(ctx->device, VK_NULL_HANDLE, 1, &cpci, NULL, &p->pipeline)) != VK_SUCCESS) {
+    vkrt_set_vk_error(error, r, "vkCreateComputePipelines");
+    g_prefix_error(error, "shader '%s': ", d->shader);
+    goto fail;
+  }
+  return p;
+fail:
+  if (p->layout) vkDestroyPipelineLayout(ctx->device, p->layout, NULL);
+  if (p->set_layout) vkDestroyDescriptorSetLayout(ctx->device, p->set_layout, NULL);
+  if (p->module) vkDestroyShaderModule(ctx->device, p->module, NULL);
+  g_free(p);
+  return NULL;
+}
+
+const VkrtPipeline *vkrt_context_pipeline(VkrtContext *ctx, const VkrtDispatch *d, GError **error)
+{
+  char *key = pipeline_key(d);
+  g_mutex_lock(&ctx->lock);
+  VkrtPipeline *p = g_hash_table_lookup(ctx->pipelines, key);
+  if (!p && (p = pipeline_build(ctx, d, error)))
+    g_hash_table_insert(ctx->pipelines, key, p), key = NULL;
+  g_mutex_unlock(&ctx->lock);
+  g_free(key);
+  return p;
+}
+
+/* --- sequences ------------------------------------------------------------------------------- */
+
+VkrtSeq *vkrt_seq_new(VkrtContext *ctx, GError **error)
+{
+  VkrtSeq *seq = g_new0(VkrtSeq, 1);
+  seq->ctx = ctx;
+  seq->labels = g_ptr_array_new_with_free_func(g_free);
+  seq->timings = g_array_new(FALSE, TRUE, sizeof(VkrtTiming));
+  VkResult r;
+  VkCommandPoolCreateInfo pci = {
+    .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+    .queueFamilyIndex = ctx->queue_family,
+  };
+  if ((r = vkCreateCommandPool(ctx->device, &pci, NULL, &seq->pool)) != VK_SUCCESS) {
+    vkrt_set_vk_error(error, r, "vkCreateCommandPool");
+    goto fail;
+  }
+  VkCommandBufferAllocateInfo cai = {
+    .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+    .commandPool = seq->pool,
+    .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+    .commandBufferCount = 1,
+  };
+  if ((r = vkAllocateCommandBuffers(ctx->device, &cai, &seq->cmd)) != VK_SUCCESS) {
+    vkrt_set_vk_error(error, r, "vkAllocateCommandBuffers");
+    goto fail;
+  }
+  VkFenceCreateInfo fci = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
+  if ((r = vkCreateFence(ctx->device, &fci, NULL, &seq->fence)) != VK_SUCCESS) {
+    vkrt_set_vk_error(error, r, "vkCreateFence");
+    goto fail;
+  }
+  if (ctx->info.has_timestamps) {
+    VkQueryPoolCreateInfo qci = {
+      .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+      .queryType = VK_QUERY_TYPE_TIMESTAMP,
+      .queryCount = MAX_QUERIES,
+    };
+    if ((r = vkCreateQueryPool(ctx->device, &qci, NULL, &seq->queries)) != VK_SUCCESS) {
+      vkrt_set_vk_error(error, r, "vkCreateQueryPool");
+      goto fail;
+    }
+  }
+  return seq;
+fail:
+  vkrt_seq_free(seq);
+  return NULL;
+}
+
+void vkrt_seq_free(VkrtSeq *seq)
+{
+  if (!seq) return;
+  VkDevice dev = seq->ctx->device;
+  if (seq->queries) vkDestroyQueryPool(dev, seq->queries, NULL);
+  if (seq->fence) vkDestroyFence(dev, seq->fence, NULL);
+  if (seq->pool) vkDestroyCommandPool(dev, seq->pool, NULL);
+  g_clear_error(&seq->error);
+  g_ptr_array_free(seq->labels, TRUE);
+  g_array_free(seq->timings, TRUE);
+  g_free(seq);
+}
+
+VkrtContext *vkrt_seq_context(VkrtSeq *seq) { return seq->ctx; }
+
+void vkrt_seq_set_error(VkrtSeq *seq, GError *error)
+{
+  if (!error) return;
+  if (seq->error) g_error_free(error);
+  else seq->error = error;
+}
+
+gboolean vkrt_seq_has_error(VkrtSeq *seq) { return seq->error != NULL; }
+
+uint32_t vkrt_seq_dispatch_count(const VkrtSeq *seq) { return seq->n_dispatch; }
+
+/* One barrier after every recorded command: later dispatches and copies see its writes. On
+ * lavapipe this costs nothing measurable; on GPUs it serialises, which the op graph needs anyway. */
+static void barrier(VkrtSeq *seq)
+{
+  VkMemoryBarrier mb = {
+    .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+    .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+    .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                     VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+  };
+  VkPipelineStageFlags st = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+  vkCmdPipelineBarrier(seq->cmd, st, st, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+void vkrt_seq_begin(VkrtSeq *seq)
+{
+  g_clear_error(&seq->error);
+  seq->n_dispatch = 0;
+  seq->flops = 0;
+  seq->bound = NULL;
+  g_ptr_array_set_size(seq->labels, 0);
+  g_array_set_size(seq->timings, 0);
+  VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
+  VkResult r = vkResetCommandBuffer(seq->cmd, 0);
+  if (r == VK_SUCCESS) r = vkBeginCommandBuffer(seq->cmd, &bi);
+  if (r != VK_SUCCESS) {
+    GError *e = NULL;
+    vkrt_set_vk_error(&e, r, "vkBeginCommandBuffer");
+    vkrt_seq_set_error(seq, e);
+    seq->state = SEQ_IDLE;
+    return;
+  }
+  seq->state = SEQ_RECORDING;
+  if (seq->queries) {
+    vkCmdResetQueryPool(seq->cmd, seq->queries, 0, MAX_QUERIES);
+    vkCmdWriteTimestamp(seq->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, seq->queries, 0);
+  }
+}
+
+/* Ops may record without an explicit begin (after a submit, or on a fresh sequence). */
+static bool ensure_recording(VkrtSeq *seq)
+{
+  if (seq->state != SEQ_RECORDING) vkrt_seq_begin(seq);
+  return seq->state == SEQ_RECORDING && !seq->error;
+}
+
+void vkrt_seq_mark(VkrtSeq *seq, const char *label)
+{
+  if (!ensure_recording(seq) || !seq->queries) return;
+  if (seq->labels->len + 1 >= MAX_QUERIES) return; /* later marks are dropped, not an error */
+  g_ptr_array_add(seq->labels, g_strdup(label ? label : ""));
+  vkCmdWriteTimestamp(seq->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, seq->queries, seq->labels->len);
+}
+
+const VkrtTiming *vkrt_seq_timings(VkrtSeq *seq, uint32_t *count)
+{
+  if (count) *count = seq->timings->len;
+  return (const VkrtTiming *)(void *)seq->timings->data;
+}
+
+static bool check_tensor(VkrtSeq *seq, VkrtTensor t, const char *what)
+{
+  if (!t.buf) {
+    vkrt_seq_set_error(seq, g_error_new(VKRT_ERROR, VKRT_ERROR_FAILED, "%s: no buffer", what));
+    return false;
+  }
+  if (t.offset > t.buf->alloc_size || t.size > t.buf->alloc_size - t.offset) {
+    vkrt_seq_set_error(seq, g_error_new(VKRT_ERROR, VKRT_ERROR_FAILED,
+      "%s: range %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " is outside its buffer of %" G_GUINT64_FORMAT " bytes",
+      what, t.offset, t.size, t.buf->size));
+    return false;
+  }
+  return true;
+}
+
+void vkrt_seq_copy(VkrtSeq *seq, VkrtTensor dst, VkrtTensor src, uint64_t size)
+{
+  if (!ensure_recording(seq)) return;
+  if (!check_tensor(seq, dst, "copy destination") || !check_tensor(seq, src, "copy source")) return;
+  size = MIN(size, MIN(dst.size, src.size));
+  if (size == 0) return;
+  VkBufferCopy region = { src.offset, dst.offset, size };
+  vkCmdCopyBuffer(seq->cmd, src.buf->buffer, dst.buf->buffer, 1, &region);
+  barrier(seq);
+}
+
+void vkrt_seq_fill(VkrtSeq *seq, VkrtTensor dst, uint32_t value)
+{
+  if (!ensure_recording(seq)) return;
+  if (!check_tensor(seq, dst, "fill")) return;
+  if (dst.offset % 4 || dst.size % 4) {
+    vkrt_seq_set_error(seq, g_error_new(VKRT_ERROR, VKRT_ERROR_FAILED,
+                                        "fill: offset and size must be multiples of 4"));
+    return;
+  }
+  if (dst.size == 0) return;
+  vkCmdFillBuffer(seq->cmd, dst.buf->buffer, dst.offset, dst.size, value);
+  barrier(seq);
+}
+
+void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d)
+{
+  if (!ensure_recording(seq)) return;
+  VkrtContext *ctx = seq->ctx;
+  if (d->n_bindings > VKRT_MAX_BINDINGS || d->n_spec > VKRT_MAX_SPEC || d->push_size > PUSH_BYTES) {
+    vkrt_seq_set_error(seq, g_error_new(VKRT_ERROR, VKRT_ERROR_FAILED,
+                                        "dispatch of '%s': too many bindings, spec constants or push bytes", d->shader));
+    return;
+  }
+  if (d->groups[0] == 0 || d->groups[1] == 0 || d->groups[2] == 0) return;
+  VkWriteDescriptorSet w[VKRT_MAX_BINDINGS];
+  VkDescriptorBufferInfo bi[VKRT_MAX_BINDINGS];
+  VkBufferView views[VKRT_MAX_BINDINGS];
+  for (uint32_t i = 0; i < d->n_bindings; i++) {
+    VkrtTensor t = d->bindings[i];
+    bool texel = (d->texel_mask >> i) & 1;
+    char what[96];
+    g_snprintf(what, sizeof what, "dispatch of '%s', binding %u", d->shader, i);
+    if (!check_tensor(seq, t, what)) return;
+    uint64_t range = MAX(t.size, 4);
+    if (t.offset % vkrt_binding_align(ctx, texel) || range > vkrt_max_binding(ctx, texel) ||
+        t.offset + range > t.buf->alloc_size) {
+      vkrt_seq_set_error(seq, g_error_new(VKRT_ERROR, VKRT_ERROR_FAILED,
+        "%s: offset %" G_GUINT64_FORMAT " / size %" G_GUINT64_FORMAT " break the device's binding limits "
+        "(alignment %" G_GUINT64_FORMAT ", max %" G_GUINT64_FORMAT ")", what, t.offset, t.size,
+        vkrt_binding_align(ctx, texel), vkrt_max_binding(ctx, texel)));
+      return;
+    }
+    w[i] = (VkWriteDescriptorSet){
+      .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+      .dstBinding = i,
+      .descriptorCount = 1,
+    };
+    if (texel) {
+      GError *e = NULL;
+      views[i] = vkrt_buffer_view(t.buf, t.offset, range, &e);
+      if (!views[i]) {
+        vkrt_seq_set_error(seq, e);
+        return;
+      }
+      w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+      w[i].pTexelBufferView = &views[i];
+    } else {
+      bi[i] = (VkDescriptorBufferInfo){ t.buf->buffer, t.offset, range };
+      w[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+      w[i].pBufferInfo = &bi[i];
+    }
+  }
+  GError *e = NULL;
+  const VkrtPipeline *p = vkrt_context_pipeline(ctx, d, &e);
+  if (!p) {
+    vkrt_seq_set_error(seq, e);
+    return;
+  }
+  if (p != seq->bound) {
+    vkCmdBindPipeline(seq->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
+    seq->bound = p;
+  }
+  if (d->n_bindings)
+    ctx->push_descriptor_set(seq->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, d->n_bindings, w);
+  if (d->push_size)
+    vkCmdPushConstants(seq->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, (d->push_size + 3) & ~3u, d->push);
+  vkCmdDispatch(seq->cmd, d->groups[0], d->groups[1], d->groups[2]);
+  barrier(seq);
+  seq->n_dispatch++;
+  seq->flops += d->flops;
+  vkrt_context_add_flops(ctx, d->flops);
+}
+
+/* --- submission ------------------------------------------------------------------------------ */
+
+static bool validation_failed(VkrtContext *ctx, GError **error)
+{
+  gint n = g_atomic_int_get(&ctx->validation_messages);
+  if (n > ctx->validation_reported) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_VALIDATION,
+                "the Vulkan validation layer reported %d message(s) (see stderr)", n - ctx->validation_reported);
+    ctx->validation_reported = n;
+    return true;
+  }
+  return false;
+}
+
+static void read_timings(VkrtSeq *seq)
+{
+  g_array_set_size(seq->timings, 0);
+  uint32_t n = seq->labels->len;
+  if (!seq->queries || n == 0) return;
+  uint64_t *ts = g_new0(uint64_t, n + 1);
+  VkResult r = vkGetQueryPoolResults(seq->ctx->device, seq->queries, 0, n + 1, (n + 1) * sizeof(uint64_t), ts,
+                                     sizeof(uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+  if (r == VK_SUCCESS) {
+    uint32_t bits = seq->ctx->timestamp_valid_bits;
+    uint64_t mask = bits >= 64 ? UINT64_MAX : ((1ull << bits) - 1);
+    for (uint32_t i = 0; i < n; i++) {
+      VkrtTiming t = {
+        .label = g_ptr_array_index(seq->labels, i),
+        .ms = (double)((ts[i + 1] - ts[i]) & mask) * seq->ctx->info.timestamp_period_ns * 1e-6,
+      };
+      g_array_append_val(seq->timings, t);
+    }
+  }
+  g_free(ts);
+}
+
+static gboolean execute(VkrtSeq *seq, GError **error)
+{
+  VkrtContext *ctx = seq->ctx;
+  if (validation_failed(ctx, error)) return FALSE;
+  if (ctx->lost) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_DEVICE_LOST, "the Vulkan device was lost; re-create the context");
+    return FALSE;
+  }
+  if (ctx->fail_submit_in > 0 && --ctx->fail_submit_in == 0) {
+    ctx->lost = true;
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_DEVICE_LOST, "the Vulkan device was lost (injected failure)");
+    return FALSE;
+  }
+  VkSubmitInfo si = {
+    .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+    .commandBufferCount = 1,
+    .pCommandBuffers = &seq->cmd,
+  };
+  g_mutex_lock(&ctx->lock);
+  VkResult r = vkResetFences(ctx->device, 1, &seq->fence);
+  if (r == VK_SUCCESS) r = vkQueueSubmit(ctx->queue, 1, &si, seq->fence);
+  if (r == VK_SUCCESS) r = vkWaitForFences(ctx->device, 1, &seq->fence, VK_TRUE, UINT64_MAX);
+  if (r == VK_ERROR_DEVICE_LOST) ctx->lost = true;
+  g_mutex_unlock(&ctx->lock);
+  if (r != VK_SUCCESS) {
+    vkrt_set_vk_error(error, r, "vkQueueSubmit");
+    return FALSE;
+  }
+  read_timings(seq);
+  return !validation_failed(ctx, error);
+}
+
+gboolean vkrt_seq_submit(VkrtSeq *seq, GError **error)
+{
+  if (seq->error) {
+    g_propagate_error(error, seq->error);
+    seq->error = NULL;
+    if (seq->state == SEQ_RECORDING) vkEndCommandBuffer(seq->cmd);
+    seq->state = SEQ_IDLE;
+    return FALSE;
+  }
+  if (seq->state == SEQ_IDLE) return !validation_failed(seq->ctx, error);
+  if (seq->state == SEQ_RECORDING) {
+    /* make every write visible to the host, which reads mapped memory after the fence */
+    VkMemoryBarrier mb = {
+      .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+      .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+      .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
+    };
+    vkCmdPipelineBarrier(seq->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    VkResult r = vkEndCommandBuffer(seq->cmd);
+    if (r != VK_SUCCESS) {
+      seq->state = SEQ_IDLE;
+      vkrt_set_vk_error(error, r, "vkEndCommandBuffer");
+      return FALSE;
+    }
+    seq->state = SEQ_READY;
+  }
+  return execute(seq, error);
+}
+
+gboolean vkrt_seq_replay(VkrtSeq *seq, GError **error)
+{
+  if (seq->state != SEQ_READY) return vkrt_seq_submit(seq, error);
+  vkrt_context_add_flops(seq->ctx, seq->flops);
+  return execute(seq, error);
+}
