@@ -19,3 +19,6 @@ void cli_print_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 int cli_exit_code(const GError *error);
 /* Creates the Vulkan context for a command (--device SEL, else JANUSFLOW_DEVICE, else the best). */
 VkrtContext *cli_open_device(const char *selector, GError **error);
+/* Text options are parsed as raw bytes (G_OPTION_ARG_FILENAME: no locale conversion, so UTF-8
+ * prompts work under any locale) and checked here. NULL is fine. */
+gboolean cli_check_utf8(const char *option, const char *value, GError **error);

@@ -55,17 +55,17 @@ int cli_chat_main(int argc, char **argv)
   gint64 seed = (gint64)s.seed;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "JanusFlow model folder (HuggingFace layout)", "DIR" },
-    { "prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Ask this and exit (else read turns from stdin)", "TEXT" },
+    { "prompt", 'p', 0, G_OPTION_ARG_FILENAME, &prompt, "Ask this and exit (else read turns from stdin)", "TEXT" },
     { "image", 'i', 0, G_OPTION_ARG_FILENAME_ARRAY, &image_paths, "Image to show the model (repeatable)", "FILE" },
     { "max-new-tokens", 'n', 0, G_OPTION_ARG_INT, &max_new, "Longest answer in tokens (default 512)", "N" },
     { "temperature", 't', 0, G_OPTION_ARG_DOUBLE, &temperature, "Sampling temperature, 0 = greedy (default 0.1)", "T" },
     { "top-p", 0, 0, G_OPTION_ARG_DOUBLE, &top_p, "Nucleus sampling threshold (default 0.95)", "P" },
     { "top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Keep the K most likely tokens, 0 = off (default 50)", "K" },
     { "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Sampling seed (default 42)", "S" },
-    { "system", 0, 0, G_OPTION_ARG_STRING, &system, "System prompt (default: the model's own)", "TEXT" },
+    { "system", 0, 0, G_OPTION_ARG_FILENAME, &system, "System prompt (default: the model's own)", "TEXT" },
     { "ctx", 0, 0, G_OPTION_ARG_INT, &ctx_len, "Context length in tokens (default min(model, 4096))", "N" },
     { "dump", 0, 0, G_OPTION_ARG_FILENAME, &dump, "Write prompt_ids/logits_0/output_ids(.npy) here", "DIR" },
-    { "device", 'd', 0, G_OPTION_ARG_STRING, &device, "Vulkan device: index or name substring", "SEL" },
+    { "device", 'd', 0, G_OPTION_ARG_FILENAME, &device, "Vulkan device: index or name substring", "SEL" },
     { NULL, 0, 0, 0, NULL, NULL, NULL },
   };
   GOptionContext *oc = g_option_context_new("- chat with JanusFlow about text and images");
@@ -82,6 +82,8 @@ int cli_chat_main(int argc, char **argv)
   GPtrArray *imgs = g_ptr_array_new_with_free_func((GDestroyNotify)image_free);
 
   if (!g_option_context_parse(oc, &argc, &argv, &error))
+    goto fail;
+  if (!cli_check_utf8("--prompt", prompt, &error) || !cli_check_utf8("--system", system, &error))
     goto fail;
   if (!model) {
     g_set_error(&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--model DIR is required");

@@ -20,3 +20,12 @@ VkrtContext *cli_open_device(const char *selector, GError **error)
   VkrtOptions opt = { .device = selector, .validate = false };
   return vkrt_context_new(&opt, error);
 }
+
+gboolean cli_check_utf8(const char *option, const char *value, GError **error)
+{
+  if (value && !g_utf8_validate(value, -1, NULL)) {
+    g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s: the text is not valid UTF-8", option);
+    return FALSE;
+  }
+  return TRUE;
+}

@@ -69,9 +69,9 @@ int cli_generate_main(int argc, char **argv)
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "JanusFlow model folder", "DIR" },
     { "vae", 0, 0, G_OPTION_ARG_FILENAME, &vae, "SDXL-VAE folder (diffusers layout)", "DIR" },
-    { "prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "What to draw", "TEXT" },
+    { "prompt", 'p', 0, G_OPTION_ARG_FILENAME, &prompt, "What to draw", "TEXT" },
     { "steps", 'n', 0, G_OPTION_ARG_INT, &steps, "Euler steps (default 30, 1..1000)", "N" },
-    { "cfg", 'c', 0, G_OPTION_ARG_STRING, &cfg_s, "Classifier-free guidance weight (default 2)", "W" },
+    { "cfg", 'c', 0, G_OPTION_ARG_FILENAME, &cfg_s, "Classifier-free guidance weight (default 2)", "W" },
     { "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Noise seed (default: random, printed)", "S" },
     { "noise", 0, 0, G_OPTION_ARG_FILENAME, &noise_path, "Initial latent(s) from a float32 .npy [B,4,h,w] or [4,h,w]", "FILE" },
     { "batch", 'b', 0, G_OPTION_ARG_INT, &batch, "Images per run (default 1)", "N" },
@@ -79,7 +79,7 @@ int cli_generate_main(int argc, char **argv)
     { "dump", 0, 0, G_OPTION_ARG_FILENAME, &dump, "Write prompt_ids/velocity_0/latent/image(.npy) here", "DIR" },
     { "preview-dir", 0, 0, G_OPTION_ARG_FILENAME, &preview_dir, "Write the preview of every step here", "DIR" },
     { "vae-preview-every", 0, 0, G_OPTION_ARG_INT, &vae_every, "Previews through the full VAE every K steps", "K" },
-    { "device", 'd', 0, G_OPTION_ARG_STRING, &device, "Vulkan device: index or name substring", "SEL" },
+    { "device", 'd', 0, G_OPTION_ARG_FILENAME, &device, "Vulkan device: index or name substring", "SEL" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress lines", NULL },
     { NULL, 0, 0, 0, NULL, NULL, NULL },
   };
@@ -95,6 +95,8 @@ int cli_generate_main(int argc, char **argv)
   StepCtx sc = { 0 };
 
   if (!g_option_context_parse(oc, &argc, &argv, &error))
+    goto fail;
+  if (!cli_check_utf8("--prompt", prompt, &error))
     goto fail;
   if (!model || !vae || !prompt || !out) {
     g_set_error(&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--model, --vae, --prompt and --out are required");

@@ -1,12 +1,37 @@
 #include "gen_weights.h"
-#include "weights.h"
 #include "ops_gen.h"
+#include <string.h>
 
 static VkrtBuffer *own(GPtrArray *owner, VkrtBuffer *b)
 {
   if (b)
     g_ptr_array_add(owner, b);
   return b;
+}
+
+/* Shaders read bf16 tensors as 32-bit words, so a tensor with an odd element count needs the
+ * buffer to extend to the next word: every buffer here is rounded up to 4 bytes. */
+static VkrtBuffer *upload_bf16(VkrtContext *ctx, const StFile *f, const StTensor *t, const uint16_t *data,
+                               GError **error)
+{
+  uint64_t n = t->n_elements, alloc = (n * 2 + 3) / 4 * 4;
+  uint16_t *tmp = g_try_malloc0(alloc ? alloc : 4);
+  if (!tmp) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_OOM, "%s: out of host memory converting %s",
+                safetensors_path(f), t->name);
+    return NULL;
+  }
+  if (data)
+    memcpy(tmp, data, n * 2);
+  else
+    safetensors_to_bf16(t, tmp);
+  VkrtBuffer *buf = vkrt_buffer_new(ctx, alloc ? alloc : 4, error);
+  if (buf && alloc && !vkrt_buffer_write(buf, 0, tmp, alloc, error)) {
+    vkrt_buffer_free(buf);
+    buf = NULL;
+  }
+  g_free(tmp);
+  return buf;
 }
 
 static gboolean dim_ok(int64_t want, int64_t got)
@@ -48,7 +73,7 @@ VkrtBuffer *genw_linear(VkrtContext *ctx, const StFile *f, GPtrArray *owner, con
   }
   if (out_n) *out_n = t->shape[0];
   if (in_n) *in_n = t->shape[1];
-  return own(owner, weights_upload(ctx, f, name, -1, NULL, error));
+  return own(owner, upload_bf16(ctx, f, t, NULL, error));
 }
 
 VkrtBuffer *genw_vector(VkrtContext *ctx, const StFile *f, GPtrArray *owner, const char *name,
@@ -71,7 +96,7 @@ VkrtBuffer *genw_vector(VkrtContext *ctx, const StFile *f, GPtrArray *owner, con
     return NULL;
   }
   if (n_out) *n_out = t->shape[t->ndim - 1];
-  return own(owner, weights_upload(ctx, f, name, -1, NULL, error));
+  return own(owner, upload_bf16(ctx, f, t, NULL, error));
 }
 
 /* Converts t to bf16 on the host, reorders it with `reorder`, uploads. */
@@ -89,11 +114,7 @@ static VkrtBuffer *upload_reordered(VkrtContext *ctx, const StFile *f, const StT
   }
   safetensors_to_bf16(t, src);
   reorder(dst, src, t->shape);
-  buf = vkrt_buffer_new(ctx, bytes ? bytes : 4, error);
-  if (buf && !vkrt_buffer_write(buf, 0, dst, bytes, error)) {
-    vkrt_buffer_free(buf);
-    buf = NULL;
-  }
+  buf = upload_bf16(ctx, f, t, dst, error);
 out:
   g_free(src);
   g_free(dst);

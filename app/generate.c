@@ -125,7 +125,8 @@ JfGen *gen_new(JfModel *m, int max_batch, GError **error)
   g->per = (uint32_t)(c * h * w);
   g->T = uvit_n_tokens(m->uvit);
   g->H = llm_config(m->llm)->hidden;
-  vae_output_size(m->vae, h, w, &g->img_h, &g->img_w);
+  g->img_h = vae_out_h(m->vae);
+  g->img_w = vae_out_w(m->vae);
   if (g->T != (uint32_t)m->cfg->proc.num_image_tokens) {
     g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISMATCH,
                 "processor_config.json: num_image_tokens %d but the generation encoder makes %u tokens",
@@ -257,7 +258,7 @@ static gboolean vae_run(JfGen *g, VkrtBuffer *lat, int n, GError **error)
   vkrt_seq_begin(g->seq);
   vkrt_op_scale_shift(g->seq, vkrt_tensor(g->vae_in), vkrt_tensor(lat), (uint64_t)n * g->per,
                       1.0f / vc->scaling_factor, vc->shift_factor);
-  if (!vae_decode(g->m->vae, g->seq, vkrt_tensor(g->vae_in), (uint32_t)n, vkrt_tensor(g->rgb), error))
+  if (!vae_decode(g->m->vae, g->seq, (uint32_t)n, vkrt_tensor(g->vae_in), vkrt_tensor(g->rgb), error))
     return FALSE;
   vkrt_seq_mark(g->seq, "vae");
   return vkrt_seq_submit(g->seq, error);

@@ -32,8 +32,8 @@ void image_free(JfImage *img);
 JfImage *image_load(const char *path, GError **error);
 JfImage *image_load_bytes(const void *data, gsize size, const char *name_for_errors, GError **error);
 
-/* The VLMImageProcessor: alpha composited on the background as the processor does (RGB
- * conversion), long side to image_size with Pillow's 8-bit bicubic, centred on a square of the
+/* The VLMImageProcessor: RGB conversion as the processor does it (PIL convert("RGB") drops alpha,
+ * so transparent pixels keep their colour), long side to image_size with Pillow's 8-bit bicubic, centred on a square of the
  * background colour, x*rescale, (x-mean)/std when do_normalize. Returns float CHW
  * [3, image_size, image_size] (g_malloc'd). */
 float *image_preprocess(const JfImage *img, const JfProcessorConfig *pc);

@@ -40,6 +40,7 @@ typedef struct {
   JfSiglip *siglip;
   JfUvit *uvit;
   JfVae *vae;
+  int gen_batch;     /* images the VAE's scratch holds */
   VkrtContext *ctx;  /* borrowed */
 } JfModel;
 

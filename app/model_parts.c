@@ -1,21 +1,70 @@
-/* Temporary during development: replaced as soon as the VAE module lands. */
+/* The vision and generation parts of a JfModel: SigLIP + understanding aligner, the UViT
+ * encoder/decoder with their aligners, and the SDXL-VAE decoder. */
 #include "model.h"
+#include "siglip.h"
+#include "uvit.h"
+#include "vae.h"
+#include "generate.h"
+
+/* Images one generation run can hold unless a caller asks for more (model_ensure_gen_batch). */
+#define DEFAULT_GEN_BATCH 1
+
+static gboolean load_uvit(JfModel *m, int batch, GError **error)
+{
+  int c, h, w;
+  gen_latent_size(m, &c, &h, &w);
+  g_clear_pointer(&m->uvit, uvit_free);
+  m->uvit = uvit_new(m->ctx, m->st, m->cfg, batch, h, w, error);
+  return m->uvit != NULL;
+}
 
 gboolean model_load_parts(JfModel *m, unsigned what, JfProgressFunc progress, void *user, GError **error)
 {
-  (void)m; (void)what; (void)progress; (void)user;
-  g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISSING, "vision/generation parts: not wired yet");
-  return FALSE;
+  if (what & JF_LOAD_VISION) {
+    if (progress) progress(0.75, "uploading vision encoder", user);
+    if (!(m->siglip = siglip_new(m->ctx, m->st, m->cfg, error)))
+      return FALSE;
+  }
+  if (what & JF_LOAD_GENERATION) {
+    if (progress) progress(0.85, "uploading generation encoder/decoder", user);
+    if (!load_uvit(m, DEFAULT_GEN_BATCH, error))
+      return FALSE;
+    if (m->vae_dir) {
+      if (progress) progress(0.92, "uploading VAE", user);
+      int c, h, w;
+      gen_latent_size(m, &c, &h, &w);
+      if (!(m->vae_cfg = config_load_vae(m->vae_dir, error)))
+        return FALSE;
+      if (!(m->vae = vae_new(m->ctx, m->vae_dir, DEFAULT_GEN_BATCH, h, w, error)))
+        return FALSE;
+      m->gen_batch = DEFAULT_GEN_BATCH;
+    }
+  }
+  return TRUE;
 }
 
 gboolean model_ensure_gen_batch(JfModel *m, int batch, GError **error)
 {
-  (void)m; (void)batch;
-  g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISSING, "generation: not wired yet");
-  return FALSE;
+  if (!m->uvit || !m->vae) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "the generation parts are not loaded");
+    return FALSE;
+  }
+  if ((int)uvit_max_batch(m->uvit) < batch && !load_uvit(m, batch, error))
+    return FALSE;
+  if (m->gen_batch < batch) {
+    int c, h, w;
+    gen_latent_size(m, &c, &h, &w);
+    g_clear_pointer(&m->vae, vae_free);
+    if (!(m->vae = vae_new(m->ctx, m->vae_dir, batch, h, w, error)))
+      return FALSE;
+    m->gen_batch = batch;
+  }
+  return TRUE;
 }
 
 void model_free_parts(JfModel *m)
 {
-  (void)m;
+  g_clear_pointer(&m->siglip, siglip_free);
+  g_clear_pointer(&m->uvit, uvit_free);
+  g_clear_pointer(&m->vae, vae_free);
 }

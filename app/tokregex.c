@@ -4,8 +4,8 @@
  * Why a visited set: the program has no captures or backreferences, so whether a state can reach
  * MATCH depends only on the state. A state seen once and abandoned can never succeed later, even
  * from another start position; skipping it keeps every scan linear in the subject and makes
- * pathological patterns like (a*)*b harmless. Backtracking order (SPLIT tries x before y) gives
- * Oniguruma's leftmost-first choice among alternatives and greedy/lazy quantifiers. */
+ * pathological patterns like (?:a+)+b harmless. Backtracking order (SPLIT tries x before y)
+ * gives Oniguruma's leftmost-first choice among alternatives and greedy/lazy quantifiers. */
 #include "tokregex.h"
 #include "unicode_tables.h"
 #include <string.h>

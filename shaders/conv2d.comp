@@ -31,6 +31,7 @@ layout(push_constant) uniform P {
   uint kw, stride, pad;
   int x_add, y_add, w_add, b_add;
   uint flags;                // 1 accumulate, 2 upsample 2x, 4 x NCHW, 8 y NCHW, 16 bias, 32 B is [K, N]
+  uint n_base, n_end;        // the output channels of this dispatch (weights bound in windows)
 } p;
 
 shared float As[BK][BM + 1];
@@ -52,7 +53,7 @@ float bval(uint i) {
 void main() {
   const uint tid = gl_LocalInvocationID.x;
   const uint tx = tid % 16u, ty = tid / 16u;
-  const uint m0 = gl_WorkGroupID.x * BM, n0 = gl_WorkGroupID.y * BN;
+  const uint m0 = gl_WorkGroupID.x * BM, n0 = p.n_base + gl_WorkGroupID.y * BN;
   const bool up = (p.flags & 2u) != 0u;
   const bool in_nchw = (p.flags & 4u) != 0u;
   const int heff = int(up ? 2u * p.hi : p.hi), weff = int(up ? 2u * p.wi : p.wi);
@@ -100,7 +101,7 @@ void main() {
       for (uint r = 0u; r < 4u; r++) {
         uint n = n0 + tid / 16u + 16u * r;
         float v = 0.0;
-        if (kvalid && n < p.N)
+        if (kvalid && n < p.n_end)
           v = wval(uint(int(n * p.K + k) + p.w_add));
         Bs[kl][tid / 16u + 16u * r] = v;
       }
@@ -111,7 +112,7 @@ void main() {
         uint nl = e % 64u, kb = e / 64u;
         uint n = n0 + nl, kk = k0 + kb;
         float v = 0.0;
-        if (kk < p.K && n < p.N)
+        if (kk < p.K && n < p.n_end)
           v = wval(uint(int(kk * p.N + n) + p.w_add));
         Bs[kb][nl] = v;
       }
@@ -137,7 +138,7 @@ void main() {
     uint b = pix / hw_out, rem = pix % hw_out;
     for (uint j = 0u; j < 4u; j++) {
       uint n = n0 + tx + 16u * j;
-      if (n >= p.N)
+      if (n >= p.n_end)
         continue;
       float v = acc[i][j];
       if ((p.flags & 16u) != 0u)

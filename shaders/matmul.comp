@@ -1,6 +1,7 @@
 #version 450
+#extension GL_EXT_control_flow_attributes : require
 // y[M,N] = x[M,K] . w[N,K]^T (+ bias) with an optional epilogue, fp32 accumulation, bf16 weights.
-// Variants (one per -D):
+// Activations (GELU/SiLU) are applied by a following eltwise pass. Variants (one per -D):
 //   GEMM_TEX: TM x TN outputs per invocation, operands from RGBA32UI texel buffers, no shared
 //             memory or barriers: the fastest form on lavapipe (PLATFORM.md). Needs K % 8 == 0 and
 //             16-byte aligned operands (x_off / w_off count texels).
@@ -10,8 +11,6 @@
 
 #define FLAG_BIAS 1u
 #define FLAG_ACC 2u
-#define FLAG_GELU 4u
-#define FLAG_SILU 8u
 
 layout(binding = 0) buffer Y { float y[]; };
 #if defined(GENERIC)
@@ -27,12 +26,17 @@ layout(binding = 3) readonly buffer Bias { uint bias[]; };
 // y_off: fp32 elements; b_off: bf16 elements; ldy: row stride of y.
 layout(push_constant) uniform P { uint M, N, K, x_off, w_off, y_off, b_off, ldy, flags; } p;
 
+// Edge tiles: rows/columns past M/N were computed from the clamped last row/column, so they
+// hold exactly the values of that row/column and are stored there again (same value, same
+// invocation, old values all read first). Guard-free stores keep the unrolled code free of
+// per-element branches, which made lavapipe's LLVM JIT take 10-60 s for a 16x16 tile.
+// Activations run as a separate pass (eltwise.comp) for the same reason.
+
+// Guarded store for the small-tile kernels.
 void store(uint m, uint n, float v) {
   if ((p.flags & FLAG_BIAS) != 0u) v += BF16_AT(bias, p.b_off + n);
   uint o = p.y_off + m * p.ldy + n;
   if ((p.flags & FLAG_ACC) != 0u) v += y[o];
-  if ((p.flags & FLAG_GELU) != 0u) v = jf_gelu(v);
-  if ((p.flags & FLAG_SILU) != 0u) v = jf_silu(v);
   y[o] = v;
 }
 
@@ -45,31 +49,41 @@ void main() {
   if (n0 >= p.N || m0 >= p.M) return;
   uint K8 = p.K >> 3, K4 = p.K >> 2;
   int wrow[TN], xrow[TM];
-  for (uint j = 0u; j < TN; j++) wrow[j] = int(p.w_off + min(n0 + j, p.N - 1u) * K8);
-  for (uint i = 0u; i < TM; i++) xrow[i] = int(p.x_off + min(m0 + i, p.M - 1u) * K4);
+  [[unroll]] for (uint j = 0u; j < TN; j++) wrow[j] = int(p.w_off + min(n0 + j, p.N - 1u) * K8);
+  [[unroll]] for (uint i = 0u; i < TM; i++) xrow[i] = int(p.x_off + min(m0 + i, p.M - 1u) * K4);
   float acc[TM][TN];
-  for (uint i = 0u; i < TM; i++)
-    for (uint j = 0u; j < TN; j++) acc[i][j] = 0.0;
+  [[unroll]] for (uint i = 0u; i < TM; i++)
+    [[unroll]] for (uint j = 0u; j < TN; j++) acc[i][j] = 0.0;
   for (uint kt = 0u; kt < K8; kt++) {
     vec4 wl[TN], wh[TN];  // the 8 weights of row j: wl = k 0,2,4,6 / wh = k 1,3,5,7
-    for (uint j = 0u; j < TN; j++) {
+    [[unroll]] for (uint j = 0u; j < TN; j++) {
       uvec4 t = texelFetch(W, wrow[j] + int(kt)).xyzw;
       wl[j] = uintBitsToFloat(t << 16);
       wh[j] = uintBitsToFloat(t & 0xffff0000u);
     }
-    for (uint i = 0u; i < TM; i++) {
+    [[unroll]] for (uint i = 0u; i < TM; i++) {
       vec4 a0 = uintBitsToFloat(texelFetch(X, xrow[i] + int(2u * kt)));
       vec4 a1 = uintBitsToFloat(texelFetch(X, xrow[i] + int(2u * kt + 1u)));
       vec4 al = vec4(a0.x, a0.z, a1.x, a1.z), ah = vec4(a0.y, a0.w, a1.y, a1.w);
-      for (uint j = 0u; j < TN; j++)
+      [[unroll]] for (uint j = 0u; j < TN; j++)
         acc[i][j] += dot(al, wl[j]) + dot(ah, wh[j]);
     }
   }
-  for (uint i = 0u; i < TM; i++) {
-    if (m0 + i >= p.M) break;
-    for (uint j = 0u; j < TN; j++)
-      if (n0 + j < p.N) store(m0 + i, n0 + j, acc[i][j]);
+  uint ncl[TN], mcl[TM];
+  [[unroll]] for (uint j = 0u; j < TN; j++) ncl[j] = min(n0 + j, p.N - 1u);
+  [[unroll]] for (uint i = 0u; i < TM; i++) mcl[i] = p.y_off + min(m0 + i, p.M - 1u) * p.ldy;
+  if ((p.flags & FLAG_BIAS) != 0u) {
+    [[unroll]] for (uint j = 0u; j < TN; j++) {
+      float b = BF16_AT(bias, p.b_off + ncl[j]);
+      [[unroll]] for (uint i = 0u; i < TM; i++) acc[i][j] += b;
+    }
   }
+  if ((p.flags & FLAG_ACC) != 0u) {
+    [[unroll]] for (uint i = 0u; i < TM; i++)
+      [[unroll]] for (uint j = 0u; j < TN; j++) acc[i][j] += y[mcl[i] + ncl[j]];
+  }
+  [[unroll]] for (uint i = 0u; i < TM; i++)
+    [[unroll]] for (uint j = 0u; j < TN; j++) y[mcl[i] + ncl[j]] = acc[i][j];
 }
 
 #elif defined(GEMV_TEX)
@@ -82,27 +96,27 @@ void main() {
   if (n0 >= p.N) return;
   uint K8 = p.K >> 3, K4 = p.K >> 2;
   int wrow[NR];
-  for (uint j = 0u; j < NR; j++) wrow[j] = int(p.w_off + min(n0 + j, p.N - 1u) * K8);
+  [[unroll]] for (uint j = 0u; j < NR; j++) wrow[j] = int(p.w_off + min(n0 + j, p.N - 1u) * K8);
   vec4 acc[4][NR];
-  for (uint i = 0u; i < 4u; i++)
-    for (uint j = 0u; j < NR; j++) acc[i][j] = vec4(0.0);
+  [[unroll]] for (uint i = 0u; i < 4u; i++)
+    [[unroll]] for (uint j = 0u; j < NR; j++) acc[i][j] = vec4(0.0);
   for (uint kt = 0u; kt < K8; kt++) {
     vec4 wl[NR], wh[NR];
-    for (uint j = 0u; j < NR; j++) {
+    [[unroll]] for (uint j = 0u; j < NR; j++) {
       uvec4 t = texelFetch(W, wrow[j] + int(kt));
       wl[j] = uintBitsToFloat(t << 16);
       wh[j] = uintBitsToFloat(t & 0xffff0000u);
     }
-    for (uint i = 0u; i < MR; i++) {
+    [[unroll]] for (uint i = 0u; i < MR; i++) {
       int xr = int(p.x_off + i * K4 + 2u * kt);
       vec4 a0 = uintBitsToFloat(texelFetch(X, xr));
       vec4 a1 = uintBitsToFloat(texelFetch(X, xr + 1));
       vec4 al = vec4(a0.x, a0.z, a1.x, a1.z), ah = vec4(a0.y, a0.w, a1.y, a1.w);
-      for (uint j = 0u; j < NR; j++) acc[i][j] += al * wl[j] + ah * wh[j];
+      [[unroll]] for (uint j = 0u; j < NR; j++) acc[i][j] += al * wl[j] + ah * wh[j];
     }
   }
-  for (uint i = 0u; i < MR; i++)
-    for (uint j = 0u; j < NR; j++)
+  [[unroll]] for (uint i = 0u; i < MR; i++)
+    [[unroll]] for (uint j = 0u; j < NR; j++)
       if (n0 + j < p.N) store(i, n0 + j, (acc[i][j].x + acc[i][j].y) + (acc[i][j].z + acc[i][j].w));
 }
 
@@ -115,21 +129,21 @@ void main() {
   uint n0 = gl_GlobalInvocationID.x * GTN, m0 = gl_GlobalInvocationID.y * GTM;
   if (n0 >= p.N || m0 >= p.M) return;
   uint xr[GTM], wr[GTN];
-  for (uint i = 0u; i < GTM; i++) xr[i] = p.x_off + min(m0 + i, p.M - 1u) * p.K;
-  for (uint j = 0u; j < GTN; j++) wr[j] = p.w_off + min(n0 + j, p.N - 1u) * p.K;
+  [[unroll]] for (uint i = 0u; i < GTM; i++) xr[i] = p.x_off + min(m0 + i, p.M - 1u) * p.K;
+  [[unroll]] for (uint j = 0u; j < GTN; j++) wr[j] = p.w_off + min(n0 + j, p.N - 1u) * p.K;
   float acc[GTM][GTN];
-  for (uint i = 0u; i < GTM; i++)
-    for (uint j = 0u; j < GTN; j++) acc[i][j] = 0.0;
+  [[unroll]] for (uint i = 0u; i < GTM; i++)
+    [[unroll]] for (uint j = 0u; j < GTN; j++) acc[i][j] = 0.0;
   for (uint k = 0u; k < p.K; k++) {
     float a[GTM], b[GTN];
-    for (uint i = 0u; i < GTM; i++) a[i] = x[xr[i] + k];
-    for (uint j = 0u; j < GTN; j++) b[j] = BF16_AT(w, wr[j] + k);
-    for (uint i = 0u; i < GTM; i++)
-      for (uint j = 0u; j < GTN; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+    [[unroll]] for (uint i = 0u; i < GTM; i++) a[i] = x[xr[i] + k];
+    [[unroll]] for (uint j = 0u; j < GTN; j++) b[j] = BF16_AT(w, wr[j] + k);
+    [[unroll]] for (uint i = 0u; i < GTM; i++)
+      [[unroll]] for (uint j = 0u; j < GTN; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
   }
-  for (uint i = 0u; i < GTM; i++) {
+  [[unroll]] for (uint i = 0u; i < GTM; i++) {
     if (m0 + i >= p.M) break;
-    for (uint j = 0u; j < GTN; j++)
+    [[unroll]] for (uint j = 0u; j < GTN; j++)
       if (n0 + j < p.N) store(m0 + i, n0 + j, acc[i][j]);
   }
 }

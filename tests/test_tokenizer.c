@@ -658,7 +658,9 @@ static const char *cli_exe(void)
 {
   const char *exe = g_getenv("JF_JANUSFLOW");
   if (!exe || !g_file_test(exe, G_FILE_TEST_IS_EXECUTABLE)) {
-    g_test_skip("JF_JANUSFLOW is not set to the built janusflow executable");
+    char *msg = g_strdup_printf("JF_JANUSFLOW (%s) is not the built janusflow executable", exe ? exe : "unset");
+    g_test_skip(msg);
+    g_free(msg);
     return NULL;
   }
   return exe;

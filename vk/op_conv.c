@@ -10,6 +10,7 @@ typedef struct {
   uint32_t kw, stride, pad;
   int32_t x_add, y_add, w_add, b_add;
   uint32_t flags;
+  uint32_t n_base, n_end;
 } ConvPush;
 
 enum { SH_ACC = 1, SH_UP = 2, SH_IN_NCHW = 4, SH_OUT_NCHW = 8, SH_BIAS = 16 };
@@ -41,28 +42,40 @@ typedef struct {
   VkrtSeq *seq;
   const VkrtConvParams *p;
   ConvPush push;
-  VkrtTensor y, x;
-  GenWin w, bias;
-  uint32_t heff;
+  VkrtTensor y, x, wt;
+  GenWin bias;
+  uint32_t heff, n_chunk;
 } ConvJob;
 
 static void conv_dispatch(ConvJob *j, GenWin xw, GenWin yw, uint32_t p0, uint32_t M)
 {
-  ConvPush push = j->push;
-  push.p0 = p0;
-  push.M = M;
-  push.x_add = xw.add;
-  push.y_add = yw.add;
-  VkrtDispatch d = {
-    .shader = "gen_conv2d",
-    .n_bindings = 4,
-    .bindings = { yw.bind, xw.bind, j->w.bind, j->bias.bind },
-    .push = &push,
-    .push_size = sizeof push,
-    .groups = { (M + TILE_M - 1) / TILE_M, (push.N + TILE_N - 1) / TILE_N, 1 },
-    .flops = 2ull * M * push.N * push.K,
-  };
-  vkrt_seq_dispatch(j->seq, &d);
+  uint32_t N = j->push.N, K = j->push.K;
+  for (uint32_t n0 = 0; n0 < N; n0 += j->n_chunk) {
+    uint32_t n1 = MIN(n0 + j->n_chunk, N);
+    GenWin ww;
+    if (!gen_window(j->seq, j->wt, (uint64_t)n0 * K * 2, (uint64_t)n1 * K * 2, 2, &ww)) {
+      gen_fail(j->seq, "conv2d", "window planning failed");
+      return;
+    }
+    ConvPush push = j->push;
+    push.p0 = p0;
+    push.M = M;
+    push.x_add = xw.add;
+    push.y_add = yw.add;
+    push.w_add = ww.add;
+    push.n_base = n0;
+    push.n_end = n1;
+    VkrtDispatch d = {
+      .shader = "gen_conv2d",
+      .n_bindings = 4,
+      .bindings = { yw.bind, xw.bind, ww.bind, j->bias.bind },
+      .push = &push,
+      .push_size = sizeof push,
+      .groups = { (M + TILE_M - 1) / TILE_M, (n1 - n0 + TILE_N - 1) / TILE_N, 1 },
+      .flops = 2ull * M * (n1 - n0) * K,
+    };
+    vkrt_seq_dispatch(j->seq, &d);
+  }
 }
 
 /* Input rows (stored coordinates) read by output rows [oy0, oy0 + rows). */
@@ -136,18 +149,33 @@ void vkrt_op_conv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
     gen_fail(seq, op, "tensors exceed the 32-bit index range");
     return;
   }
-  ConvJob j = { .seq = seq, .p = p, .y = y, .x = x, .heff = up ? 2 * p->in_h : p->in_h };
+  ConvJob j = { .seq = seq, .p = p, .y = y, .x = x, .wt = w, .heff = up ? 2 * p->in_h : p->in_h };
   if (!gen_check(seq, op, "y", y, y_img * p->batch * 4, 4) ||
       !gen_check(seq, op, "x", x, x_img * p->batch * 4, 4) ||
-      !gen_window_whole(seq, op, "w", w, K * p->out_c * 2, 2, &j.w))
+      !gen_check(seq, op, "w", w, K * p->out_c * 2, 2))
     return;
+  /* output channels per dispatch: the weight rows must fit a window (a multiple of the tile) */
+  uint64_t nc = gen_window_capacity(seq) / (K * 2);
+  if (nc >= p->out_c)
+    nc = p->out_c;
+  else if (nc >= TILE_N)
+    nc = nc / TILE_N * TILE_N;
+  if (nc == 0) {
+    gen_fail(seq, op, "one output channel's weights (%" G_GUINT64_FORMAT " bytes) do not fit a binding", K * 2);
+    return;
+  }
+  j.n_chunk = (uint32_t)nc;
   uint32_t flags = 0;
   if (bias.buf) {
     if (!gen_window_whole(seq, op, "bias", bias, (uint64_t)p->out_c * 2, 2, &j.bias))
       return;
     flags |= SH_BIAS;
   } else {
-    j.bias = j.w;
+    /* any valid binding: the shader does not read it */
+    if (!gen_window(seq, w, 0, 4, 2, &j.bias)) {
+      gen_fail(seq, op, "window planning failed");
+      return;
+    }
   }
   if (p->flags & VKRT_CONV_ACCUMULATE) flags |= SH_ACC;
   if (up) flags |= SH_UP;
@@ -157,7 +185,7 @@ void vkrt_op_conv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
     .N = p->out_c, .K = (uint32_t)K,
     .hi = p->in_h, .wi = p->in_w, .ci = p->in_c, .ho = ho, .wo = wo,
     .kw = p->kernel_w, .stride = p->stride, .pad = p->pad,
-    .w_add = j.w.add, .b_add = j.bias.add, .flags = flags,
+    .b_add = j.bias.add, .flags = flags,
   };
 
   uint64_t sizes[2] = { x_img * 4, y_img * 4 };
@@ -200,7 +228,7 @@ void vkrt_op_gemm_f32(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor b, ui
   ConvPush push = {
     .M = M, .p0 = 0, .N = N, .K = K, .hi = 1, .wi = M, .ci = K, .ho = 1, .wo = M,
     .kw = 1, .stride = 1, .pad = 0, .x_add = xw.add, .y_add = yw.add, .w_add = bw.add, .b_add = 0,
-    .flags = (flags & VKRT_GEMM_B_KN) ? 32u : 0u,
+    .flags = (flags & VKRT_GEMM_B_KN) ? 32u : 0u, .n_base = 0, .n_end = N,
   };
   VkrtDispatch d = {
     .shader = "gen_gemm_f32",

@@ -15,7 +15,7 @@
 #define GEN_T 4u
 #define GEN_WG 8u
 
-enum { FLAG_BIAS = 1, FLAG_ACC = 2, FLAG_GELU = 4, FLAG_SILU = 8 };
+enum { FLAG_BIAS = 1, FLAG_ACC = 2 };
 
 typedef struct { uint32_t M, N, K, x_off, w_off, y_off, b_off, ldy, flags; } MatmulPush;
 
@@ -41,8 +41,8 @@ void vkrt_op_matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
     op_fail(seq, VKRT_ERROR_FAILED, op, "K = 0");
     return;
   }
-  uint32_t pflags = (has_bias ? FLAG_BIAS : 0) | (flags & VKRT_MM_ACCUMULATE ? FLAG_ACC : 0) |
-                    (flags & VKRT_MM_GELU ? FLAG_GELU : 0) | (flags & VKRT_MM_SILU ? FLAG_SILU : 0);
+  uint32_t pflags = (has_bias ? FLAG_BIAS : 0) | (flags & VKRT_MM_ACCUMULATE ? FLAG_ACC : 0);
+  const char *act = flags & VKRT_MM_GELU ? "eltwise_gelu" : flags & VKRT_MM_SILU ? "eltwise_silu" : NULL;
 
   /* texel kernels read whole 16-byte texels: 8 weights / 4 activations at a time */
   bool tex = K % 8 == 0 && x.offset % 16 == 0 && w.offset % 16 == 0;
@@ -99,6 +99,20 @@ void vkrt_op_matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
         op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "M = %u, N = %u is too large for one dispatch", M, N);
         return;
       }
+      vkrt_seq_dispatch(seq, &d);
+    }
+    if (act) {
+      /* in place over the chunk's rows (contiguous: y is dense [M, N]) */
+      uint64_t n = (uint64_t)mc * N;
+      uint32_t push[4] = { (uint32_t)n, by.off, by.off, by.off };
+      VkrtDispatch d = {
+        .shader = act,
+        .n_bindings = 3,
+        .bindings = { by.bind, by.bind, by.bind },
+        .push = push,
+        .push_size = sizeof push,
+      };
+      vkrt_groups_linear((n + 255) / 256, d.groups);
       vkrt_seq_dispatch(seq, &d);
     }
   }

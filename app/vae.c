@@ -1,0 +1,424 @@
+/* vae: see vae.h. Three activation buffers rotate through the decoder: a resnet reads x from one,
+ * writes GN1 output into the second and conv1 output into the third, and adds conv2 (fused
+ * residual) into x's buffer, or into the second one when a 1x1 shortcut changes the width. */
+#include "vae.h"
+#include "config.h"
+#include "gen_weights.h"
+#include "ops.h"
+#include "ops_gen.h"
+#include <math.h>
+
+#define VAE_EPS 1e-6f
+
+typedef struct { VkrtBuffer *w, *b; uint32_t cin, cout, k; } Conv;
+typedef struct { VkrtBuffer *g, *b; uint32_t c; } Norm;
+typedef struct { Norm n1, n2; Conv c1, c2, sc; bool has_sc; } Resnet;
+typedef struct { Norm gn; VkrtBuffer *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo; uint32_t c; } Attn;
+typedef struct { Resnet *res; uint32_t n_res; bool up; Conv upconv; } UpBlock;
+
+struct JfVae {
+  VkrtContext *ctx;
+  GPtrArray *bufs;
+  uint32_t max_batch, lat_h, lat_w, lat_c, out_c, out_h, out_w, groups;
+  float sf, shift;
+  bool has_pq, has_attn;
+  Conv pq, conv_in, conv_out;
+  Resnet mid[2];
+  Attn attn;
+  UpBlock *ups;
+  uint32_t n_up;
+  Norm norm_out;
+  uint64_t weight_bytes;
+  /* scratch */
+  VkrtBuffer *act[3], *lat, *q, *k, *v, *o, *scores, *gn;
+  uint32_t score_rows;
+};
+
+static VkrtTensor T(VkrtBuffer *b) { return b ? vkrt_tensor(b) : vkrt_tensor_none(); }
+static VkrtTensor Tsub(VkrtBuffer *b, uint64_t floats) { return vkrt_tensor_sub(vkrt_tensor(b), 0, floats * 4); }
+
+static gboolean load_conv(JfVae *v, const StFile *f, const char *prefix, int64_t cout, int64_t cin, Conv *c,
+                          GError **error)
+{
+  char *wn = g_strconcat(prefix, ".weight", NULL), *bn = g_strconcat(prefix, ".bias", NULL);
+  int64_t shape[4] = { cout, cin, -1, -1 }, got[4];
+  gboolean ok = FALSE;
+  if (!(c->w = genw_conv(v->ctx, f, v->bufs, wn, shape, got, error)))
+    goto out;
+  if (got[2] != got[3] || got[2] % 2 == 0) {
+    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISMATCH, "%s: %s must have an odd square kernel",
+                safetensors_path(f), wn);
+    goto out;
+  }
+  if (!(c->b = genw_vector(v->ctx, f, v->bufs, bn, got[0], NULL, FALSE, error)))
+    goto out;
+  c->cout = (uint32_t)got[0];
+  c->cin = (uint32_t)got[1];
+  c->k = (uint32_t)got[2];
+  ok = TRUE;
+out:
+  g_free(wn);
+  g_free(bn);
+  return ok;
+}
+
+static gboolean load_norm(JfVae *v, const StFile *f, const char *prefix, int64_t c, Norm *n, GError **error)
+{
+  char *wn = g_strconcat(prefix, ".weight", NULL), *bn = g_strconcat(prefix, ".bias", NULL);
+  gboolean ok = (n->g = genw_vector(v->ctx, f, v->bufs, wn, c, NULL, FALSE, error)) &&
+                (n->b = genw_vector(v->ctx, f, v->bufs, bn, c, NULL, FALSE, error));
+  n->c = (uint32_t)c;
+  g_free(wn);
+  g_free(bn);
+  if (ok && c % v->groups) {
+    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISMATCH, "%s: %s has %" G_GINT64_FORMAT
+                " channels, not a multiple of norm_num_groups %u", safetensors_path(f), prefix, c, v->groups);
+    return FALSE;
+  }
+  return ok;
+}
+
+static gboolean load_resnet(JfVae *v, const StFile *f, const char *prefix, int64_t cin, int64_t cout, Resnet *r,
+                            GError **error)
+{
+  char *p[5] = {
+    g_strconcat(prefix, ".norm1", NULL), g_strconcat(prefix, ".conv1", NULL), g_strconcat(prefix, ".norm2", NULL),
+    g_strconcat(prefix, ".conv2", NULL), g_strconcat(prefix, ".conv_shortcut", NULL),
+  };
+  char *scw = g_strconcat(p[4], ".weight", NULL);
+  r->has_sc = cin != cout;
+  gboolean ok = load_norm(v, f, p[0], cin, &r->n1, error) && load_conv(v, f, p[1], cout, cin, &r->c1, error) &&
+                load_norm(v, f, p[2], cout, &r->n2, error) && load_conv(v, f, p[3], cout, cout, &r->c2, error) &&
+                (!r->has_sc || load_conv(v, f, p[4], cout, cin, &r->sc, error));
+  if (ok && r->has_sc && r->sc.k != 1) {
+    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISMATCH, "%s: %s must be a 1x1 convolution",
+                safetensors_path(f), scw);
+    ok = FALSE;
+  }
+  for (int i = 0; i < 5; i++)
+    g_free(p[i]);
+  g_free(scw);
+  return ok;
+}
+
+/* to_q / query etc.: the current diffusers name first, then the legacy one. */
+static VkrtBuffer *attn_tensor(JfVae *v, const StFile *f, const char *cur, const char *legacy, const char *what,
+                               gboolean weight, int64_t c, GError **error)
+{
+  char *n = g_strdup_printf("decoder.mid_block.attentions.0.%s.%s", cur, what);
+  if (!safetensors_find(f, n)) {
+    g_free(n);
+    n = g_strdup_printf("decoder.mid_block.attentions.0.%s.%s", legacy, what);
+  }
+  VkrtBuffer *b = weight ? genw_linear(v->ctx, f, v->bufs, n, c, c, NULL, NULL, error)
+                         : genw_vector(v->ctx, f, v->bufs, n, c, NULL, FALSE, error);
+  g_free(n);
+  return b;
+}
+
+static gboolean load_attn(JfVae *v, const StFile *f, int64_t c, GError **error)
+{
+  Attn *a = &v->attn;
+  a->c = (uint32_t)c;
+  return load_norm(v, f, "decoder.mid_block.attentions.0.group_norm", c, &a->gn, error) &&
+         (a->wq = attn_tensor(v, f, "to_q", "query", "weight", TRUE, c, error)) &&
+         (a->bq = attn_tensor(v, f, "to_q", "query", "bias", FALSE, c, error)) &&
+         (a->wk = attn_tensor(v, f, "to_k", "key", "weight", TRUE, c, error)) &&
+         (a->bk = attn_tensor(v, f, "to_k", "key", "bias", FALSE, c, error)) &&
+         (a->wv = attn_tensor(v, f, "to_v", "value", "weight", TRUE, c, error)) &&
+         (a->bv = attn_tensor(v, f, "to_v", "value", "bias", FALSE, c, error)) &&
+         (a->wo = attn_tensor(v, f, "to_out.0", "proj_attn", "weight", TRUE, c, error)) &&
+         (a->bo = attn_tensor(v, f, "to_out.0", "proj_attn", "bias", FALSE, c, error));
+}
+
+/* Loads every decoder tensor and walks the resolutions to size the scratch. */
+static gboolean load_all(JfVae *v, const StFile *f, const JfVaeConfig *cfg, GError **error)
+{
+  int nb = cfg->n_blocks;
+  int64_t top = cfg->block_out_channels[nb - 1];
+  v->lat_c = (uint32_t)cfg->latent_channels;
+  v->groups = (uint32_t)cfg->norm_groups;
+  v->sf = cfg->scaling_factor;
+  v->shift = cfg->shift_factor;
+  v->has_pq = safetensors_find(f, "post_quant_conv.weight") != NULL;
+  if (v->has_pq && !load_conv(v, f, "post_quant_conv", v->lat_c, v->lat_c, &v->pq, error))
+    return FALSE;
+  if (!load_conv(v, f, "decoder.conv_in", top, v->lat_c, &v->conv_in, error) ||
+      !load_resnet(v, f, "decoder.mid_block.resnets.0", top, top, &v->mid[0], error) ||
+      !load_resnet(v, f, "decoder.mid_block.resnets.1", top, top, &v->mid[1], error))
+    return FALSE;
+  v->has_attn = safetensors_find(f, "decoder.mid_block.attentions.0.group_norm.weight") != NULL;
+  if (v->has_attn && !load_attn(v, f, top, error))
+    return FALSE;
+  v->n_up = (uint32_t)nb;
+  v->ups = g_new0(UpBlock, nb);
+  int64_t prev = top;
+  for (int i = 0; i < nb; i++) {
+    UpBlock *u = &v->ups[i];
+    int64_t out = cfg->block_out_channels[nb - 1 - i];
+    u->n_res = (uint32_t)cfg->layers_per_block + 1;
+    u->res = g_new0(Resnet, u->n_res);
+    for (uint32_t j = 0; j < u->n_res; j++) {
+      char *p = g_strdup_printf("decoder.up_blocks.%d.resnets.%u", i, j);
+      gboolean ok = load_resnet(v, f, p, j == 0 ? prev : out, out, &u->res[j], error);
+      g_free(p);
+      if (!ok)
+        return FALSE;
+    }
+    u->up = i != nb - 1;
+    if (u->up) {
+      char *p = g_strdup_printf("decoder.up_blocks.%d.upsamplers.0.conv", i);
+      gboolean ok = load_conv(v, f, p, out, out, &u->upconv, error);
+      g_free(p);
+      if (!ok)
+        return FALSE;
+    }
+    prev = out;
+  }
+  int64_t bottom = cfg->block_out_channels[0];
+  if (!load_norm(v, f, "decoder.conv_norm_out", bottom, &v->norm_out, error) ||
+      !load_conv(v, f, "decoder.conv_out", cfg->out_channels, bottom, &v->conv_out, error))
+    return FALSE;
+  v->out_c = v->conv_out.cout;
+  return TRUE;
+}
+
+static void track(uint64_t *act, uint64_t *gn, const VkrtContext *ctx, uint64_t hw, uint32_t c, uint32_t groups,
+                  gboolean is_gn)
+{
+  if (hw * c > *act)
+    *act = hw * c;
+  if (is_gn) {
+    uint64_t s = vkrt_op_groupnorm_scratch_bytes(ctx, 1, (uint32_t)hw, c, groups);
+    if (s > *gn)
+      *gn = s;
+  }
+}
+
+static gboolean alloc_scratch(JfVae *v, GError **error)
+{
+  uint64_t act = 0, gn = 4;
+  uint64_t h = v->lat_h, w = v->lat_w;
+  uint32_t top = v->conv_in.cout;
+  track(&act, &gn, v->ctx, h * w, MAX(v->lat_c, top), v->groups, FALSE);
+  track(&act, &gn, v->ctx, h * w, top, v->groups, TRUE);
+  for (uint32_t i = 0; i < v->n_up; i++) {
+    UpBlock *u = &v->ups[i];
+    for (uint32_t j = 0; j < u->n_res; j++) {
+      track(&act, &gn, v->ctx, h * w, u->res[j].n1.c, v->groups, TRUE);
+      track(&act, &gn, v->ctx, h * w, u->res[j].n2.c, v->groups, TRUE);
+    }
+    if (u->up) {
+      h *= 2;
+      w *= 2;
+      track(&act, &gn, v->ctx, h * w, u->upconv.cout, v->groups, FALSE);
+    }
+  }
+  track(&act, &gn, v->ctx, h * w, v->norm_out.c, v->groups, TRUE);
+  if (h > 65536 || w > 65536 || act * 4 > vkrt_context_info(v->ctx)->max_alloc) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_OOM, "VAE: a %" G_GUINT64_FORMAT "-byte activation exceeds the "
+                "device's largest allocation", act * 4);
+    return FALSE;
+  }
+  v->out_h = (uint32_t)h;
+  v->out_w = (uint32_t)w;
+  uint64_t ntok = (uint64_t)v->lat_h * v->lat_w;
+  /* score rows per chunk: a [rows, ntok] block must fit one binding */
+  uint64_t cap = vkrt_max_binding(v->ctx, false);
+  cap = cap > 1024 ? cap - 1024 : cap;
+  uint64_t rows = MIN(ntok, cap / (ntok * 4));
+  if (v->has_attn && rows == 0) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_UNSUPPORTED, "VAE: one attention score row of %" G_GUINT64_FORMAT
+                " tokens does not fit a binding", ntok);
+    return FALSE;
+  }
+  v->score_rows = (uint32_t)MAX(rows, 1);
+  uint64_t attn = v->has_attn ? ntok * top * 4 : 4;
+  GPtrArray *o = v->bufs;
+  for (int i = 0; i < 3; i++)
+    if (!(v->act[i] = genw_scratch(v->ctx, o, act * 4, error)))
+      return FALSE;
+  return (v->lat = genw_scratch(v->ctx, o, ntok * v->lat_c * 4, error)) &&
+         (v->q = genw_scratch(v->ctx, o, attn, error)) && (v->k = genw_scratch(v->ctx, o, attn, error)) &&
+         (v->v = genw_scratch(v->ctx, o, attn, error)) && (v->o = genw_scratch(v->ctx, o, attn, error)) &&
+         (v->scores = genw_scratch(v->ctx, o, v->has_attn ? (uint64_t)v->score_rows * ntok * 4 : 4, error)) &&
+         (v->gn = genw_scratch(v->ctx, o, gn, error));
+}
+
+JfVae *vae_new(VkrtContext *ctx, const char *vae_dir, int max_batch, int latent_h, int latent_w,
+               GError **error)
+{
+  g_return_val_if_fail(ctx && vae_dir, NULL);
+  if (max_batch < 1 || latent_h < 1 || latent_w < 1 || latent_h > 4096 || latent_w > 4096) {
+    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_LIMIT, "VAE: bad batch %d or latent size %dx%d",
+                max_batch, latent_h, latent_w);
+    return NULL;
+  }
+  JfVaeConfig *cfg = config_load_vae(vae_dir, error);
+  if (!cfg)
+    return NULL;
+  char *path = g_build_filename(vae_dir, "diffusion_pytorch_model.safetensors", NULL);
+  StFile *f = safetensors_open(path, error);
+  g_free(path);
+  if (!f) {
+    config_free_vae(cfg);
+    return NULL;
+  }
+  JfVae *v = g_new0(JfVae, 1);
+  v->ctx = ctx;
+  v->bufs = g_ptr_array_new_with_free_func((GDestroyNotify)vkrt_buffer_free);
+  v->max_batch = (uint32_t)max_batch;
+  v->lat_h = (uint32_t)latent_h;
+  v->lat_w = (uint32_t)latent_w;
+  gboolean ok = load_all(v, f, cfg, error);
+  if (ok) {
+    for (guint i = 0; i < v->bufs->len; i++)
+      v->weight_bytes += vkrt_buffer_size(g_ptr_array_index(v->bufs, i));
+    ok = alloc_scratch(v, error);
+  }
+  safetensors_close(f);
+  config_free_vae(cfg);
+  if (!ok) {
+    vae_free(v);
+    return NULL;
+  }
+  return v;
+}
+
+void vae_free(JfVae *v)
+{
+  if (!v)
+    return;
+  g_ptr_array_unref(v->bufs);
+  for (uint32_t i = 0; v->ups && i < v->n_up; i++)
+    g_free(v->ups[i].res);
+  g_free(v->ups);
+  g_free(v);
+}
+
+uint32_t vae_latent_channels(const JfVae *v) { return v->lat_c; }
+uint32_t vae_out_channels(const JfVae *v) { return v->out_c; }
+uint32_t vae_out_h(const JfVae *v) { return v->out_h; }
+uint32_t vae_out_w(const JfVae *v) { return v->out_w; }
+float vae_scaling_factor(const JfVae *v) { return v->sf; }
+uint64_t vae_weight_bytes(const JfVae *v) { return v->weight_bytes; }
+
+/* --- recording ------------------------------------------------------------------------------- */
+
+static void conv(VkrtSeq *seq, const Conv *c, VkrtTensor y, VkrtTensor x, uint32_t h, uint32_t w, uint32_t flags)
+{
+  VkrtConvParams p = {
+    .batch = 1, .in_h = h, .in_w = w, .in_c = c->cin, .out_c = c->cout,
+    .kernel_h = c->k, .kernel_w = c->k, .stride = 1, .pad = c->k / 2, .flags = flags,
+  };
+  vkrt_op_conv2d(seq, y, x, T(c->w), T(c->b), &p);
+}
+
+static void groupnorm(JfVae *v, VkrtSeq *seq, const Norm *n, VkrtTensor y, VkrtTensor x, uint64_t hw, bool silu)
+{
+  vkrt_op_groupnorm(seq, y, x, T(n->g), T(n->b), T(v->gn), 1, (uint32_t)hw, n->c, v->groups, VAE_EPS, silu);
+}
+
+/* ResnetBlock2D on act[cur] at h x w; returns the index of the buffer holding the output. */
+static int resnet(JfVae *v, VkrtSeq *seq, const Resnet *r, int cur, uint32_t h, uint32_t w)
+{
+  uint64_t hw = (uint64_t)h * w;
+  int a = (cur + 1) % 3, b = (cur + 2) % 3;
+  VkrtTensor x = Tsub(v->act[cur], hw * r->c1.cin), ta = Tsub(v->act[a], hw * r->c1.cin);
+  VkrtTensor tb = Tsub(v->act[b], hw * r->c1.cout);
+  groupnorm(v, seq, &r->n1, ta, x, hw, true);
+  conv(seq, &r->c1, tb, ta, h, w, 0);
+  groupnorm(v, seq, &r->n2, tb, tb, hw, true);
+  if (!r->has_sc) {
+    conv(seq, &r->c2, x, tb, h, w, VKRT_CONV_ACCUMULATE);
+    return cur;
+  }
+  VkrtTensor sc = Tsub(v->act[a], hw * r->c2.cout);
+  conv(seq, &r->sc, sc, x, h, w, 0);
+  conv(seq, &r->c2, sc, tb, h, w, VKRT_CONV_ACCUMULATE);
+  return a;
+}
+
+/* Single-head self-attention over the h*w tokens of act[cur], residual added in place. The score
+ * matrix is built in blocks of query rows (softmax(q k^T / sqrt(c)) v): vkrt_op_attention is
+ * limited to heads of 256 and SDXL's head is 512 wide. */
+static void attention(JfVae *v, VkrtSeq *seq, int cur, uint32_t h, uint32_t w)
+{
+  const Attn *at = &v->attn;
+  uint32_t N = h * w, C = at->c;
+  VkrtTensor x = Tsub(v->act[cur], (uint64_t)N * C), hn = Tsub(v->act[(cur + 1) % 3], (uint64_t)N * C);
+  VkrtTensor q = Tsub(v->q, (uint64_t)N * C), k = Tsub(v->k, (uint64_t)N * C), vv = Tsub(v->v, (uint64_t)N * C);
+  VkrtTensor o = Tsub(v->o, (uint64_t)N * C);
+  groupnorm(v, seq, &at->gn, hn, x, N, false);
+  vkrt_op_matmul(seq, q, hn, T(at->wq), T(at->bq), N, C, C, 0);
+  vkrt_op_matmul(seq, k, hn, T(at->wk), T(at->bk), N, C, C, 0);
+  vkrt_op_matmul(seq, vv, hn, T(at->wv), T(at->bv), N, C, C, 0);
+  float scale = (float)(1.0 / sqrt((double)C));
+  for (uint32_t r0 = 0; r0 < N; r0 += v->score_rows) {
+    uint32_t nr = MIN(v->score_rows, N - r0);
+    VkrtTensor s = Tsub(v->scores, (uint64_t)nr * N);
+    vkrt_op_gemm_f32(seq, s, vkrt_tensor_sub(q, (uint64_t)r0 * C * 4, (uint64_t)nr * C * 4), k, nr, N, C, 0);
+    vkrt_op_softmax(seq, s, nr, N, scale);
+    vkrt_op_gemm_f32(seq, vkrt_tensor_sub(o, (uint64_t)r0 * C * 4, (uint64_t)nr * C * 4), s, vv, nr, C, N,
+                     VKRT_GEMM_B_KN);
+  }
+  vkrt_op_matmul(seq, x, o, T(at->wo), T(at->bo), N, C, C, VKRT_MM_ACCUMULATE);
+}
+
+static void decode_one(JfVae *v, VkrtSeq *seq, VkrtTensor latent, VkrtTensor out)
+{
+  uint32_t h = v->lat_h, w = v->lat_w;
+  uint64_t nl = (uint64_t)v->lat_c * h * w;
+  VkrtTensor lat = Tsub(v->lat, nl);
+  /* diffusers' decode takes z / scaling_factor (+ shift); the division is done here, in fp32 */
+  vkrt_op_scale_shift(seq, lat, latent, nl, 1.0f / v->sf, v->shift);
+  VkrtTensor src = lat;
+  uint32_t src_flags = VKRT_CONV_IN_NCHW;
+  if (v->has_pq) {
+    conv(seq, &v->pq, Tsub(v->act[1], nl), lat, h, w, VKRT_CONV_IN_NCHW);
+    src = Tsub(v->act[1], nl);
+    src_flags = 0;
+  }
+  conv(seq, &v->conv_in, Tsub(v->act[0], (uint64_t)h * w * v->conv_in.cout), src, h, w, src_flags);
+  int cur = resnet(v, seq, &v->mid[0], 0, h, w);
+  if (v->has_attn)
+    attention(v, seq, cur, h, w);
+  cur = resnet(v, seq, &v->mid[1], cur, h, w);
+  for (uint32_t i = 0; i < v->n_up; i++) {
+    const UpBlock *u = &v->ups[i];
+    for (uint32_t j = 0; j < u->n_res; j++)
+      cur = resnet(v, seq, &u->res[j], cur, h, w);
+    if (u->up) {
+      int nxt = (cur + 1) % 3;
+      uint32_t c = u->upconv.cout;
+      conv(seq, &u->upconv, Tsub(v->act[nxt], (uint64_t)4 * h * w * c), Tsub(v->act[cur], (uint64_t)h * w * c),
+           h, w, VKRT_CONV_UPSAMPLE2X);
+      cur = nxt;
+      h *= 2;
+      w *= 2;
+    }
+  }
+  uint64_t hw = (uint64_t)h * w;
+  int nxt = (cur + 1) % 3;
+  VkrtTensor hn = Tsub(v->act[nxt], hw * v->norm_out.c);
+  groupnorm(v, seq, &v->norm_out, hn, Tsub(v->act[cur], hw * v->norm_out.c), hw, true);
+  conv(seq, &v->conv_out, out, hn, h, w, VKRT_CONV_OUT_NCHW);
+}
+
+gboolean vae_decode(JfVae *v, VkrtSeq *seq, uint32_t n, VkrtTensor latent, VkrtTensor out_rgb, GError **error)
+{
+  uint64_t lat_bytes = (uint64_t)v->lat_c * v->lat_h * v->lat_w * 4;
+  uint64_t out_bytes = (uint64_t)v->out_c * v->out_h * v->out_w * 4;
+  if (n == 0 || n > v->max_batch || !latent.buf || !out_rgb.buf || latent.size < n * lat_bytes ||
+      out_rgb.size < n * out_bytes) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_FAILED,
+                "vae_decode: %u images (at most %u), latent %" G_GUINT64_FORMAT " bytes (%" G_GUINT64_FORMAT
+                " needed), output %" G_GUINT64_FORMAT " bytes (%" G_GUINT64_FORMAT " needed)",
+                n, v->max_batch, latent.size, n * lat_bytes, out_rgb.size, n * out_bytes);
+    return FALSE;
+  }
+  for (uint32_t b = 0; b < n; b++)
+    decode_one(v, seq, vkrt_tensor_sub(latent, b * lat_bytes, lat_bytes),
+               vkrt_tensor_sub(out_rgb, b * out_bytes, out_bytes));
+  return TRUE;
+}

@@ -1,0 +1,44 @@
+/* vae: the SDXL-VAE decoder (diffusers AutoencoderKL.decode: post_quant_conv + Decoder, MODEL.md
+ * §4.9) on Vulkan, fp32 activations throughout (SDXL-VAE activations overflow fp16), bf16
+ * weights (the F32 file is rounded once at load).
+ *
+ * Internally channel-last ([h, w, c]): the mid-block attention then reads its tokens directly.
+ * Images are decoded one after another through the same scratch buffers, so device memory does
+ * not grow with the batch (at 48x48 -> 384x384 with 512/256/128 channels: about 0.5 GB). Large
+ * activations (256 x 384 x 384 fp32 = 151 MB) are bound in windows by the ops.
+ *
+ * JfVae owns its weights and scratch buffers and must be freed before the context. */
+#pragma once
+#include <glib.h>
+#include "vkrt.h"
+
+G_BEGIN_DECLS
+
+typedef struct JfVae JfVae;
+
+/* Reads vae_dir/config.json (config_load_vae) and vae_dir/diffusion_pytorch_model.safetensors
+ * (decoder.* and post_quant_conv.*; encoder.* / quant_conv.* are ignored). The mid-block
+ * attention may use the current names (to_q/to_k/to_v/to_out.0) or the legacy ones
+ * (query/key/value/proj_attn), as Linear [c, c] or 1x1-conv [c, c, 1, 1] weights. Scratch is
+ * sized for latents of latent_h x latent_w; max_batch bounds n in vae_decode. */
+JfVae *vae_new(VkrtContext *ctx, const char *vae_dir, int max_batch, int latent_h, int latent_w,
+               GError **error);
+void vae_free(JfVae *v);
+
+uint32_t vae_latent_channels(const JfVae *v);
+uint32_t vae_out_channels(const JfVae *v);
+uint32_t vae_out_h(const JfVae *v);     /* latent_h * 2^(number of upsamplers) */
+uint32_t vae_out_w(const JfVae *v);
+float vae_scaling_factor(const JfVae *v);
+uint64_t vae_weight_bytes(const JfVae *v);
+
+/* Records the decode of n latents: latent fp32 [n, 4, h, w] NCHW in the *model* space, i.e. the
+ * z of the Euler loop, NOT yet divided by the scaling factor (vae_decode applies
+ * z / scaling_factor + shift_factor itself); out_rgb fp32 [n, 3, H, W] NCHW, the decoder output
+ * before any clipping (nominally [-1, 1]). The latent is not modified. Returns FALSE with error
+ * set (and records nothing) if n or the tensors do not fit; GPU-side failures come back from
+ * vkrt_seq_submit. */
+gboolean vae_decode(JfVae *v, VkrtSeq *seq, uint32_t n, VkrtTensor latent, VkrtTensor out_rgb,
+                    GError **error);
+
+G_END_DECLS
