@@ -53,7 +53,7 @@ struct JfGen {
   int max_batch;
   uint32_t C, h, w, per, T, H, img_h, img_w;  /* latent channels/size, tokens, hidden, image size */
   VkrtSeq *seq;
-  VkrtBuffer *z, *z_prev, *v, *x0, *vout, *t_emb, *x, *out, *tok, *dec_rows, *pos, *mask, *ids, *rgba, *rgb, *vae_in;
+  VkrtBuffer *z, *z_prev, *v, *x0, *vout, *t_emb, *x, *out, *tok, *dec_rows, *pos, *mask, *ids, *rgba, *rgb;
   /* per-run (sized by the prompt) */
   JfKvCache **kv;
   JfKvCache *kv_pre;
@@ -93,7 +93,7 @@ void gen_free(JfGen *g)
     return;
   free_run(g);
   VkrtBuffer **bufs[] = { &g->z, &g->z_prev, &g->v, &g->x0, &g->vout, &g->t_emb, &g->x, &g->out, &g->tok, &g->dec_rows,
-                          &g->pos, &g->rgba, &g->rgb, &g->vae_in };
+                          &g->pos, &g->rgba, &g->rgb };
   for (size_t i = 0; i < G_N_ELEMENTS(bufs); i++)
     g_clear_pointer(bufs[i], vkrt_buffer_free);
   if (g->seq) vkrt_seq_free(g->seq);
@@ -140,7 +140,8 @@ JfGen *gen_new(JfModel *m, int max_batch, GError **error)
     return NULL;
   }
   VkrtContext *ctx = m->ctx;
-  uint64_t n = max_batch, rows = 2 * (uint64_t)(g->T + 1);
+  /* x holds either a CFG pair of [t_emb | tokens] rows or the prompt prefix */
+  uint64_t n = max_batch, rows = MAX(2 * (uint64_t)(g->T + 1), llm_max_rows(m->llm));
   if (!(g->seq = vkrt_seq_new(ctx, error)) ||
       !(g->z = vkrt_buffer_new(ctx, n * g->per * 4, error)) ||
       !(g->z_prev = vkrt_buffer_new(ctx, n * g->per * 4, error)) ||
@@ -154,8 +155,7 @@ JfGen *gen_new(JfModel *m, int max_batch, GError **error)
       !(g->dec_rows = vkrt_buffer_new(ctx, 2 * n * g->T * g->H * 4, error)) ||
       !(g->pos = vkrt_buffer_new(ctx, MAX(rows, 4096) * 4, error)) ||
       !(g->rgba = vkrt_buffer_new(ctx, n * g->h * g->w * 4, error)) ||
-      !(g->rgb = vkrt_buffer_new(ctx, n * 3 * (uint64_t)g->img_h * g->img_w * 4, error)) ||
-      !(g->vae_in = vkrt_buffer_new(ctx, n * g->per * 4, error))) {
+      !(g->rgb = vkrt_buffer_new(ctx, n * 3 * (uint64_t)g->img_h * g->img_w * 4, error))) {
     gen_free(g);
     return NULL;
   }
@@ -251,14 +251,12 @@ static gboolean submit(JfGen *g, GCancellable *cancel, double *gpu_ms, GError **
   return !g_cancellable_set_error_if_cancelled(cancel, error);
 }
 
-/* Decodes latents (already in z space) of n images into g->rgb through the VAE. */
+/* Decodes latents (in the model's z space) of n images into g->rgb through the VAE. */
 static gboolean vae_run(JfGen *g, VkrtBuffer *lat, int n, GError **error)
 {
-  const JfVaeConfig *vc = g->m->vae_cfg;
+  /* vae_decode divides by the scaling factor itself */
   vkrt_seq_begin(g->seq);
-  vkrt_op_scale_shift(g->seq, vkrt_tensor(g->vae_in), vkrt_tensor(lat), (uint64_t)n * g->per,
-                      1.0f / vc->scaling_factor, vc->shift_factor);
-  if (!vae_decode(g->m->vae, g->seq, (uint32_t)n, vkrt_tensor(g->vae_in), vkrt_tensor(g->rgb), error))
+  if (!vae_decode(g->m->vae, g->seq, (uint32_t)n, vkrt_tensor(lat), vkrt_tensor(g->rgb), error))
     return FALSE;
   vkrt_seq_mark(g->seq, "vae");
   return vkrt_seq_submit(g->seq, error);

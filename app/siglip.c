@@ -250,6 +250,10 @@ gboolean siglip_encode(JfSiglip *s, VkrtSeq *seq, const float *pixels_chw, VkrtT
   const uint32_t heads = (uint32_t)c->heads, hd = W / heads;
   const uint64_t n_pix = 3ull * S * S;
 
+  if (!pixels_chw) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_FAILED, "siglip: no pixels");
+    return FALSE;
+  }
   if (!out_embeds.buf || out_embeds.size < (uint64_t)T * s->hidden * 4) {
     g_set_error(error, VKRT_ERROR, VKRT_ERROR_FAILED,
                 "siglip: the output tensor needs %u x %u floats", T, s->hidden);

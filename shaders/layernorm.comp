@@ -21,9 +21,7 @@ layout(push_constant) uniform P {
   uint off_y, off_x, off_w, off_b;  // element offsets of the bound views (see op_vision_util.h)
 } p;
 
-#ifndef ROWWISE
 shared float red[WG];
-#endif
 
 float bf16_at(uint i, bool is_w)
 {
@@ -32,29 +30,6 @@ float bf16_at(uint i, bool is_w)
   return (j & 1u) != 0u ? bf16_hi(word) : bf16_lo(word);
 }
 
-#ifdef ROWWISE
-// One invocation per row, no shared memory and no barriers: for CPU devices (lavapipe), where
-// barrier phases run one after the other and a workgroup-per-row reduction is slow.
-void main()
-{
-  uint row = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * WG + gl_LocalInvocationID.x;
-  if (row >= p.rows)
-    return;
-  uint xb = p.off_x + row * p.dim, yb = p.off_y + row * p.dim;
-  float s = 0.0;
-  for (uint i = 0; i < p.dim; i++)
-    s += x[xb + i];
-  float mean = s / float(p.dim);
-  float v = 0.0;
-  for (uint i = 0; i < p.dim; i++) {
-    float d = x[xb + i] - mean;
-    v += d * d;
-  }
-  float rstd = inversesqrt(v / float(p.dim) + p.eps);
-  for (uint i = 0; i < p.dim; i++)
-    y[yb + i] = (x[xb + i] - mean) * rstd * bf16_at(i, true) + bf16_at(i, false);
-}
-#else
 // Sum of v over the workgroup; every invocation gets the result.
 float wg_sum(float v)
 {
@@ -94,4 +69,3 @@ void main()
   for (uint i = t; i < p.dim; i += WG)
     y[yb + i] = (x[xb + i] - mean) * rstd * bf16_at(i, true) + bf16_at(i, false);
 }
-#endif

@@ -154,6 +154,11 @@ static void conv_cases(bool big)
     /* NCHW output of a small image from a big NHWC input: per-image windows */
     check_conv((RefConv){ .batch = 2, .in_h = 30, .in_w = 30, .in_c = 16, .out_c = 3, .kh = 3, .kw = 3,
                           .stride = 1, .pad = 1, .out_nchw = true }, 0);
+    /* bands with NCHW operands (the VAE's conv_out; an NCHW latent input) */
+    check_conv((RefConv){ .batch = 2, .in_h = 40, .in_w = 36, .in_c = 16, .out_c = 3, .kh = 3, .kw = 3,
+                          .stride = 1, .pad = 1, .out_nchw = true }, 4);
+    check_conv((RefConv){ .batch = 1, .in_h = 100, .in_w = 100, .in_c = 2, .out_c = 8, .kh = 2, .kw = 2,
+                          .stride = 2, .pad = 0, .in_nchw = true }, 0);
   }
 }
 

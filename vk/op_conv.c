@@ -92,37 +92,60 @@ static void conv_in_rows(const ConvJob *j, uint32_t oy0, uint32_t rows, uint32_t
   *last = (uint32_t)(up ? hi / 2 : hi);
 }
 
+/* Byte spans of x and y that a band touches: rows [first, last] of x / [oy, oy + rows) of y of
+ * image b; in NCHW that is from the first channel's first row to the last channel's last row. */
+static void conv_span_x(const ConvJob *j, uint32_t b, uint32_t first, uint32_t last, uint64_t *s0, uint64_t *s1)
+{
+  const VkrtConvParams *p = j->p;
+  uint64_t W = p->in_w, H = p->in_h, C = p->in_c;
+  if (p->flags & VKRT_CONV_IN_NCHW) {
+    *s0 = (((uint64_t)b * C) * H + first) * W * 4;
+    *s1 = (((uint64_t)b * C + C - 1) * H + last + 1) * W * 4;
+  } else {
+    *s0 = ((uint64_t)b * H + first) * W * C * 4;
+    *s1 = ((uint64_t)b * H + last + 1) * W * C * 4;
+  }
+}
+
+static void conv_span_y(const ConvJob *j, uint32_t b, uint32_t ho, uint32_t wo, uint32_t oy, uint32_t rows,
+                        uint64_t *s0, uint64_t *s1)
+{
+  const VkrtConvParams *p = j->p;
+  uint64_t N = p->out_c;
+  if (p->flags & VKRT_CONV_OUT_NCHW) {
+    *s0 = (((uint64_t)b * N) * ho + oy) * wo * 4;
+    *s1 = (((uint64_t)b * N + N - 1) * ho + oy + rows) * wo * 4;
+  } else {
+    *s0 = ((uint64_t)b * ho + oy) * wo * N * 4;
+    *s1 = ((uint64_t)b * ho + oy + rows) * wo * N * 4;
+  }
+}
+
 static gboolean conv_bands(ConvJob *j, uint32_t ho, uint32_t wo)
 {
   static const char op[] = "conv2d";
   const VkrtConvParams *p = j->p;
-  if (p->flags & (VKRT_CONV_IN_NCHW | VKRT_CONV_OUT_NCHW))
-    return gen_fail(j->seq, op, "an NCHW image does not fit one binding");
   uint64_t cap = gen_window_capacity(j->seq);
-  uint64_t in_row = (uint64_t)p->in_w * p->in_c * 4, out_row = (uint64_t)wo * p->out_c * 4;
   for (uint32_t b = 0; b < p->batch; b++) {
     for (uint32_t oy = 0; oy < ho;) {
-      uint64_t r = cap / out_row;
-      if (r > ho - oy) r = ho - oy;
-      if (r > MAX_M / wo) r = MAX_M / wo;
+      uint32_t r = MIN(ho - oy, MAX_M / wo);
       uint32_t first = 0, last = 0;
-      while (r > 0) {
-        conv_in_rows(j, oy, (uint32_t)r, &first, &last);
-        if ((uint64_t)(last - first + 1) * in_row <= cap)
+      uint64_t xs0 = 0, xs1 = 0, ys0 = 0, ys1 = 0;
+      for (; r > 0; r--) {
+        conv_in_rows(j, oy, r, &first, &last);
+        conv_span_x(j, b, first, last, &xs0, &xs1);
+        conv_span_y(j, b, ho, wo, oy, r, &ys0, &ys1);
+        if (xs1 - xs0 <= cap && ys1 - ys0 <= cap)
           break;
-        r--;
       }
       if (r == 0)
-        return gen_fail(j->seq, op, "one output row and its input rows do not fit a %" G_GUINT64_FORMAT
+        return gen_fail(j->seq, op, "one output row and the input rows it reads do not fit a %" G_GUINT64_FORMAT
                         "-byte binding", cap);
       GenWin xw, yw;
-      uint64_t xs = ((uint64_t)b * p->in_h + first) * in_row;
-      uint64_t ys = ((uint64_t)b * ho + oy) * out_row;
-      if (!gen_window(j->seq, j->x, xs, xs + (uint64_t)(last - first + 1) * in_row, 4, &xw) ||
-          !gen_window(j->seq, j->y, ys, ys + r * out_row, 4, &yw))
+      if (!gen_window(j->seq, j->x, xs0, xs1, 4, &xw) || !gen_window(j->seq, j->y, ys0, ys1, 4, &yw))
         return gen_fail(j->seq, op, "window planning failed");
-      conv_dispatch(j, xw, yw, b * ho * wo + oy * wo, (uint32_t)r * wo);
-      oy += (uint32_t)r;
+      conv_dispatch(j, xw, yw, b * ho * wo + oy * wo, r * wo);
+      oy += r;
     }
   }
   return TRUE;

@@ -1,6 +1,5 @@
 #include "ops_vision.h"
 #include "op_vision_util.h"
-#include <stdlib.h>
 
 typedef struct {
   uint32_t rows, dim;
@@ -30,8 +29,8 @@ void vkrt_op_layernorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, V
   /* Small workgroups on CPU devices: lavapipe runs a workgroup's barrier phases one after the
    * other, so wide groups only add overhead there. */
   const VkrtDeviceInfo *info = vkrt_context_info(vkrt_seq_context(seq));
-  uint32_t wg = info->type == VKRT_DEVICE_CPU ? (g_getenv("SIGWG") ? atoi(g_getenv("SIGWG")) : 32) : 128;
-  while (wg > 8 && wg / 2 >= dim)
+  uint32_t wg = info->type == VKRT_DEVICE_CPU ? 16 : 128;
+  while (wg > 16 && wg / 2 >= dim)
     wg /= 2;
 
   for (uint64_t r0 = 0; r0 < rows; r0 += win) {
@@ -41,9 +40,8 @@ void vkrt_op_layernorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, V
         !opv_bind(seq, op, "x", opv_slice(x, r0 * row_bytes), n * row_bytes, 4, &bx))
       return;
     LnPush push = { n, dim, eps, by.off, bx.off, bw.off, bb.off };
-    bool rowwise = g_getenv("SIGROW") != NULL;
     VkrtDispatch d = {
-      .shader = rowwise ? "layernorm_rows" : "layernorm",
+      .shader = "layernorm",
       .n_bindings = 4,
       .bindings = { by.bind, bx.bind, bw.bind, bb.bind },
       .push = &push,
@@ -53,7 +51,7 @@ void vkrt_op_layernorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, V
       /* mean, centred square, normalise, scale, shift: about 8 flops per value */
       .flops = (uint64_t)n * dim * 8,
     };
-    vkrt_groups_linear(rowwise ? (n + wg - 1) / wg : n, d.groups);
+    vkrt_groups_linear(n, d.groups);
     vkrt_seq_dispatch(seq, &d);
   }
 }

@@ -22,8 +22,8 @@ G_BEGIN_DECLS
 enum {
   VKRT_CONV_ACCUMULATE = 1 << 0,  /* y += conv(x) (fused residual add) */
   VKRT_CONV_UPSAMPLE2X = 1 << 1,  /* convolve the nearest-neighbour 2x upsampling of x (fused) */
-  VKRT_CONV_IN_NCHW = 1 << 2,     /* x is NCHW (one image of x must fit a binding) */
-  VKRT_CONV_OUT_NCHW = 1 << 3,    /* y is NCHW (one image of y must fit a binding) */
+  VKRT_CONV_IN_NCHW = 1 << 2,     /* x is NCHW */
+  VKRT_CONV_OUT_NCHW = 1 << 3,    /* y is NCHW (a band of rows then spans all channel planes) */
 };
 
 typedef struct {
@@ -40,7 +40,10 @@ uint32_t vkrt_conv_out_size(uint32_t in, uint32_t kernel, uint32_t stride, uint3
 /* 2-D convolution (cross-correlation as PyTorch's Conv2d, groups = 1) as an implicit GEMM with
  * fp32 accumulation: y [B, Ho, Wo, out_c] (NHWC unless OUT_NCHW) from x [B, in_h, in_w, in_c]
  * (NHWC unless IN_NCHW); w bf16 [out_c, kernel_h, kernel_w, in_c] (channel-last: see
- * vkrt_conv_weight_reorder), bias bf16 [out_c] or vkrt_tensor_none(). y must not overlap x. */
+ * vkrt_conv_weight_reorder), bias bf16 [out_c] or vkrt_tensor_none(). y must not overlap x.
+ * bf16 tensors are read as 32-bit words: the buffer must extend to a 4-byte boundary. Images
+ * larger than a binding go in bands of output rows; weights larger than a binding in groups of
+ * output channels. */
 void vkrt_op_conv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, VkrtTensor bias,
                     const VkrtConvParams *p);
 
