@@ -24,8 +24,12 @@
  * Reading a JSON file */
 
 /* json-glib 1.6 recurses once per nesting level without a bound; refuse deep nesting before
- * handing it the text. Strings are skipped so that brackets inside them do not count. */
-static gboolean json_depth_ok(const char *s, gsize n) {
+ * handing it the text. Strings are skipped so that brackets inside them do not count. json-glib
+ * also accepts 'single-quoted' strings and C comments, which would hide brackets from this count
+ * and let a hostile file overflow the stack, so outside strings ' and / are refused (strict JSON
+ * has neither). Returns NULL when the text may be parsed, else the problem. */
+static const char json_too_deep[] = "JSON nests deeper than " G_STRINGIFY(CONFIG_MAX_DEPTH) " levels";
+static const char *json_text_check(const char *s, gsize n) {
   int depth = 0;
   gboolean in_str = FALSE;
   for (gsize i = 0; i < n; i++) {
@@ -35,13 +39,15 @@ static gboolean json_depth_ok(const char *s, gsize n) {
       else if (c == '"') in_str = FALSE;
     } else if (c == '"') {
       in_str = TRUE;
+    } else if (c == '\'' || c == '/') {
+      return "not valid JSON (single quotes or comments outside a string)";
     } else if (c == '[' || c == '{') {
-      if (++depth > CONFIG_MAX_DEPTH) return FALSE;
+      if (++depth > CONFIG_MAX_DEPTH) return json_too_deep;
     } else if (c == ']' || c == '}') {
       depth--;
     }
   }
-  return TRUE;
+  return NULL;
 }
 
 /* Returns the parser holding the root object, or NULL: with *absent = TRUE (and no error) when the
@@ -86,9 +92,9 @@ static JsonParser *load_json(const char *path, gboolean absent_ok, gboolean *abs
     g_free(text);
     return NULL;
   }
-  if (!json_depth_ok(text, len)) {
-    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_LIMIT, "%s: JSON nests deeper than %d levels", path,
-                CONFIG_MAX_DEPTH);
+  const char *bad = json_text_check(text, len);
+  if (bad) {
+    g_set_error(error, JF_LOAD_ERROR, bad == json_too_deep ? JF_LOAD_ERROR_LIMIT : JF_LOAD_ERROR_FORMAT, "%s: %s", path, bad);
     g_free(text);
     return NULL;
   }

@@ -240,6 +240,9 @@ static JfImage *rgb_to_image(const float *rgb, uint32_t H, uint32_t W)
 
 static gboolean submit(JfGen *g, GCancellable *cancel, double *gpu_ms, GError **error)
 {
+  /* timings exist only between marks: without this, a part of a step that ends in a submit
+   * before the "step" mark would not count in gpu_ms */
+  vkrt_seq_mark(g->seq, "part");
   if (!vkrt_seq_submit(g->seq, error))
     return FALSE;
   if (gpu_ms) {

@@ -78,6 +78,41 @@ gboolean model_check_folder(const char *dir, const char *vae_dir, GError **error
   return TRUE;
 }
 
+/* Bytes the parts in `what` will take on the device (bf16 weights), from the file's tensor table. */
+static uint64_t weight_bytes_needed(const StFile *st, unsigned what)
+{
+  uint64_t total = 0;
+  for (guint i = 0; i < safetensors_n_tensors(st); i++) {
+    const StTensor *t = safetensors_tensor(st, i);
+    const char *n = t->name;
+    gboolean want =
+      ((what & JF_LOAD_LLM) && g_str_has_prefix(n, "language_model.")) ||
+      ((what & JF_LOAD_VISION) && (g_str_has_prefix(n, "vision_und_enc") || g_str_has_prefix(n, "beg_of_und_embed")) &&
+       !strstr(n, ".attn_pool.")) ||
+      ((what & JF_LOAD_GENERATION) && g_str_has_prefix(n, "vision_gen_"));
+    if (want)
+      total += t->n_elements * 2;
+  }
+  return total;
+}
+
+/* Refuses early, with sizes, a model that cannot fit the device: uploading 4 GB only to fail
+ * half way is slow and leaves the user guessing. */
+static gboolean check_fits(VkrtContext *ctx, const StFile *st, unsigned what, const char *path, GError **error)
+{
+  const VkrtDeviceInfo *info = vkrt_context_info(ctx);
+  uint64_t need = weight_bytes_needed(st, what);
+  uint64_t have = info->device_local_bytes;
+  if (have && need > have) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_OOM,
+                "%s: the model needs %.2f GiB of device memory for its weights but %s has %.2f GiB; "
+                "use a device with more memory (janusflow info lists them)",
+                path, need / 1073741824.0, info->name, have / 1073741824.0);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 JfModel *model_load(VkrtContext *ctx, const char *dir, const char *vae_dir, unsigned what,
                     JfProgressFunc progress, void *user, GError **error)
 {
@@ -96,6 +131,8 @@ JfModel *model_load(VkrtContext *ctx, const char *dir, const char *vae_dir, unsi
   if (!(m->tok = tokenizer_load(tok_path, error)) || !resolve_ids(m, tok_path, error))
     goto out;
   if (!(m->st = safetensors_open(st_path, error)))
+    goto out;
+  if (!check_fits(ctx, m->st, what, st_path, error))
     goto out;
   if (what & JF_LOAD_LLM) {
     if (progress) progress(0.05, "uploading language model", user);

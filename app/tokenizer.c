@@ -366,7 +366,11 @@ static const char *type_of(JsonObject *o)
   return t ? t : "(no type)";
 }
 
-static gboolean json_depth_ok(const char *data, gsize len)
+/* json-glib recurses once per nesting level, so depth is counted before parsing. json-glib also
+ * accepts 'single-quoted' strings and C comments, which would hide brackets from this count (and
+ * let a hostile file overflow the stack): outside strings, ' and / are refused, as strict JSON
+ * has neither. Returns 0 when the text may be parsed, 1 when too deep, 2 for those constructs. */
+static int json_text_check(const char *data, gsize len)
 {
   int depth = 0;
   gboolean in_str = FALSE, esc = FALSE;
@@ -378,14 +382,16 @@ static gboolean json_depth_ok(const char *data, gsize len)
       else if (c == '"') in_str = FALSE;
     } else if (c == '"') {
       in_str = TRUE;
+    } else if (c == '\'' || c == '/') {
+      return 2;
     } else if (c == '[' || c == '{') {
       if (++depth > TOK_MAX_JSON_DEPTH)
-        return FALSE;
+        return 1;
     } else if (c == ']' || c == '}') {
       depth--;
     }
   }
-  return TRUE;
+  return 0;
 }
 
 /* ---- loading: model ---- */
@@ -841,8 +847,11 @@ JfTokenizer *tokenizer_load(const char *path, GError **error)
   char *data = read_file_bounded(tok, &len, error);
   JsonParser *parser = NULL;
   gboolean ok = data != NULL;
-  if (ok && !json_depth_ok(data, len))
+  int check = ok ? json_text_check(data, len) : 0;
+  if (check == 1)
     ok = fail(error, JF_LOAD_ERROR_LIMIT, tok, "JSON nested deeper than %d levels", TOK_MAX_JSON_DEPTH);
+  else if (check == 2)
+    ok = fail(error, JF_LOAD_ERROR_FORMAT, tok, "not valid JSON (single quotes or comments outside a string)");
   if (ok) {
     parser = json_parser_new_immutable();
     GError *e = NULL;

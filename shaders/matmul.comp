@@ -5,7 +5,7 @@
 //   GEMM_TEX: TM x TN outputs per invocation, operands from RGBA32UI texel buffers, no shared
 //             memory or barriers: the fastest form on lavapipe (PLATFORM.md). Needs K % 8 == 0 and
 //             16-byte aligned operands (x_off / w_off count texels).
-//   GEMV_TEX: M <= 4 (spec constant MR), NR outputs per invocation; same operand requirements.
+//   GEMV_TEX: M <= 4 (spec constant MR): subgroups stream rows of w; same operand requirements.
 //   GENERIC:  storage buffers, any K and any element offsets; TM x TN outputs per invocation.
 #include "common.glsl"
 
@@ -87,37 +87,46 @@ void main() {
 }
 
 #elif defined(GEMV_TEX)
+// One subgroup per group of GR rows of w; lane l reads texels l, l + S, ... of each row, so a
+// subgroup reads contiguous memory; partial sums meet in subgroupAdd. Rows per workgroup are
+// fixed (ROWS_WG) and walked by however many subgroups the device makes.
+#extension GL_KHR_shader_subgroup_arithmetic : require
 layout(local_size_x = 64) in;
-layout(constant_id = 0) const uint MR = 1u;  // rows of x (1..4)
-#define NR 2u
+layout(constant_id = 0) const uint MR = 1u;
+#define GR 4u
+#define ROWS_WG 32u
 
 void main() {
-  uint n0 = (jf_group_linear() * 64u + gl_LocalInvocationID.x) * NR;
-  if (n0 >= p.N) return;
+  uint S = gl_SubgroupSize, lane = gl_SubgroupInvocationID;
   uint K8 = p.K >> 3, K4 = p.K >> 2;
-  int wrow[NR];
-  [[unroll]] for (uint j = 0u; j < NR; j++) wrow[j] = int(p.w_off + min(n0 + j, p.N - 1u) * K8);
-  vec4 acc[4][NR];
-  [[unroll]] for (uint i = 0u; i < 4u; i++)
-    [[unroll]] for (uint j = 0u; j < NR; j++) acc[i][j] = vec4(0.0);
-  for (uint kt = 0u; kt < K8; kt++) {
-    vec4 wl[NR], wh[NR];
-    [[unroll]] for (uint j = 0u; j < NR; j++) {
-      uvec4 t = texelFetch(W, wrow[j] + int(kt));
-      wl[j] = uintBitsToFloat(t << 16);
-      wh[j] = uintBitsToFloat(t & 0xffff0000u);
+  uint wg0 = jf_group_linear() * ROWS_WG;
+  for (uint r0 = wg0 + gl_SubgroupID * GR; r0 < min(wg0 + ROWS_WG, p.N); r0 += gl_NumSubgroups * GR) {
+    int wrow[GR];
+    [[unroll]] for (uint j = 0u; j < GR; j++) wrow[j] = int(p.w_off + min(r0 + j, p.N - 1u) * K8);
+    vec4 acc[4][GR];
+    [[unroll]] for (uint i = 0u; i < 4u; i++)
+      [[unroll]] for (uint j = 0u; j < GR; j++) acc[i][j] = vec4(0.0);
+    for (uint kt = lane; kt < K8; kt += S) {
+      vec4 wl[GR], wh[GR];
+      [[unroll]] for (uint j = 0u; j < GR; j++) {
+        uvec4 t = texelFetch(W, wrow[j] + int(kt));
+        wl[j] = uintBitsToFloat(t << 16);
+        wh[j] = uintBitsToFloat(t & 0xffff0000u);
+      }
+      [[unroll]] for (uint i = 0u; i < MR; i++) {
+        int xr = int(p.x_off + i * K4 + 2u * kt);
+        vec4 a0 = uintBitsToFloat(texelFetch(X, xr));
+        vec4 a1 = uintBitsToFloat(texelFetch(X, xr + 1));
+        vec4 al = vec4(a0.x, a0.z, a1.x, a1.z), ah = vec4(a0.y, a0.w, a1.y, a1.w);
+        [[unroll]] for (uint j = 0u; j < GR; j++) acc[i][j] += al * wl[j] + ah * wh[j];
+      }
     }
-    [[unroll]] for (uint i = 0u; i < MR; i++) {
-      int xr = int(p.x_off + i * K4 + 2u * kt);
-      vec4 a0 = uintBitsToFloat(texelFetch(X, xr));
-      vec4 a1 = uintBitsToFloat(texelFetch(X, xr + 1));
-      vec4 al = vec4(a0.x, a0.z, a1.x, a1.z), ah = vec4(a0.y, a0.w, a1.y, a1.w);
-      [[unroll]] for (uint j = 0u; j < NR; j++) acc[i][j] += al * wl[j] + ah * wh[j];
-    }
+    [[unroll]] for (uint i = 0u; i < MR; i++)
+      [[unroll]] for (uint j = 0u; j < GR; j++) {
+        float s = subgroupAdd((acc[i][j].x + acc[i][j].y) + (acc[i][j].z + acc[i][j].w));
+        if (lane == 0u && r0 + j < p.N) store(i, r0 + j, s);
+      }
   }
-  [[unroll]] for (uint i = 0u; i < MR; i++)
-    [[unroll]] for (uint j = 0u; j < NR; j++)
-      if (n0 + j < p.N) store(i, n0 + j, (acc[i][j].x + acc[i][j].y) + (acc[i][j].z + acc[i][j].w));
 }
 
 #elif defined(GENERIC)

@@ -188,7 +188,7 @@ static void test_matmul_big(void)
 
 /* --- embed ----------------------------------------------------------------------------------- */
 
-static void check_embed(uint32_t n, uint32_t dim, uint32_t vocab)
+static void check_embed(uint32_t n, uint32_t dim, uint32_t vocab, uint64_t toff)
 {
   uint16_t *table = rand_bf16((size_t)vocab * dim, 2.0f);
   int32_t *ids = g_new(int32_t, n);
@@ -196,10 +196,10 @@ static void check_embed(uint32_t n, uint32_t dim, uint32_t vocab)
   if (n > 2) { ids[0] = (int32_t)vocab - 1; ids[1] = -3; ids[2] = (int32_t)vocab; }  /* last row, out of range */
   float *want = g_new(float, (size_t)n * dim), *got = g_new(float, (size_t)n * dim);
   ref_embed(want, table, ids, n, dim, vocab);
-  VkrtBuffer *bt = upload_at(table, 2ull * vocab * dim, 2), *bi = upload_at(ids, 4ull * n, 0);
+  VkrtBuffer *bt = upload_at(table, 2ull * vocab * dim, toff), *bi = upload_at(ids, 4ull * n, 0);
   VkrtBuffer *by = upload_at(NULL, 4ull * n * dim, 0);
   VkrtSeq *s = seq_new();
-  vkrt_op_embed(s, vkrt_tensor(by), tensor_at(bt, 2, 2ull * vocab * dim), tensor_at(bi, 0, 4ull * n), n, dim, vocab);
+  vkrt_op_embed(s, vkrt_tensor(by), tensor_at(bt, toff, 2ull * vocab * dim), tensor_at(bi, 0, 4ull * n), n, dim, vocab);
   seq_run(s);
   download(by, 0, got, 4ull * n * dim);
   g_assert_cmpmem(got, 4ull * n * dim, want, 4ull * n * dim);
@@ -210,9 +210,10 @@ static void check_embed(uint32_t n, uint32_t dim, uint32_t vocab)
 
 static void test_embed(void)
 {
-  check_embed(1, 64, 10);
-  check_embed(9, 67, 1000);     /* odd dim: rows start mid-word */
-  check_embed(40, 256, 3000);
+  check_embed(1, 64, 10, 0);
+  check_embed(9, 67, 1000, 2);     /* odd dim: rows start mid-word (storage-buffer kernel) */
+  check_embed(40, 256, 3000, 16);  /* texel kernel */
+  check_embed(7, 256, 300, 2);     /* unaligned table: storage-buffer kernel */
   assert_clean();
 }
 
@@ -319,6 +320,7 @@ static void test_attention(void)
   check_attention(2, 5, 2, 32, 7, 12, 16, true, true);       /* CFG pair, masked, continuing */
   check_attention(2, 9, 1, 16, 0, 9, 9, false, true);        /* bidirectional with mask */
   check_attention(3, 4, 4, 8, 0, 30, 33, false, false);
+  check_attention(3, 6, 4, 32, 90, 96, 100, true, true);     /* one dispatch per sequence at 64 KiB */
   assert_clean();
 }
 

@@ -107,7 +107,8 @@ void jf_chat_message_add_image(JfChatMessage *m, GdkTexture *texture)
   gtk_accessible_update_property(GTK_ACCESSIBLE(pic), GTK_ACCESSIBLE_PROPERTY_LABEL, "Attached image", -1);
   gtk_flow_box_insert(m->images_box, pic, -1);
   gtk_widget_set_visible(GTK_WIDGET(m->images_box), TRUE);
-  gtk_flow_box_set_max_children_per_line(m->images_box, MIN(++m->n_images, 4));
+  m->n_images++;
+  gtk_flow_box_set_max_children_per_line(m->images_box, MIN(m->n_images, 4));
 }
 
 guint jf_chat_message_get_n_images(JfChatMessage *m)

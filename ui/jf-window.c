@@ -63,6 +63,18 @@ static void update_actions(JfWindow *w)
   enable(w, "side-by-side", working);
   enable(w, "show-page", working);
   gtk_widget_set_visible(w->new_chat_button, working && (w->paned || on_chat_page(w)));
+  /* not shown in the header bar (it has the switcher) but in task switchers, and scripts
+   * driving the app (tests/test_ui_launch.c) wait on it */
+  const char *title = "JanusFlow";
+  if (jf_engine_is_loading(w->engine))
+    title = "JanusFlow — Loading";
+  else if (!working)
+    title = "JanusFlow — Setup";
+  else if (gen_busy)
+    title = "JanusFlow — Generating";
+  else if (chat_busy)
+    title = "JanusFlow — Answering";
+  gtk_window_set_title(GTK_WINDOW(w), title);
   gtk_stack_set_visible_child_name(GTK_STACK(w->title_stack), working && !w->paned ? "switcher" : "title");
 }
 
@@ -331,8 +343,13 @@ void jf_window_show_page(JfWindow *w, const char *name)
 {
   if (w->paned)
     return;
-  if (g_strcmp0(name, "chat") == 0 || g_strcmp0(name, "create") == 0)
+  if (g_strcmp0(name, "chat") == 0) {
     gtk_stack_set_visible_child_name(GTK_STACK(w->view_stack), name);
+    jf_chat_pane_focus_input(w->chat_pane);
+  } else if (g_strcmp0(name, "create") == 0) {
+    gtk_stack_set_visible_child_name(GTK_STACK(w->view_stack), name);
+    jf_canvas_pane_focus_prompt(w->canvas_pane);
+  }
   update_actions(w);
 }
 

@@ -1,8 +1,14 @@
-/* vkrt_op_conv2d: implicit-GEMM convolution (shaders/conv2d.comp) with binding windows: whole
- * images per dispatch when they fit, else bands of output rows of one image together with the
- * input rows they read (NHWC only). */
+/* vkrt_op_conv2d and vkrt_op_gemm_f32: implicit-GEMM convolution (shaders/conv2d.comp) with
+ * binding windows: whole images per dispatch when they fit, else bands of output rows of one
+ * image together with the input rows they read; weights larger than a binding go in groups of
+ * output channels.
+ *
+ * Two kernel forms: a shared-memory tiled one for GPUs, and a register-blocked, barrier-free one
+ * fed by texel buffers for CPU devices (lavapipe), where the tiled form runs 10-20x slower
+ * (spec/PLATFORM.md §2). JANUSFLOW_CONV_KERNEL=tiled|reg overrides the choice (tests run both). */
 #include "ops_gen.h"
 #include "op_gen_util.h"
+#include <string.h>
 
 typedef struct {
   uint32_t M, p0, N, K;
@@ -15,10 +21,16 @@ typedef struct {
 
 enum { SH_ACC = 1, SH_UP = 2, SH_IN_NCHW = 4, SH_OUT_NCHW = 8, SH_BIAS = 16 };
 
-#define TILE_M 64u
-#define TILE_N 64u
+/* tiled form: 64 pixels x 64 channels per workgroup; register form: 16 pixels per workgroup
+ * row, 64 invocations x 16 channels across */
+#define TILED_M 64u
+#define TILED_N 64u
+#define REG_M 16u
+#define REG_N (64u * 16u)
 /* pixels one dispatch may cover: workgroup counts are limited to 65535 per dimension */
-#define MAX_M (65535u * TILE_M)
+#define MAX_M (65535u * REG_M)
+
+typedef enum { FORM_TILED, FORM_REG, FORM_REG_TEX } ConvForm;
 
 uint32_t vkrt_conv_out_size(uint32_t in, uint32_t kernel, uint32_t stride, uint32_t pad, bool up)
 {
@@ -38,25 +50,75 @@ void vkrt_conv_weight_reorder(uint16_t *dst, const uint16_t *src, uint32_t out_c
           dst[(((uint64_t)o * kh + y) * kw + x) * in_c + i] = src[(((uint64_t)o * in_c + i) * kh + y) * kw + x];
 }
 
+static bool use_reg_form(VkrtContext *ctx)
+{
+  const char *e = g_getenv("JANUSFLOW_CONV_KERNEL");
+  if (e && strcmp(e, "tiled") == 0)
+    return false;
+  if (e && strcmp(e, "reg") == 0)
+    return true;
+  return vkrt_context_info(ctx)->type == VKRT_DEVICE_CPU;
+}
+
+/* Texel-buffer window over bytes [b0, b1) of t; add counts 16-byte texels. FALSE unless t starts
+ * on a texel and the window fits. */
+static gboolean window_texel(VkrtSeq *seq, VkrtTensor t, uint64_t b0, uint64_t b1, GenWin *w)
+{
+  VkrtContext *ctx = vkrt_seq_context(seq);
+  uint64_t a = vkrt_binding_align(ctx, true);
+  if (t.offset % 16 || a % 16)
+    return FALSE;
+  uint64_t start = (t.offset + b0) / a * a, end = t.offset + b1;
+  if (end <= start)
+    end = start + 16;
+  if (end - start > vkrt_max_binding(ctx, true))
+    return FALSE;
+  w->bind = (VkrtTensor){ t.buf, start, end - start };
+  w->add = (int32_t)(((int64_t)t.offset - (int64_t)start) / 16);
+  return TRUE;
+}
+
+/* A binding window of the form's kind for the x or w operand. */
+static gboolean window_operand(VkrtSeq *seq, ConvForm form, VkrtTensor t, uint64_t b0, uint64_t b1, uint32_t esize,
+                               GenWin *w)
+{
+  return form == FORM_REG_TEX ? window_texel(seq, t, b0, b1, w) : gen_window(seq, t, b0, b1, esize, w);
+}
+
+static uint64_t plan_capacity(VkrtSeq *seq)
+{
+  VkrtContext *ctx = vkrt_seq_context(seq);
+  uint64_t s = gen_window_capacity(seq), tmax = vkrt_max_binding(ctx, true), ta = vkrt_binding_align(ctx, true);
+  uint64_t t = tmax > ta + 16 ? tmax - ta - 16 : 0;
+  return MIN(s, t);
+}
+
 typedef struct {
   VkrtSeq *seq;
   const VkrtConvParams *p;
   ConvPush push;
   VkrtTensor y, x, wt;
   GenWin bias;
+  ConvForm form;
+  const char *shader;
+  uint32_t wsize;          /* bytes per weight element (2 bf16, 4 fp32) */
   uint32_t heff, n_chunk;
 } ConvJob;
 
-static void conv_dispatch(ConvJob *j, GenWin xw, GenWin yw, uint32_t p0, uint32_t M)
+/* x bytes [xs0, xs1) and y bytes [ys0, ys1) hold what output pixels p0 .. p0 + M - 1 need. */
+static gboolean conv_dispatch(ConvJob *j, uint64_t xs0, uint64_t xs1, uint64_t ys0, uint64_t ys1, uint32_t p0,
+                              uint32_t M)
 {
   uint32_t N = j->push.N, K = j->push.K;
+  GenWin xw, yw;
+  if (!window_operand(j->seq, j->form, j->x, xs0, xs1, 4, &xw) || !gen_window(j->seq, j->y, ys0, ys1, 4, &yw))
+    return gen_fail(j->seq, "conv2d", "window planning failed");
   for (uint32_t n0 = 0; n0 < N; n0 += j->n_chunk) {
     uint32_t n1 = MIN(n0 + j->n_chunk, N);
     GenWin ww;
-    if (!gen_window(j->seq, j->wt, (uint64_t)n0 * K * 2, (uint64_t)n1 * K * 2, 2, &ww)) {
-      gen_fail(j->seq, "conv2d", "window planning failed");
-      return;
-    }
+    if (!window_operand(j->seq, j->form, j->wt, (uint64_t)n0 * K * j->wsize, (uint64_t)n1 * K * j->wsize,
+                        j->wsize, &ww))
+      return gen_fail(j->seq, "conv2d", "window planning failed");
     ConvPush push = j->push;
     push.p0 = p0;
     push.M = M;
@@ -66,16 +128,25 @@ static void conv_dispatch(ConvJob *j, GenWin xw, GenWin yw, uint32_t p0, uint32_
     push.n_base = n0;
     push.n_end = n1;
     VkrtDispatch d = {
-      .shader = "gen_conv2d",
+      .shader = j->shader,
       .n_bindings = 4,
       .bindings = { yw.bind, xw.bind, ww.bind, j->bias.bind },
       .push = &push,
       .push_size = sizeof push,
-      .groups = { (M + TILE_M - 1) / TILE_M, (n1 - n0 + TILE_N - 1) / TILE_N, 1 },
       .flops = 2ull * M * (n1 - n0) * K,
+      .texel_mask = j->form == FORM_REG_TEX ? 0x6u : 0u,
     };
+    if (j->form == FORM_TILED) {
+      d.groups[0] = (M + TILED_M - 1) / TILED_M;
+      d.groups[1] = (n1 - n0 + TILED_N - 1) / TILED_N;
+    } else {
+      d.groups[0] = (n1 - n0 + REG_N - 1) / REG_N;
+      d.groups[1] = (M + REG_M - 1) / REG_M;
+    }
+    d.groups[2] = 1;
     vkrt_seq_dispatch(j->seq, &d);
   }
+  return TRUE;
 }
 
 /* Input rows (stored coordinates) read by output rows [oy0, oy0 + rows). */
@@ -121,11 +192,9 @@ static void conv_span_y(const ConvJob *j, uint32_t b, uint32_t ho, uint32_t wo, 
   }
 }
 
-static gboolean conv_bands(ConvJob *j, uint32_t ho, uint32_t wo)
+static gboolean conv_bands(ConvJob *j, uint32_t ho, uint32_t wo, uint64_t cap)
 {
-  static const char op[] = "conv2d";
   const VkrtConvParams *p = j->p;
-  uint64_t cap = gen_window_capacity(j->seq);
   for (uint32_t b = 0; b < p->batch; b++) {
     for (uint32_t oy = 0; oy < ho;) {
       uint32_t r = MIN(ho - oy, MAX_M / wo);
@@ -139,12 +208,10 @@ static gboolean conv_bands(ConvJob *j, uint32_t ho, uint32_t wo)
           break;
       }
       if (r == 0)
-        return gen_fail(j->seq, op, "one output row and the input rows it reads do not fit a %" G_GUINT64_FORMAT
-                        "-byte binding", cap);
-      GenWin xw, yw;
-      if (!gen_window(j->seq, j->x, xs0, xs1, 4, &xw) || !gen_window(j->seq, j->y, ys0, ys1, 4, &yw))
-        return gen_fail(j->seq, op, "window planning failed");
-      conv_dispatch(j, xw, yw, b * ho * wo + oy * wo, r * wo);
+        return gen_fail(j->seq, "conv2d", "one output row and the input rows it reads do not fit a %"
+                        G_GUINT64_FORMAT "-byte binding", cap);
+      if (!conv_dispatch(j, xs0, xs1, ys0, ys1, b * ho * wo + oy * wo, r * wo))
+        return FALSE;
       oy += r;
     }
   }
@@ -172,17 +239,28 @@ void vkrt_op_conv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
     gen_fail(seq, op, "tensors exceed the 32-bit index range");
     return;
   }
-  ConvJob j = { .seq = seq, .p = p, .y = y, .x = x, .wt = w, .heff = up ? 2 * p->in_h : p->in_h };
+  ConvJob j = { .seq = seq, .p = p, .y = y, .x = x, .wt = w, .wsize = 2, .heff = up ? 2 * p->in_h : p->in_h };
   if (!gen_check(seq, op, "y", y, y_img * p->batch * 4, 4) ||
       !gen_check(seq, op, "x", x, x_img * p->batch * 4, 4) ||
       !gen_check(seq, op, "w", w, K * p->out_c * 2, 2))
     return;
-  /* output channels per dispatch: the weight rows must fit a window (a multiple of the tile) */
-  uint64_t nc = gen_window_capacity(seq) / (K * 2);
+  if (!use_reg_form(vkrt_seq_context(seq))) {
+    j.form = FORM_TILED;
+    j.shader = "gen_conv2d";
+  } else if (!(p->flags & VKRT_CONV_IN_NCHW) && p->in_c % 8 == 0 && x.offset % 16 == 0 && w.offset % 16 == 0) {
+    j.form = FORM_REG_TEX;
+    j.shader = "gen_conv2d_reg_tex";
+  } else {
+    j.form = FORM_REG;
+    j.shader = "gen_conv2d_reg";
+  }
+  uint64_t cap = plan_capacity(seq);
+  /* output channels per dispatch: the weight rows must fit a window */
+  uint64_t nc = cap / (K * 2);
   if (nc >= p->out_c)
     nc = p->out_c;
-  else if (nc >= TILE_N)
-    nc = nc / TILE_N * TILE_N;
+  else if (nc >= TILED_N)
+    nc = nc / TILED_N * TILED_N;
   if (nc == 0) {
     gen_fail(seq, op, "one output channel's weights (%" G_GUINT64_FORMAT " bytes) do not fit a binding", K * 2);
     return;
@@ -193,12 +271,9 @@ void vkrt_op_conv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
     if (!gen_window_whole(seq, op, "bias", bias, (uint64_t)p->out_c * 2, 2, &j.bias))
       return;
     flags |= SH_BIAS;
-  } else {
-    /* any valid binding: the shader does not read it */
-    if (!gen_window(seq, w, 0, 4, 2, &j.bias)) {
-      gen_fail(seq, op, "window planning failed");
-      return;
-    }
+  } else if (!gen_window(seq, w, 0, 4, 2, &j.bias)) {  /* any valid binding: not read */
+    gen_fail(seq, op, "window planning failed");
+    return;
   }
   if (p->flags & VKRT_CONV_ACCUMULATE) flags |= SH_ACC;
   if (up) flags |= SH_UP;
@@ -211,56 +286,59 @@ void vkrt_op_conv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
     .b_add = j.bias.add, .flags = flags,
   };
 
-  uint64_t sizes[2] = { x_img * 4, y_img * 4 };
-  uint32_t k = gen_images_per_window(seq, p->batch, sizes, 2);
+  /* whole images per dispatch when they fit, else bands of rows */
+  uint64_t k = MIN(cap / (x_img * 4), cap / (y_img * 4));
+  k = MIN(k, (uint64_t)p->batch);
   if ((uint64_t)k * ho * wo > MAX_M)
-    k = MAX_M / (ho * wo);
+    k = MAX_M / ((uint64_t)ho * wo);
   if (k == 0) {
-    conv_bands(&j, ho, wo);
+    conv_bands(&j, ho, wo, cap);
     return;
   }
-  for (uint32_t b0 = 0; b0 < p->batch; b0 += k) {
-    uint32_t nb = MIN(k, p->batch - b0);
-    GenWin xw, yw;
-    if (!gen_window(seq, x, b0 * x_img * 4, (b0 + nb) * x_img * 4, 4, &xw) ||
-        !gen_window(seq, y, b0 * y_img * 4, (b0 + nb) * y_img * 4, 4, &yw)) {
-      gen_fail(seq, op, "window planning failed");
+  for (uint32_t b0 = 0; b0 < p->batch; b0 += (uint32_t)k) {
+    uint32_t nb = (uint32_t)MIN(k, (uint64_t)p->batch - b0);
+    if (!conv_dispatch(&j, b0 * x_img * 4, (b0 + nb) * x_img * 4, b0 * y_img * 4, (b0 + nb) * y_img * 4,
+                       b0 * ho * wo, nb * ho * wo))
       return;
-    }
-    conv_dispatch(&j, xw, yw, b0 * ho * wo, nb * ho * wo);
   }
 }
 
-void vkrt_op_gemm_f32(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor b, uint32_t M, uint32_t N,
-                      uint32_t K, uint32_t flags)
+void vkrt_op_gemm_f32(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor b, uint32_t M, uint32_t N, uint32_t K)
 {
   static const char op[] = "gemm_f32";
   if (!M || !N || !K)
     return;
   if ((uint64_t)M * K > GEN_MAX_ELEMS || (uint64_t)M * N > GEN_MAX_ELEMS || (uint64_t)N * K > GEN_MAX_ELEMS ||
-      M > MAX_M || N > 65535u * TILE_N) {
+      M > MAX_M) {
     gen_fail(seq, op, "sizes exceed the index or dispatch range");
     return;
   }
-  GenWin yw, xw, bw;
-  if (!gen_window_whole(seq, op, "y", y, (uint64_t)M * N * 4, 4, &yw) ||
-      !gen_window_whole(seq, op, "x", x, (uint64_t)M * K * 4, 4, &xw) ||
-      !gen_window_whole(seq, op, "b", b, (uint64_t)N * K * 4, 4, &bw))
+  uint64_t cap = plan_capacity(seq);
+  if (!gen_check(seq, op, "y", y, (uint64_t)M * N * 4, 4) || !gen_check(seq, op, "x", x, (uint64_t)M * K * 4, 4) ||
+      !gen_check(seq, op, "b", b, (uint64_t)N * K * 4, 4))
     return;
+  if ((uint64_t)M * N * 4 > cap || (uint64_t)M * K * 4 > cap || (uint64_t)N * K * 4 > cap) {
+    gen_fail(seq, op, "an operand does not fit a %" G_GUINT64_FORMAT "-byte binding", cap);
+    return;
+  }
   /* a 1x1 convolution of a 1 x M image with K channels */
-  ConvPush push = {
-    .M = M, .p0 = 0, .N = N, .K = K, .hi = 1, .wi = M, .ci = K, .ho = 1, .wo = M,
-    .kw = 1, .stride = 1, .pad = 0, .x_add = xw.add, .y_add = yw.add, .w_add = bw.add, .b_add = 0,
-    .flags = (flags & VKRT_GEMM_B_KN) ? 32u : 0u, .n_base = 0, .n_end = N,
-  };
-  VkrtDispatch d = {
-    .shader = "gen_gemm_f32",
-    .n_bindings = 4,
-    .bindings = { yw.bind, xw.bind, bw.bind, bw.bind },
-    .push = &push,
-    .push_size = sizeof push,
-    .groups = { (M + TILE_M - 1) / TILE_M, (N + TILE_N - 1) / TILE_N, 1 },
-    .flops = 2ull * M * N * K,
-  };
-  vkrt_seq_dispatch(seq, &d);
+  VkrtConvParams cp = { .batch = 1, .in_h = 1, .in_w = M, .in_c = K, .out_c = N, .kernel_h = 1, .kernel_w = 1,
+                        .stride = 1, .pad = 0 };
+  ConvJob j = { .seq = seq, .p = &cp, .y = y, .x = x, .wt = b, .wsize = 4, .heff = 1, .n_chunk = N };
+  if (!use_reg_form(vkrt_seq_context(seq))) {
+    j.form = FORM_TILED;
+    j.shader = "gen_gemm_f32";
+  } else if (K % 4 == 0 && x.offset % 16 == 0 && b.offset % 16 == 0) {
+    j.form = FORM_REG_TEX;
+    j.shader = "gen_gemm_f32_reg_tex";
+  } else {
+    j.form = FORM_REG;
+    j.shader = "gen_gemm_f32_reg";
+  }
+  if (!gen_window(seq, y, 0, 4, 4, &j.bias)) {  /* any valid binding: not read */
+    gen_fail(seq, op, "window planning failed");
+    return;
+  }
+  j.push = (ConvPush){ .N = N, .K = K, .hi = 1, .wi = M, .ci = K, .ho = 1, .wo = M, .kw = 1, .stride = 1 };
+  conv_dispatch(&j, 0, (uint64_t)M * K * 4, 0, (uint64_t)M * N * 4, 0, M);
 }

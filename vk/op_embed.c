@@ -16,8 +16,11 @@ void vkrt_op_embed(VkrtSeq *seq, VkrtTensor y, VkrtTensor table, VkrtTensor ids,
     op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "%u rows of %u exceed one binding; split the call", n, dim);
     return;
   }
+  /* 8 bf16 per texel: rows start on whole texels */
+  bool tex = dim % 8 == 0 && table.offset % 16 == 0;
+  uint32_t chunk = tex ? 8 : 32;
   /* window rows: + 1 row of slack because a window may start in the middle of a word */
-  uint64_t per = op_window_bytes(seq, false) / row_bytes;
+  uint64_t per = op_window_bytes(seq, tex) / row_bytes;
   per = per > 1 ? per - 1 : 0;
   if (per == 0) {
     op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "a row of %u values exceeds the device's binding limit", dim);
@@ -32,17 +35,18 @@ void vkrt_op_embed(VkrtSeq *seq, VkrtTensor y, VkrtTensor table, VkrtTensor ids,
     uint64_t v0 = wi * per, vw = vocab ? MIN(per, vocab - v0) : 0;
     OpBind bt = { 0 };
     VkrtTensor win = vkrt_tensor_sub(table, v0 * row_bytes, MAX(vw * row_bytes, 4));
-    if (!op_bind(seq, op, "table", win, false, 2, &bt)) return;
+    if (!op_bind(seq, op, "table", win, tex, tex ? 16 : 2, &bt)) return;
     struct { uint32_t n, dim, vocab, v0, vw, y_off, t_off, ids_off, first; } push = {
       n, dim, vocab, (uint32_t)v0, (uint32_t)vw, by.off, bt.off, bi.off, wi == 0 };
     VkrtDispatch d = {
-      .shader = "embed",
+      .shader = tex ? "embed_tex" : "embed",
+      .texel_mask = tex ? 0x2 : 0,
       .n_bindings = 3,
       .bindings = { by.bind, bt.bind, bi.bind },
       .push = &push,
       .push_size = sizeof push,
     };
-    vkrt_groups_linear(((uint64_t)n * dim + 255) / 256, d.groups);
+    vkrt_groups_linear(((uint64_t)n * ((dim + chunk - 1) / chunk) + 63) / 64, d.groups);
     vkrt_seq_dispatch(seq, &d);
   }
 }

@@ -10,8 +10,7 @@
 #define GEMM_TN 16u
 #define GEMM_WG 16u
 #define GEMV_MAX_M 4u
-#define GEMV_NR 2u
-#define GEMV_WG 64u
+#define GEMV_ROWS 32u  /* rows of w per workgroup (ROWS_WG in matmul.comp) */
 #define GEN_T 4u
 #define GEN_WG 8u
 
@@ -82,7 +81,7 @@ void vkrt_op_matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
         d.texel_mask = 0x6;
         d.spec[0] = mc;
         d.n_spec = 1;
-        vkrt_groups_linear((nc + GEMV_NR * GEMV_WG - 1) / (GEMV_NR * GEMV_WG), d.groups);
+        vkrt_groups_linear((nc + GEMV_ROWS - 1) / GEMV_ROWS, d.groups);
       } else if (tex) {
         d.shader = "matmul_gemm";
         d.texel_mask = 0x6;

@@ -555,7 +555,11 @@ VkrtContext *vkrt_context_new(const VkrtOptions *opt, GError **error)
   g_ptr_array_free(physs, TRUE);
   if (pick < 0) goto fail;
   ctx->min_texel_align = ctx->info.min_texel_align;
-  ctx->max_texel_bytes = ctx->info.max_texel_range;
+  {
+    VkPhysicalDeviceProperties props;
+    vkGetPhysicalDeviceProperties(ctx->phys, &props);
+    ctx->max_texel_bytes = MIN((uint64_t)props.limits.maxTexelBufferElements * 16, ctx->info.max_alloc);
+  }
   if (!device_create(ctx, error)) goto fail;
   ctx->fail_alloc_in = (uint32_t)env_u64("JANUSFLOW_FAIL_ALLOC", 0);
   ctx->fail_submit_in = (uint32_t)env_u64("JANUSFLOW_FAIL_SUBMIT", 0);
@@ -601,8 +605,10 @@ uint32_t vkrt_context_validation_messages(const VkrtContext *ctx)
 }
 
 uint64_t vkrt_context_allocated(const VkrtContext *ctx) { return ctx->allocated; }
+bool vkrt_context_host_mapped(const VkrtContext *ctx) { return ctx->mapped; }
 uint64_t vkrt_context_flops(const VkrtContext *ctx) { return ctx->flops; }
 void vkrt_context_reset_flops(VkrtContext *ctx) { ctx->flops = 0; }
+uint64_t vkrt_context_submits(const VkrtContext *ctx) { return ctx->submits; }
 
 void vkrt_context_add_flops(VkrtContext *ctx, uint64_t flops)
 {

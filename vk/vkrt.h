@@ -92,6 +92,11 @@ uint64_t vkrt_context_allocated(const VkrtContext *ctx);
 uint64_t vkrt_context_flops(const VkrtContext *ctx);
 void vkrt_context_reset_flops(VkrtContext *ctx);
 void vkrt_context_add_flops(VkrtContext *ctx, uint64_t flops);
+/* Queue submits made through this context so far (sequences and staging transfers): the
+ * no-wasted-work test checks that a generation step stays at a few. */
+uint64_t vkrt_context_submits(const VkrtContext *ctx);
+/* Whether buffers live in host-visible device-local memory (read/write are memcpy), else staging. */
+bool vkrt_context_host_mapped(const VkrtContext *ctx);
 
 /* Fault injection for tests (issue 6): make the Nth buffer allocation from now fail with OOM
  * (n = 0 disables), and make the next submit report device-lost. Also read from the environment

@@ -107,6 +107,7 @@ gboolean vkrt_context_run_transfer(VkrtContext *ctx, VkrtRecordFn record, void *
   g_mutex_lock(&ctx->lock);
   r = vkResetFences(ctx->device, 1, &ctx->xfer_fence);
   if (r == VK_SUCCESS) r = vkQueueSubmit(ctx->queue, 1, &si, ctx->xfer_fence);
+  ctx->submits++;
   if (r == VK_SUCCESS) r = vkWaitForFences(ctx->device, 1, &ctx->xfer_fence, VK_TRUE, UINT64_MAX);
   if (r == VK_ERROR_DEVICE_LOST) ctx->lost = true;
   g_mutex_unlock(&ctx->lock);
@@ -218,9 +219,15 @@ uint64_t vkrt_buffer_size(const VkrtBuffer *buf) { return buf->size; }
 
 VkBufferView vkrt_buffer_view(VkrtBuffer *buf, uint64_t offset, uint64_t range, GError **error)
 {
-  range = (range + 15) / 16 * 16;
-  if (offset + range > buf->alloc_size) range = (buf->alloc_size - offset) / 16 * 16;
-  uint64_t key[2] = { offset, range };
+  /* One view per offset, reaching as far as the device allows: the same view then serves every
+   * binding that starts there (decode steps, growing KV spans), so the cache stays small. */
+  uint64_t want = (range + 15) / 16 * 16;
+  range = MIN(buf->alloc_size - offset, buf->ctx->max_texel_bytes) / 16 * 16;
+  if (want > range) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_FAILED, "texel view of %" G_GUINT64_FORMAT " bytes is too large", want);
+    return VK_NULL_HANDLE;
+  }
+  uint64_t key[1] = { offset };
   GBytes *k = g_bytes_new(key, sizeof key);
   VkBufferView *v = g_hash_table_lookup(buf->views, k);
   if (v) {

@@ -22,7 +22,7 @@ struct VkrtContext {
   uint32_t queue_family;
   VkrtDeviceInfo info;
   uint64_t min_texel_align;
-  uint64_t max_texel_bytes;         /* maxTexelBufferElements * 16 (RGBA32 views) */
+  uint64_t max_texel_bytes;         /* maxTexelBufferElements * 16 (RGBA32 views), real limit */
   uint64_t max_buffer_size;
   uint32_t timestamp_valid_bits;
 
@@ -49,6 +49,7 @@ struct VkrtContext {
   gint validation_reported;         /* messages already turned into a VKRT_ERROR_VALIDATION */
   uint64_t allocated;
   uint64_t flops;
+  uint64_t submits;                 /* queue submits (vkrt_context_submits), under lock */
   uint32_t fail_alloc_in;           /* 0 = off, 1 = the next allocation fails, ... */
   uint32_t fail_submit_in;
   bool lost;                        /* sticky: a submit saw VK_ERROR_DEVICE_LOST */
@@ -61,7 +62,7 @@ struct VkrtBuffer {
   uint64_t size;                    /* as requested */
   uint64_t alloc_size;              /* rounded up so RGBA32 views may cover the tail */
   uint8_t *map;                     /* persistent mapping, or NULL (staging path) */
-  GHashTable *views;                /* (offset, range) -> VkBufferView, freed with the buffer */
+  GHashTable *views;                /* offset -> VkBufferView, freed with the buffer */
 };
 
 /* Converts a VkResult into a GError in VKRT_ERROR (OOM / DEVICE_LOST / FAILED). */

@@ -431,6 +431,7 @@ static gboolean execute(VkrtSeq *seq, GError **error)
   g_mutex_lock(&ctx->lock);
   VkResult r = vkResetFences(ctx->device, 1, &seq->fence);
   if (r == VK_SUCCESS) r = vkQueueSubmit(ctx->queue, 1, &si, seq->fence);
+  ctx->submits++;
   if (r == VK_SUCCESS) r = vkWaitForFences(ctx->device, 1, &seq->fence, VK_TRUE, UINT64_MAX);
   if (r == VK_ERROR_DEVICE_LOST) ctx->lost = true;
   g_mutex_unlock(&ctx->lock);

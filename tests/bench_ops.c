@@ -1,0 +1,223 @@
+/* bench-ops: times the LLM ops at JanusFlow-1.3B shapes on the chosen device (not a test; no
+ * timing assertions). Prints GPU-timestamp time and throughput per op, best of --reps runs
+ * after a warm-up run (which includes the shader JIT), plus the process CPU time per run: on a
+ * shared CPU (lavapipe) "GFLOP/s per 2 CPU-s" stays meaningful when other work competes.
+ *
+ *   bench-ops [--reps N] [--filter SUBSTRING]
+ */
+#include <glib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "ops.h"
+
+static VkrtContext *ctx;
+
+static double cpu_seconds(void)
+{
+  struct rusage r;
+  getrusage(RUSAGE_SELF, &r);
+  return r.ru_utime.tv_sec + r.ru_utime.tv_usec * 1e-6 + r.ru_stime.tv_sec + r.ru_stime.tv_usec * 1e-6;
+}
+
+static VkrtBuffer *buf(uint64_t bytes, uint32_t pattern)
+{
+  GError *e = NULL;
+  VkrtBuffer *b = vkrt_buffer_new(ctx, bytes, &e);
+  if (!b) {
+    fprintf(stderr, "bench-ops: %s\n", e->message);
+    g_error_free(e);
+    return NULL;
+  }
+  vkrt_buffer_fill(b, 0, bytes / 4 * 4, pattern, NULL);
+  return b;
+}
+
+typedef void (*RecordFn)(VkrtSeq *seq, void *user);
+
+/* Runs `record` once to warm up, then `reps` times; prints the best GPU time. */
+static void bench(const char *name, uint64_t flops, uint64_t bytes, int reps, RecordFn record, void *user)
+{
+  GError *e = NULL;
+  VkrtSeq *seq = vkrt_seq_new(ctx, &e);
+  double best = INFINITY, best_cpu = INFINITY, first = 0;
+  for (int r = 0; r <= reps; r++) {
+    vkrt_seq_begin(seq);
+    vkrt_seq_mark(seq, "start");
+    record(seq, user);
+    vkrt_seq_mark(seq, "end");
+    double c0 = cpu_seconds();
+    gint64 t0 = g_get_monotonic_time();
+    if (!vkrt_seq_submit(seq, &e)) {
+      printf("%-34s error: %s\n", name, e->message);
+      g_clear_error(&e);
+      vkrt_seq_free(seq);
+      return;
+    }
+    double wall = (g_get_monotonic_time() - t0) * 1e-3, cpu = (cpu_seconds() - c0) * 1e3;
+    uint32_t n;
+    const VkrtTiming *t = vkrt_seq_timings(seq, &n);
+    double ms = n >= 2 ? t[1].ms : wall;
+    if (r == 0) {
+      first = wall;
+      continue;
+    }
+    if (ms < best) best = ms;
+    if (cpu < best_cpu) best_cpu = cpu;
+  }
+  printf("%-34s %9.3f ms", name, best);
+  if (flops) printf("  %7.1f GFLOP/s  %7.1f GFLOP/2cpu-s", flops / (best * 1e6), flops / (best_cpu / 2 * 1e6));
+  if (bytes) printf("  %6.1f GB/s", bytes / (best * 1e6));
+  printf("  (first run %.0f ms)\n", first);
+  vkrt_seq_free(seq);
+}
+
+typedef struct { VkrtBuffer *y, *x, *w; uint32_t M, N, K; } MM;
+
+static void rec_matmul(VkrtSeq *seq, void *u)
+{
+  MM *m = u;
+  vkrt_op_matmul(seq, vkrt_tensor(m->y), vkrt_tensor(m->x), vkrt_tensor(m->w), vkrt_tensor_none(), m->M, m->N, m->K, 0);
+}
+
+static void bench_matmul(uint32_t M, uint32_t N, uint32_t K, int reps)
+{
+  MM m = { buf(4ull * M * N, 0), buf(4ull * M * K, 0x3c000000u), buf(2ull * N * K, 0x3c003c00u), M, N, K };
+  char name[64];
+  g_snprintf(name, sizeof name, "matmul %ux%ux%u", M, N, K);
+  if (m.y && m.x && m.w)
+    bench(name, 2ull * M * N * K, 2ull * N * K + 4ull * M * (N + K), reps, rec_matmul, &m);
+  vkrt_buffer_free(m.y); vkrt_buffer_free(m.x); vkrt_buffer_free(m.w);
+}
+
+typedef struct { VkrtBuffer *o, *q, *k, *v; VkrtAttnParams p; } AT;
+
+static void rec_attention(VkrtSeq *seq, void *u)
+{
+  AT *a = u;
+  vkrt_op_attention(seq, vkrt_tensor(a->o), vkrt_tensor(a->q), vkrt_tensor(a->k), vkrt_tensor(a->v),
+                    vkrt_tensor_none(), &a->p);
+}
+
+static void bench_attention(uint32_t B, uint32_t nq, uint32_t q_start, uint32_t n_kv, int reps)
+{
+  uint32_t H = 16, D = 128, cap = n_kv;
+  AT a = { buf(4ull * B * nq * H * D, 0), buf(4ull * B * nq * H * D, 0x3c000000u),
+           buf(4ull * B * cap * H * D, 0x3c000000u), buf(4ull * B * cap * H * D, 0x3f800000u),
+           { B, nq, H, D, q_start, n_kv, cap, true, 1.0f / sqrtf((float)D) } };
+  uint64_t pairs = 0;
+  for (uint32_t i = 0; i < nq; i++) pairs += MIN(n_kv, q_start + i + 1);
+  char name[64];
+  g_snprintf(name, sizeof name, "attention B%u q%u kv%u", B, nq, n_kv);
+  bench(name, 4ull * pairs * H * D * B, 0, reps, rec_attention, &a);
+  vkrt_buffer_free(a.o); vkrt_buffer_free(a.q); vkrt_buffer_free(a.k); vkrt_buffer_free(a.v);
+}
+
+typedef struct { VkrtBuffer *y, *x, *w, *ids; uint32_t rows, dim; } RN;
+
+static void rec_rmsnorm(VkrtSeq *seq, void *u)
+{
+  RN *r = u;
+  vkrt_op_rmsnorm(seq, vkrt_tensor(r->y), vkrt_tensor(r->x), vkrt_tensor(r->w), r->rows, r->dim, 1e-6f);
+}
+
+static void rec_rope(VkrtSeq *seq, void *u)
+{
+  RN *r = u;
+  vkrt_op_rope(seq, vkrt_tensor(r->x), vkrt_tensor(r->ids), r->rows, r->dim, 16, 128, 10000.0f);
+}
+
+static void rec_silu_mul(VkrtSeq *seq, void *u)
+{
+  RN *r = u;
+  vkrt_op_silu_mul(seq, vkrt_tensor(r->y), vkrt_tensor(r->x), vkrt_tensor(r->x), r->rows * r->dim);
+}
+
+static void rec_embed(VkrtSeq *seq, void *u)
+{
+  RN *r = u;
+  vkrt_op_embed(seq, vkrt_tensor(r->y), vkrt_tensor(r->w), vkrt_tensor(r->ids), r->rows, r->dim, 102400);
+}
+
+static void rec_topk(VkrtSeq *seq, void *u)
+{
+  RN *r = u;
+  vkrt_op_topk(seq, vkrt_tensor(r->y), vkrt_tensor(r->ids), vkrt_tensor(r->x), r->dim, 256);
+}
+
+static void rec_argmax(VkrtSeq *seq, void *u)
+{
+  RN *r = u;
+  vkrt_op_argmax(seq, vkrt_tensor(r->ids), vkrt_tensor(r->x), r->rows, r->dim);
+}
+
+static void rec_empty(VkrtSeq *seq, void *u)
+{
+  RN *r = u;
+  for (int i = 0; i < 100; i++) vkrt_op_add(seq, vkrt_tensor(r->y), vkrt_tensor(r->y), vkrt_tensor(r->y), 1);
+}
+
+static bool want(const char *filter, const char *name)
+{
+  return !filter || strstr(name, filter);
+}
+
+int main(int argc, char **argv)
+{
+  int reps = 3;
+  char *filter = NULL;
+  GOptionEntry entries[] = {
+    { "reps", 'r', 0, G_OPTION_ARG_INT, &reps, "Timed runs per op (after one warm-up)", "N" },
+    { "filter", 'f', 0, G_OPTION_ARG_STRING, &filter, "Only ops whose group name contains this", "S" },
+    { NULL, 0, 0, 0, NULL, NULL, NULL },
+  };
+  GOptionContext *oc = g_option_context_new("- time the LLM ops");
+  g_option_context_add_main_entries(oc, entries, NULL);
+  GError *e = NULL;
+  if (!g_option_context_parse(oc, &argc, &argv, &e)) {
+    fprintf(stderr, "bench-ops: %s\n", e->message);
+    return 2;
+  }
+  g_option_context_free(oc);
+  ctx = vkrt_context_new(&(VkrtOptions){ 0 }, &e);
+  if (!ctx) {
+    fprintf(stderr, "bench-ops: %s\n", e->message);
+    return 1;
+  }
+  printf("device: %s\n", vkrt_context_info(ctx)->name);
+  if (want(filter, "gemm")) {
+    bench_matmul(577, 2048, 2048, reps);
+    bench_matmul(577, 5632, 2048, reps);
+    bench_matmul(577, 2048, 5632, reps);
+  }
+  if (want(filter, "gemv")) {
+    bench_matmul(1, 2048, 2048, reps);
+    bench_matmul(2, 5632, 2048, reps);
+    bench_matmul(1, 102400, 2048, reps);
+  }
+  if (want(filter, "attention")) {
+    bench_attention(1, 577, 0, 577, reps);
+    bench_attention(2, 1, 600, 601, reps);
+  }
+  if (want(filter, "small")) {
+    uint32_t rows = 577, dim = 2048;
+    RN r = { buf(4ull * rows * 5632, 0), buf(4ull * rows * 5632, 0x3f800000u), buf(2ull * 102400 * dim, 0x3f803f80u),
+             buf(4ull * rows, 1), rows, dim };
+    bench("rmsnorm 577x2048", 0, 8ull * rows * dim, reps, rec_rmsnorm, &r);
+    bench("rope 577x(16x128)", 0, 8ull * rows * dim, reps, rec_rope, &r);
+    bench("embed 577x2048", 0, 6ull * rows * dim, reps, rec_embed, &r);
+    r.dim = 5632;
+    bench("silu_mul 577x5632", 0, 12ull * rows * 5632, reps, rec_silu_mul, &r);
+    r.rows = 1;
+    r.dim = 102400;
+    bench("argmax 1x102400", 0, 4ull * 102400, reps, rec_argmax, &r);
+    bench("topk 256 of 102400", 0, 4ull * 102400, reps, rec_topk, &r);
+    bench("100 tiny dispatches", 0, 0, reps, rec_empty, &r);
+    vkrt_buffer_free(r.y); vkrt_buffer_free(r.x); vkrt_buffer_free(r.w); vkrt_buffer_free(r.ids);
+  }
+  vkrt_context_free(ctx);
+  g_free(filter);
+  return 0;
+}

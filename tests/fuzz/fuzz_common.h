@@ -1,0 +1,57 @@
+/* Shared by the libFuzzer targets: an in-memory file whose path the path-based loaders can open
+ * (memfd: no disk writes per input), the fixture folder, and strict logging. */
+#pragma once
+#define _GNU_SOURCE
+#include <glib.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+typedef struct {
+  int fd;
+  char path[64];
+} FuzzFile;
+
+/* A g_critical means a programming error reached from input: make it a crash the fuzzer sees. */
+static inline void fuzz_strict_logging(void)
+{
+  g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_ERROR);
+}
+
+static inline void fuzz_file_init(FuzzFile *f, const char *name)
+{
+  f->fd = memfd_create(name, MFD_CLOEXEC);
+  if (f->fd < 0) {
+    perror("memfd_create");
+    abort();
+  }
+  snprintf(f->path, sizeof f->path, "/proc/self/fd/%d", f->fd);
+}
+
+static inline void fuzz_file_set(FuzzFile *f, const uint8_t *data, size_t size)
+{
+  if (ftruncate(f->fd, 0) != 0 || (size && pwrite(f->fd, data, size, 0) != (ssize_t)size)) {
+    perror("memfd write");
+    abort();
+  }
+}
+
+/* tests/data, from $JF_FUZZ_DATA (set by tests/fuzz/run.sh) or the source tree layout. */
+static inline const char *fuzz_data_dir(void)
+{
+  const char *d = g_getenv("JF_FUZZ_DATA");
+  return d ? d : "tests/data";
+}
+
+/* Writes a whole file (plain stdio: g_file_set_contents fsyncs, far too slow per input). */
+static inline void fuzz_write(const char *path, const void *data, size_t size)
+{
+  FILE *fp = fopen(path, "wb");
+  if (!fp || fwrite(data, 1, size, fp) != size || fclose(fp) != 0) {
+    fprintf(stderr, "fuzz: cannot write %s\n", path);
+    abort();
+  }
+}

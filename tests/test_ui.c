@@ -1,0 +1,678 @@
+/* In-process UI tests: the real application, window and widgets driven through their signals
+ * and actions, with the tiny fixture model on the device (lavapipe in CI). Needs a display
+ * (CI runs it under xvfb-run). XDG folders and HOME point into a temporary folder, so nothing
+ * here touches the user's files.
+ *
+ * The tests share one application instance in order (model loading is the slow part); the
+ * restart test builds a second instance in the same process on the same XDG folders. */
+#include <gtk/gtk.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include "jf-app.h"
+#include "jf-canvas-view.h"
+#include "jf-chat-store.h"
+#include "jf-gallery.h"
+#include "image.h"
+
+static char *tmp_root;
+static char *model_dir, *vae_dir, *chat_png;
+static JfApplication *app;
+static JfWindow *win;
+
+#define TIMEOUT_S 240
+
+typedef gboolean (*CondFunc)(gpointer data);
+
+/* Runs the main loop until cond holds (or fails the test after TIMEOUT_S). */
+static void wait_for(CondFunc cond, gpointer data, const char *what)
+{
+  gint64 end = g_get_monotonic_time() + (gint64)TIMEOUT_S * G_USEC_PER_SEC;
+  while (!cond(data)) {
+    if (g_get_monotonic_time() > end)
+      g_error("timed out waiting for %s", what);
+    g_main_context_iteration(NULL, FALSE);
+    g_usleep(1000);
+  }
+}
+
+/* Lets pending idle work (signal deliveries, redraws) run. */
+static void spin(int ms)
+{
+  gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+  while (g_get_monotonic_time() < end) {
+    while (g_main_context_iteration(NULL, FALSE))
+      ;
+    g_usleep(1000);
+  }
+}
+
+static GtkWidget *child(gpointer widget, GType type, const char *name)
+{
+  GObject *o = gtk_widget_get_template_child(GTK_WIDGET(widget), type, name);
+  g_assert_nonnull(o);
+  return GTK_WIDGET(o);
+}
+
+static GtkAdjustment *adjustment(gpointer widget, GType type, const char *name)
+{
+  GObject *o = gtk_widget_get_template_child(GTK_WIDGET(widget), type, name);
+  g_assert_true(GTK_IS_ADJUSTMENT(o));
+  return GTK_ADJUSTMENT(o);
+}
+
+static gboolean engine_loaded(gpointer data)
+{
+  JfEngine *e = data;
+  return !jf_engine_is_loading(e);
+}
+
+static JfApplication *start_app(JfWindow **out_win)
+{
+  JfApplication *a = jf_application_new(G_APPLICATION_NON_UNIQUE);
+  GError *error = NULL;
+  g_assert_true(g_application_register(G_APPLICATION(a), NULL, &error));
+  g_assert_no_error(error);
+  JfWindow *w = jf_application_get_window(a);
+  jf_window_open_model(w, model_dir, vae_dir);
+  wait_for(engine_loaded, jf_application_get_engine(a), "the model to load");
+  g_assert_true(jf_engine_is_loaded(jf_application_get_engine(a)));
+  g_assert_true(jf_engine_can_generate(jf_application_get_engine(a)));
+  g_assert_true(jf_engine_can_see(jf_application_get_engine(a)));
+  g_assert_cmpstr(jf_window_get_page(w), ==, "chat");
+  *out_win = w;
+  return a;
+}
+
+static gboolean window_gone(gpointer data)
+{
+  JfApplication *a = data;
+  return gtk_application_get_windows(GTK_APPLICATION(a)) == NULL;
+}
+
+static void stop_app(JfApplication *a, JfWindow *w)
+{
+  gtk_window_close(GTK_WINDOW(w));
+  wait_for(window_gone, a, "the window to close");
+  spin(50);
+  g_object_unref(a);
+}
+
+/* --- shell ----------------------------------------------------------------------------------- */
+
+static void test_accels(void)
+{
+  static const struct { const char *action, *accel; } want[] = {
+    { "win.run", "<Control>Return" },   { "win.stop", "Escape" },         { "win.save-image", "<Control>s" },
+    { "win.copy-image", "<Control>c" }, { "win.open-image", "<Control>o" }, { "app.preferences", "<Control>comma" },
+    { "app.quit", "<Control>q" },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(want); i++) {
+    char **accels = gtk_application_get_accels_for_action(GTK_APPLICATION(app), want[i].action);
+    g_assert_nonnull(accels[0]);
+    guint key, want_key;
+    GdkModifierType mods, want_mods;
+    g_assert_true(gtk_accelerator_parse(accels[0], &key, &mods));
+    g_assert_true(gtk_accelerator_parse(want[i].accel, &want_key, &want_mods));
+    g_assert_cmpuint(key, ==, want_key);
+    g_assert_cmpuint(mods, ==, want_mods);
+    g_strfreev(accels);
+  }
+  /* the actions exist on the window / application */
+  g_assert_nonnull(g_action_map_lookup_action(G_ACTION_MAP(win), "run"));
+  g_assert_nonnull(g_action_map_lookup_action(G_ACTION_MAP(app), "preferences"));
+  /* the shortcuts window is the application's help overlay */
+  g_assert_nonnull(gtk_application_window_get_help_overlay(GTK_APPLICATION_WINDOW(win)));
+  /* the memory label shows what the engine reports */
+  g_assert_cmpuint(jf_engine_get_memory(jf_application_get_engine(app)), >, 0);
+}
+
+static gboolean setup_checked(gpointer data)
+{
+  return !jf_setup_page_is_checking(data);
+}
+
+static void test_setup_check(void)
+{
+  /* a folder without the model files: the page names what is missing and refuses to load */
+  JfSetupPage *page = g_object_new(JF_TYPE_SETUP_PAGE, NULL);
+  g_object_ref_sink(page);
+  g_autofree char *empty = g_build_filename(tmp_root, "empty-model", NULL);
+  g_mkdir_with_parents(empty, 0700);
+  jf_setup_page_set_folders(page, empty, NULL);
+  wait_for(setup_checked, page, "the folder check");
+  g_assert_false(jf_setup_page_is_ready(page));
+  const char *msg = gtk_label_get_text(GTK_LABEL(child(page, JF_TYPE_SETUP_PAGE, "status_label")));
+  g_test_message("empty folder: %s", msg);
+  g_assert_nonnull(strstr(msg, "config.json"));
+  g_assert_false(gtk_widget_get_sensitive(child(page, JF_TYPE_SETUP_PAGE, "load_button")));
+  /* the real folders pass */
+  jf_setup_page_set_folders(page, model_dir, vae_dir);
+  wait_for(setup_checked, page, "the folder check");
+  g_assert_true(jf_setup_page_is_ready(page));
+  g_assert_true(gtk_widget_get_sensitive(child(page, JF_TYPE_SETUP_PAGE, "load_button")));
+  g_object_unref(page);
+}
+
+/* --- canvas ---------------------------------------------------------------------------------- */
+
+typedef struct {
+  GArray *cfgs;        /* float: JfGenStep.cfg of every step */
+  GArray *steps;       /* int: JfGenStep.steps */
+  GPtrArray *hashes;   /* char*: checksum of the canvas after each step */
+  JfCanvasPane *pane;
+  guint frames_at_step;
+  int change_cfg_at;   /* step index whose handler moves the slider, -1 none */
+  double new_cfg;
+  int change_steps_at;
+  int new_steps;
+  int stop_at;
+  gboolean finished;
+  GError *error;
+  guint n_images;
+} GenWatch;
+
+static char *texture_checksum(GdkTexture *t)
+{
+  int w = gdk_texture_get_width(t), h = gdk_texture_get_height(t);
+  guint8 *buf = g_malloc((gsize)w * h * 4);
+  gdk_texture_download(t, buf, (gsize)w * 4);
+  char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA1, buf, (gsize)w * h * 4);
+  g_free(buf);
+  return sum;
+}
+
+/* Connected after the pane's handler: the canvas already shows this step's preview. */
+static void on_step_after(JfEngine *e, const JfEngineStep *st, GenWatch *gw)
+{
+  (void)e;
+  float cfg = st->cfg;
+  g_array_append_val(gw->cfgs, cfg);
+  g_array_append_val(gw->steps, st->steps);
+  JfCanvasView *view = jf_canvas_pane_get_view(gw->pane);
+  gw->frames_at_step = jf_canvas_view_get_frame_count(view);
+  g_assert_nonnull(st->preview);
+  g_assert_true(jf_canvas_view_get_texture(view) == st->preview);
+  g_ptr_array_add(gw->hashes, texture_checksum(st->preview));
+  if (st->step == gw->change_cfg_at)
+    gtk_range_set_value(GTK_RANGE(child(gw->pane, JF_TYPE_CANVAS_PANE, "cfg_scale")), gw->new_cfg);
+  if (st->step == gw->change_steps_at)
+    gtk_spin_button_set_value(GTK_SPIN_BUTTON(child(gw->pane, JF_TYPE_CANVAS_PANE, "steps_spin")), gw->new_steps);
+  if (st->step == gw->stop_at)
+    g_signal_emit_by_name(child(gw->pane, JF_TYPE_CANVAS_PANE, "stop_button"), "clicked");
+}
+
+static void on_gen_finished(JfEngine *e, guint job, GPtrArray *textures, GError *error, GenWatch *gw)
+{
+  (void)e;
+  (void)job;
+  gw->finished = TRUE;
+  gw->n_images = textures ? textures->len : 0;
+  if (error)
+    gw->error = g_error_copy(error);
+}
+
+static gboolean gen_done(gpointer data)
+{
+  GenWatch *gw = data;
+  return gw->finished && !jf_canvas_pane_is_busy(gw->pane) && jf_canvas_pane_get_n_saving(gw->pane) == 0;
+}
+
+static void gen_watch_init(GenWatch *gw)
+{
+  memset(gw, 0, sizeof *gw);
+  gw->cfgs = g_array_new(FALSE, FALSE, sizeof(float));
+  gw->steps = g_array_new(FALSE, FALSE, sizeof(int));
+  gw->hashes = g_ptr_array_new_with_free_func(g_free);
+  gw->pane = jf_window_get_canvas_pane(win);
+  gw->change_cfg_at = gw->change_steps_at = gw->stop_at = -1;
+}
+
+static void gen_watch_clear(GenWatch *gw)
+{
+  g_array_unref(gw->cfgs);
+  g_array_unref(gw->steps);
+  g_ptr_array_unref(gw->hashes);
+  g_clear_error(&gw->error);
+}
+
+/* Types the prompt, sets the controls and presses Generate; returns when the run is over. */
+static void run_generation(GenWatch *gw, const char *prompt, int steps, double cfg, guint64 seed)
+{
+  JfCanvasPane *pane = gw->pane;
+  JfEngine *engine = jf_application_get_engine(app);
+  jf_window_show_page(win, "create");
+  g_assert_cmpstr(jf_window_get_page(win), ==, "create");
+  GtkTextView *prompt_view = GTK_TEXT_VIEW(child(pane, JF_TYPE_CANVAS_PANE, "prompt_view"));
+  gtk_text_buffer_set_text(gtk_text_view_get_buffer(prompt_view), prompt, -1);
+  gtk_spin_button_set_value(GTK_SPIN_BUTTON(child(pane, JF_TYPE_CANVAS_PANE, "steps_spin")), steps);
+  gtk_range_set_value(GTK_RANGE(child(pane, JF_TYPE_CANVAS_PANE, "cfg_scale")), cfg);
+  gtk_spin_button_set_value(GTK_SPIN_BUTTON(child(pane, JF_TYPE_CANVAS_PANE, "seed_spin")), (double)seed);
+  gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(child(pane, JF_TYPE_CANVAS_PANE, "seed_lock")), TRUE);
+  gulong h1 = g_signal_connect_after(engine, "gen-step", G_CALLBACK(on_step_after), gw);
+  gulong h2 = g_signal_connect_after(engine, "gen-finished", G_CALLBACK(on_gen_finished), gw);
+  jf_engine_set_lockstep(engine, TRUE);
+  g_signal_emit_by_name(child(pane, JF_TYPE_CANVAS_PANE, "generate_button"), "clicked");
+  g_assert_true(jf_canvas_pane_is_busy(pane));
+  wait_for(gen_done, gw, "the generation to finish");
+  jf_engine_set_lockstep(engine, FALSE);
+  g_signal_handler_disconnect(engine, h1);
+  g_signal_handler_disconnect(engine, h2);
+}
+
+static void test_generate(void)
+{
+  GenWatch gw;
+  gen_watch_init(&gw);
+  JfCanvasView *view = jf_canvas_pane_get_view(gw.pane);
+  guint frames0 = jf_canvas_view_get_frame_count(view);
+  guint gallery0 = jf_gallery_strip_get_n_items(jf_canvas_pane_get_gallery(gw.pane));
+  run_generation(&gw, "a red bicycle by the sea", 5, 2.0, 1234);
+  g_assert_no_error(gw.error);
+  g_assert_cmpuint(gw.cfgs->len, ==, 5);
+  /* one canvas update per step, each a different picture */
+  for (guint i = 0; i < gw.hashes->len; i++)
+    if (i > 0)
+      g_assert_cmpstr(g_ptr_array_index(gw.hashes, i), !=, g_ptr_array_index(gw.hashes, i - 1));
+  /* 5 previews + the final image */
+  g_assert_cmpuint(jf_canvas_view_get_frame_count(view) - frames0, ==, 6);
+  for (guint i = 0; i < gw.cfgs->len; i++)
+    g_assert_cmpfloat_with_epsilon(g_array_index(gw.cfgs, float, i), 2.0f, 1e-6);
+  GdkTexture *img = jf_canvas_pane_get_image(gw.pane);
+  g_assert_nonnull(img);
+  g_assert_true(jf_canvas_view_get_texture(view) == img);
+
+  /* the result went to the gallery, on disk with its parameters */
+  JfGalleryStrip *strip = jf_canvas_pane_get_gallery(gw.pane);
+  g_assert_cmpuint(jf_gallery_strip_get_n_items(strip), ==, gallery0 + 1);
+  const JfGalleryEntry *e = jf_gallery_strip_get_item(strip, 0);
+  g_assert_nonnull(e->path);
+  g_assert_true(g_str_has_prefix(e->path, tmp_root));
+  GError *error = NULL;
+  GHashTable *text = image_read_png_text(e->path, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(g_hash_table_lookup(text, "janusflow.prompt"), ==, "a red bicycle by the sea");
+  g_assert_cmpstr(g_hash_table_lookup(text, "janusflow.steps"), ==, "5");
+  g_assert_cmpstr(g_hash_table_lookup(text, "janusflow.seed"), ==, "1234");
+  g_assert_cmpstr(g_hash_table_lookup(text, "janusflow.cfg"), ==, "2.00");
+  g_hash_table_unref(text);
+
+  /* the same seed and settings give the same image */
+  char *first = texture_checksum(img);
+  GenWatch again;
+  gen_watch_init(&again);
+  run_generation(&again, "a red bicycle by the sea", 5, 2.0, 1234);
+  g_assert_no_error(again.error);
+  char *second = texture_checksum(jf_canvas_pane_get_image(again.pane));
+  g_assert_cmpstr(first, ==, second);
+  g_free(first);
+  g_free(second);
+  gen_watch_clear(&again);
+  gen_watch_clear(&gw);
+}
+
+static void test_steering(void)
+{
+  GenWatch gw;
+  gen_watch_init(&gw);
+  /* after step 1 the slider goes to 5.0; after step 2 the run is cut from 6 to 4 steps */
+  gw.change_cfg_at = 1;
+  gw.new_cfg = 5.0;
+  gw.change_steps_at = 2;
+  gw.new_steps = 4;
+  run_generation(&gw, "a lighthouse at dawn", 6, 2.0, 99);
+  g_assert_no_error(gw.error);
+  g_assert_cmpuint(gw.cfgs->len, ==, 4);
+  g_assert_cmpfloat_with_epsilon(g_array_index(gw.cfgs, float, 0), 2.0f, 1e-6);
+  g_assert_cmpfloat_with_epsilon(g_array_index(gw.cfgs, float, 1), 2.0f, 1e-6);
+  /* the engine used the new value from the very next step */
+  g_assert_cmpfloat_with_epsilon(g_array_index(gw.cfgs, float, 2), 5.0f, 1e-6);
+  g_assert_cmpfloat_with_epsilon(g_array_index(gw.cfgs, float, 3), 5.0f, 1e-6);
+  g_assert_cmpint(g_array_index(gw.steps, int, 2), ==, 6);
+  g_assert_cmpint(g_array_index(gw.steps, int, 3), ==, 4);
+  /* the saved image says it was steered */
+  const JfGalleryEntry *e = jf_gallery_strip_get_item(jf_canvas_pane_get_gallery(gw.pane), 0);
+  g_assert_cmpint(e->steps, ==, 4);
+  g_assert_cmpfloat_with_epsilon(e->cfg, 5.0, 1e-6);
+  g_assert_nonnull(e->steering);
+  gen_watch_clear(&gw);
+}
+
+static void test_stop(void)
+{
+  GenWatch gw;
+  gen_watch_init(&gw);
+  guint gallery0 = jf_gallery_strip_get_n_items(jf_canvas_pane_get_gallery(gw.pane));
+  gw.stop_at = 1;
+  run_generation(&gw, "a quiet forest", 20, 2.0, 7);
+  g_assert_error(gw.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  /* cancellation is honoured between steps: step 2 may have been under way already */
+  g_assert_cmpuint(gw.cfgs->len, >=, 2);
+  g_assert_cmpuint(gw.cfgs->len, <=, 3);
+  g_assert_false(jf_canvas_pane_is_busy(gw.pane));
+  g_assert_null(jf_canvas_pane_get_image(gw.pane));
+  g_assert_cmpuint(jf_gallery_strip_get_n_items(jf_canvas_pane_get_gallery(gw.pane)), ==, gallery0);
+  const char *status = gtk_label_get_text(GTK_LABEL(child(gw.pane, JF_TYPE_CANVAS_PANE, "status_label")));
+  g_assert_true(g_str_has_prefix(status, "Stopped"));
+  /* and the engine works afterwards */
+  GenWatch after;
+  gen_watch_init(&after);
+  run_generation(&after, "a quiet forest", 2, 2.0, 7);
+  g_assert_no_error(after.error);
+  g_assert_nonnull(jf_canvas_pane_get_image(after.pane));
+  gen_watch_clear(&after);
+  gen_watch_clear(&gw);
+}
+
+static gboolean recall_done(gpointer data)
+{
+  JfCanvasPane *pane = data;
+  g_autofree char *prompt = jf_canvas_pane_get_prompt(pane);
+  return g_strcmp0(prompt, "a red bicycle by the sea") == 0;
+}
+
+/* Dropping (here: opening) a PNG made by the app restores its parameters. */
+static void test_restore_params(void)
+{
+  JfCanvasPane *pane = jf_window_get_canvas_pane(win);
+  JfGalleryStrip *strip = jf_canvas_pane_get_gallery(pane);
+  const JfGalleryEntry *e = NULL;
+  for (guint i = 0; i < jf_gallery_strip_get_n_items(strip); i++) {
+    const JfGalleryEntry *c = jf_gallery_strip_get_item(strip, i);
+    if (g_strcmp0(c->prompt, "a red bicycle by the sea") == 0)
+      e = c;
+  }
+  g_assert_nonnull(e);
+  g_autofree char *path = g_strdup(e->path);
+  jf_canvas_pane_set_prompt(pane, "something else");
+  gtk_spin_button_set_value(GTK_SPIN_BUTTON(child(pane, JF_TYPE_CANVAS_PANE, "steps_spin")), 17);
+  gtk_range_set_value(GTK_RANGE(child(pane, JF_TYPE_CANVAS_PANE, "cfg_scale")), 7.5);
+  gtk_spin_button_set_value(GTK_SPIN_BUTTON(child(pane, JF_TYPE_CANVAS_PANE, "seed_spin")), 5);
+  GFile *f = g_file_new_for_path(path);
+  jf_canvas_pane_open_file(pane, f);
+  g_object_unref(f);
+  wait_for(recall_done, pane, "the parameters to be restored");
+  g_assert_cmpint(gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(child(pane, JF_TYPE_CANVAS_PANE, "steps_spin"))), ==, 5);
+  g_assert_cmpfloat_with_epsilon(gtk_range_get_value(GTK_RANGE(child(pane, JF_TYPE_CANVAS_PANE, "cfg_scale"))), 2.0, 1e-6);
+  g_assert_cmpint(gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(child(pane, JF_TYPE_CANVAS_PANE, "seed_spin"))), ==, 1234);
+  g_assert_true(gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(child(pane, JF_TYPE_CANVAS_PANE, "seed_lock"))));
+  g_assert_nonnull(jf_canvas_pane_get_image(pane));
+  g_assert_nonnull(jf_window_get_toast(win));
+  g_assert_true(g_str_has_prefix(jf_window_get_toast(win), "Settings restored from "));
+}
+
+/* --- chat ------------------------------------------------------------------------------------ */
+
+typedef struct {
+  guint pieces;
+  GString *streamed;
+  gboolean finished;
+  GError *error;
+  char *answer;
+  JfChatPane *pane;
+  guint msg_len_growth;  /* how often the bubble grew while streaming */
+  guint last_len;
+} ChatWatch;
+
+static void on_chat_text_after(JfEngine *e, guint job, const char *piece, ChatWatch *cw)
+{
+  (void)e;
+  (void)job;
+  cw->pieces++;
+  g_string_append(cw->streamed, piece);
+  /* the bubble shows the text as it streams */
+  guint n = jf_chat_pane_get_n_messages(cw->pane);
+  JfChatMessage *m = jf_chat_pane_get_message(cw->pane, n - 1);
+  guint len = (guint)strlen(jf_chat_message_get_text(m));
+  if (len > cw->last_len)
+    cw->msg_len_growth++;
+  cw->last_len = len;
+}
+
+static void on_chat_finished(JfEngine *e, guint job, const char *answer, GError *error, ChatWatch *cw)
+{
+  (void)e;
+  (void)job;
+  cw->finished = TRUE;
+  cw->answer = g_strdup(answer);
+  if (error)
+    cw->error = g_error_copy(error);
+}
+
+static gboolean chat_done(gpointer data)
+{
+  ChatWatch *cw = data;
+  return cw->finished && !jf_chat_pane_is_busy(cw->pane) && !jf_chat_pane_is_saving(cw->pane);
+}
+
+static gboolean attached(gpointer data)
+{
+  return jf_chat_pane_get_n_attachments(data) > 0;
+}
+
+static void test_chat_image(void)
+{
+  JfChatPane *pane = jf_window_get_chat_pane(win);
+  JfEngine *engine = jf_application_get_engine(app);
+  jf_window_show_page(win, "chat");
+  GSList *files = g_slist_append(NULL, g_file_new_for_path(chat_png));
+  jf_chat_pane_attach_files(pane, files);
+  g_slist_free_full(files, g_object_unref);
+  wait_for(attached, pane, "the image to be attached");
+  g_assert_cmpuint(jf_chat_pane_get_n_attachments(pane), ==, 1);
+
+  /* answer settings: greedy, 8 tokens (the fixture's chat_image case) */
+  gtk_adjustment_set_value(adjustment(pane, JF_TYPE_CHAT_PANE, "temperature_adj"), 0.0);
+  gtk_adjustment_set_value(adjustment(pane, JF_TYPE_CHAT_PANE, "max_tokens_adj"), 8);
+  GtkTextView *input = GTK_TEXT_VIEW(child(pane, JF_TYPE_CHAT_PANE, "input_view"));
+  gtk_text_buffer_set_text(gtk_text_view_get_buffer(input), "Describe this picture in 3 words.", -1);
+
+  ChatWatch cw = { 0 };
+  cw.streamed = g_string_new(NULL);
+  cw.pane = pane;
+  gulong h1 = g_signal_connect_after(engine, "chat-text", G_CALLBACK(on_chat_text_after), &cw);
+  gulong h2 = g_signal_connect_after(engine, "chat-finished", G_CALLBACK(on_chat_finished), &cw);
+  guint n0 = jf_chat_pane_get_n_messages(pane);
+  /* Enter sends (ctrl+enter is win.run; both end in jf_chat_pane_send) */
+  g_assert_true(g_action_group_get_action_enabled(G_ACTION_GROUP(win), "run"));
+  g_action_group_activate_action(G_ACTION_GROUP(win), "run", NULL);
+  g_assert_true(jf_chat_pane_is_busy(pane));
+  g_assert_cmpuint(jf_chat_pane_get_n_attachments(pane), ==, 0);
+  wait_for(chat_done, &cw, "the chat answer");
+  g_signal_handler_disconnect(engine, h1);
+  g_signal_handler_disconnect(engine, h2);
+
+  g_assert_no_error(cw.error);
+  g_assert_cmpuint(jf_chat_pane_get_n_messages(pane), ==, n0 + 2);
+  JfChatMessage *q = jf_chat_pane_get_message(pane, n0), *a = jf_chat_pane_get_message(pane, n0 + 1);
+  g_assert_true(jf_chat_message_is_from_user(q));
+  g_assert_cmpuint(jf_chat_message_get_n_images(q), ==, 1);
+  g_assert_cmpstr(jf_chat_message_get_text(q), ==, "Describe this picture in 3 words.");
+  g_assert_false(jf_chat_message_is_from_user(a));
+  /* streamed token by token: several pieces, the bubble grew with them */
+  g_test_message("answer in %u pieces: '%s'", cw.pieces, cw.answer);
+  g_assert_cmpuint(cw.pieces, >=, 2);
+  g_assert_cmpuint(cw.msg_len_growth, >=, 2);
+  g_autofree char *want = g_strdup(cw.answer);
+  g_strchug(want);
+  g_assert_cmpstr(jf_chat_message_get_text(a), ==, want);
+  g_assert_cmpuint(strlen(want), >, 0);
+
+  /* saved on disk */
+  g_autofree char *json_path = g_build_filename(g_get_user_data_dir(), "janusflow", "chat.json", NULL);
+  g_assert_true(g_file_test(json_path, G_FILE_TEST_EXISTS));
+  g_string_free(cw.streamed, TRUE);
+  g_free(cw.answer);
+}
+
+/* A second turn stopped half way: not remembered by the model, marked in the view. */
+static void test_chat_stop(void)
+{
+  JfChatPane *pane = jf_window_get_chat_pane(win);
+  JfEngine *engine = jf_application_get_engine(app);
+  gtk_adjustment_set_value(adjustment(pane, JF_TYPE_CHAT_PANE, "max_tokens_adj"), 64);
+  GtkTextView *input = GTK_TEXT_VIEW(child(pane, JF_TYPE_CHAT_PANE, "input_view"));
+  gtk_text_buffer_set_text(gtk_text_view_get_buffer(input), "Tell me a long story.", -1);
+  ChatWatch cw = { 0 };
+  cw.streamed = g_string_new(NULL);
+  cw.pane = pane;
+  gulong h2 = g_signal_connect_after(engine, "chat-finished", G_CALLBACK(on_chat_finished), &cw);
+  g_assert_true(jf_chat_pane_send(pane));
+  /* Escape = win.stop, enabled while the chat runs */
+  g_assert_true(g_action_group_get_action_enabled(G_ACTION_GROUP(win), "stop"));
+  g_action_group_activate_action(G_ACTION_GROUP(win), "stop", NULL);
+  wait_for(chat_done, &cw, "the stopped answer");
+  g_signal_handler_disconnect(engine, h2);
+  g_assert_error(cw.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_false(g_action_group_get_action_enabled(G_ACTION_GROUP(win), "stop"));
+  g_clear_error(&cw.error);
+  g_string_free(cw.streamed, TRUE);
+  g_free(cw.answer);
+}
+
+static gboolean chat_restored(gpointer data)
+{
+  return jf_chat_pane_is_restored(data);
+}
+
+/* A new application instance on the same XDG folders finds the conversation again. */
+static void test_restart(void)
+{
+  JfChatPane *pane = jf_window_get_chat_pane(win);
+  guint n = jf_chat_pane_get_n_messages(pane);
+  g_assert_cmpuint(n, >=, 2);
+  GPtrArray *texts = g_ptr_array_new_with_free_func(g_free);
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add(texts, g_strdup(jf_chat_message_get_text(jf_chat_pane_get_message(pane, i))));
+  guint images = jf_chat_message_get_n_images(jf_chat_pane_get_message(pane, 0));
+  g_assert_cmpuint(images, ==, 1);
+
+  stop_app(app, win);
+  app = start_app(&win);
+
+  JfChatPane *pane2 = jf_window_get_chat_pane(win);
+  wait_for(chat_restored, pane2, "the conversation to be restored");
+  g_assert_cmpuint(jf_chat_pane_get_n_messages(pane2), ==, n);
+  for (guint i = 0; i < n; i++)
+    g_assert_cmpstr(jf_chat_message_get_text(jf_chat_pane_get_message(pane2, i)), ==, g_ptr_array_index(texts, i));
+  g_assert_cmpuint(jf_chat_message_get_n_images(jf_chat_pane_get_message(pane2, 0)), ==, 1);
+  /* the gallery came back from the Pictures folder too */
+  g_assert_cmpuint(jf_gallery_strip_get_n_items(jf_canvas_pane_get_gallery(jf_window_get_canvas_pane(win))), >, 0);
+
+  /* new chat clears it, on screen and on disk */
+  g_action_group_activate_action(G_ACTION_GROUP(win), "new-chat", NULL);
+  g_assert_cmpuint(jf_chat_pane_get_n_messages(pane2), ==, 0);
+  jf_chat_pane_flush(pane2);
+  GError *error = NULL;
+  g_autofree char *dir = jf_chat_store_dir();
+  GPtrArray *entries = jf_chat_store_load(dir, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(entries->len, ==, 0);
+  g_ptr_array_unref(entries);
+  g_ptr_array_unref(texts);
+}
+
+/* Closing the window during a run stops it and joins the worker (ASan checks for leaks). */
+static void test_close_during_run(void)
+{
+  JfCanvasPane *pane = jf_window_get_canvas_pane(win);
+  JfEngine *engine = g_object_ref(jf_application_get_engine(app));
+  jf_window_show_page(win, "create");
+  jf_canvas_pane_set_prompt(pane, "a long run that is interrupted");
+  gtk_spin_button_set_value(GTK_SPIN_BUTTON(child(pane, JF_TYPE_CANVAS_PANE, "steps_spin")), 50);
+  g_assert_true(jf_canvas_pane_generate(pane));
+  spin(300);
+  g_assert_true(jf_canvas_pane_is_busy(pane));
+  stop_app(app, win);
+  app = NULL;
+  win = NULL;
+  /* the worker has been joined: the engine accepts no work and reports nothing */
+  g_assert_cmpuint(jf_engine_n_pending(engine), <=, 1);
+  g_object_unref(engine);
+}
+
+static void rm_rf(const char *path)
+{
+  if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK)) {
+    GDir *d = g_dir_open(path, 0, NULL);
+    const char *name;
+    while (d && (name = g_dir_read_name(d))) {
+      g_autofree char *sub = g_build_filename(path, name, NULL);
+      rm_rf(sub);
+    }
+    if (d)
+      g_dir_close(d);
+    g_rmdir(path);
+  } else {
+    g_unlink(path);
+  }
+}
+
+static void skip_no_display(void)
+{
+  g_test_skip("no display (run under xvfb-run)");
+}
+
+int main(int argc, char **argv)
+{
+  /* everything the app writes goes below one temporary folder */
+  tmp_root = g_dir_make_tmp("jf-test-ui-XXXXXX", NULL);
+  g_assert_nonnull(tmp_root);
+  const char *subs[] = { "config", "data", "cache", "home", "home/Pictures", NULL };
+  for (int i = 0; subs[i]; i++) {
+    g_autofree char *d = g_build_filename(tmp_root, subs[i], NULL);
+    g_mkdir_with_parents(d, 0700);
+  }
+  g_autofree char *cfg = g_build_filename(tmp_root, "config", NULL);
+  g_autofree char *data = g_build_filename(tmp_root, "data", NULL);
+  g_autofree char *cache = g_build_filename(tmp_root, "cache", NULL);
+  g_autofree char *home = g_build_filename(tmp_root, "home", NULL);
+  g_setenv("XDG_CONFIG_HOME", cfg, TRUE);
+  g_setenv("XDG_DATA_HOME", data, TRUE);
+  g_setenv("XDG_CACHE_HOME", cache, TRUE);
+  g_setenv("HOME", home, TRUE);
+  g_autofree char *dirs = g_build_filename(cfg, "user-dirs.dirs", NULL);
+  g_autofree char *dirs_text = g_strdup_printf("XDG_PICTURES_DIR=\"%s/Pictures\"\n", home);
+  g_file_set_contents(dirs, dirs_text, -1, NULL);
+  g_setenv("GTK_A11Y", "none", FALSE);
+  g_setenv("GSK_RENDERER", "cairo", FALSE);
+
+  const char *td = g_getenv("JF_TEST_DATA");
+  if (!td) {
+    g_printerr("JF_TEST_DATA is not set\n");
+    return 1;
+  }
+  model_dir = g_build_filename(td, "tiny", "janusflow", NULL);
+  vae_dir = g_build_filename(td, "tiny", "vae", NULL);
+  chat_png = g_build_filename(td, "tiny", "inputs", "chat.png", NULL);
+
+  g_test_init(&argc, &argv, NULL);
+  if (!gtk_init_check()) {
+    g_test_add_func("/ui/skipped", skip_no_display);
+    int rc = g_test_run();
+    rm_rf(tmp_root);
+    return rc;
+  }
+  app = start_app(&win);
+
+  g_test_add_func("/ui/1-shell-accels", test_accels);
+  g_test_add_func("/ui/2-setup-check", test_setup_check);
+  g_test_add_func("/ui/3-canvas-generate", test_generate);
+  g_test_add_func("/ui/4-canvas-steering", test_steering);
+  g_test_add_func("/ui/5-canvas-stop", test_stop);
+  g_test_add_func("/ui/6-canvas-restore-params", test_restore_params);
+  g_test_add_func("/ui/7-chat-image", test_chat_image);
+  g_test_add_func("/ui/8-chat-stop", test_chat_stop);
+  g_test_add_func("/ui/9-chat-restart", test_restart);
+  g_test_add_func("/ui/zz-close-during-run", test_close_during_run);
+  int rc = g_test_run();
+
+  if (app)
+    stop_app(app, win);
+  /* leave no files behind */
+  rm_rf(tmp_root);
+  g_free(tmp_root);
+  g_free(model_dir);
+  g_free(vae_dir);
+  g_free(chat_png);
+  return rc;
+}
