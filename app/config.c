@@ -100,7 +100,10 @@ static JsonParser *load_json(const char *path, gboolean absent_ok, gboolean *abs
   }
   JsonParser *p = json_parser_new_immutable();
   if (!json_parser_load_from_data(p, text, (gssize)len, &e)) {
-    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_FORMAT, "%s: not valid JSON: %s", path, e->message);
+    /* json-glib may quote a string cut in the middle of a UTF-8 sequence */
+    char *why = g_utf8_make_valid(e->message, -1);
+    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_FORMAT, "%s: not valid JSON: %s", path, why);
+    g_free(why);
     g_error_free(e);
     g_object_unref(p);
     g_free(text);

@@ -856,7 +856,10 @@ JfTokenizer *tokenizer_load(const char *path, GError **error)
     parser = json_parser_new_immutable();
     GError *e = NULL;
     if (!json_parser_load_from_data(parser, data, (gssize)len, &e)) {
-      ok = fail(error, JF_LOAD_ERROR_FORMAT, tok, "not valid JSON: %s", e->message);
+      /* json-glib may quote a string cut in the middle of a UTF-8 sequence */
+      char *why = g_utf8_make_valid(e->message, -1);
+      ok = fail(error, JF_LOAD_ERROR_FORMAT, tok, "not valid JSON: %s", why);
+      g_free(why);
       g_error_free(e);
     }
   }

@@ -341,26 +341,28 @@ static int resnet(JfVae *v, VkrtSeq *seq, const Resnet *r, int cur, uint32_t h, 
 
 /* Single-head self-attention over the h*w tokens of act[cur], residual added in place. The score
  * matrix is built in blocks of query rows (softmax(q k^T / sqrt(c)) v): vkrt_op_attention is
- * limited to heads of 256 and SDXL's head is 512 wide. */
+ * limited to heads of 256 and SDXL's head is 512 wide. v is transposed once so that both
+ * products have the x . b^T form of vkrt_op_gemm_f32. */
 static void attention(JfVae *v, VkrtSeq *seq, int cur, uint32_t h, uint32_t w)
 {
   const Attn *at = &v->attn;
   uint32_t N = h * w, C = at->c;
-  VkrtTensor x = Tsub(v->act[cur], (uint64_t)N * C), hn = Tsub(v->act[(cur + 1) % 3], (uint64_t)N * C);
-  VkrtTensor q = Tsub(v->q, (uint64_t)N * C), k = Tsub(v->k, (uint64_t)N * C), vv = Tsub(v->v, (uint64_t)N * C);
-  VkrtTensor o = Tsub(v->o, (uint64_t)N * C);
+  uint64_t nc = (uint64_t)N * C;
+  VkrtTensor x = Tsub(v->act[cur], nc), hn = Tsub(v->act[(cur + 1) % 3], nc);
+  VkrtTensor q = Tsub(v->q, nc), k = Tsub(v->k, nc), vv = Tsub(v->v, nc), o = Tsub(v->o, nc);
+  VkrtTensor vt = Tsub(v->act[(cur + 2) % 3], nc);
   groupnorm(v, seq, &at->gn, hn, x, N, false);
   vkrt_op_matmul(seq, q, hn, T(at->wq), T(at->bq), N, C, C, 0);
   vkrt_op_matmul(seq, k, hn, T(at->wk), T(at->bk), N, C, C, 0);
   vkrt_op_matmul(seq, vv, hn, T(at->wv), T(at->bv), N, C, C, 0);
+  vkrt_op_transpose(seq, vt, vv, N, C);
   float scale = (float)(1.0 / sqrt((double)C));
   for (uint32_t r0 = 0; r0 < N; r0 += v->score_rows) {
     uint32_t nr = MIN(v->score_rows, N - r0);
     VkrtTensor s = Tsub(v->scores, (uint64_t)nr * N);
-    vkrt_op_gemm_f32(seq, s, vkrt_tensor_sub(q, (uint64_t)r0 * C * 4, (uint64_t)nr * C * 4), k, nr, N, C, 0);
+    vkrt_op_gemm_f32(seq, s, vkrt_tensor_sub(q, (uint64_t)r0 * C * 4, (uint64_t)nr * C * 4), k, nr, N, C);
     vkrt_op_softmax(seq, s, nr, N, scale);
-    vkrt_op_gemm_f32(seq, vkrt_tensor_sub(o, (uint64_t)r0 * C * 4, (uint64_t)nr * C * 4), s, vv, nr, C, N,
-                     VKRT_GEMM_B_KN);
+    vkrt_op_gemm_f32(seq, vkrt_tensor_sub(o, (uint64_t)r0 * C * 4, (uint64_t)nr * C * 4), s, vt, nr, C, N);
   }
   vkrt_op_matmul(seq, x, o, T(at->wo), T(at->bo), N, C, C, VKRT_MM_ACCUMULATE);
 }

@@ -2,7 +2,7 @@
 // Element-wise generation ops, one variant per -D flag (see vk/ops_gen.h for the math):
 //   OP_SILU, OP_AFFINE (y = a x + b), OP_FILM, OP_UPSAMPLE (nearest 2x, NHWC),
 //   OP_PIXSHUF (NHWC -> NCHW PixelShuffle), OP_CONCAT (channels, b broadcast by image modulo),
-//   OP_CFG (CFG + Euler step + x0 estimate), OP_RGB (latent -> RGBA8 preview).
+//   OP_CFG (CFG + Euler step + x0 estimate), OP_RGB (latent -> RGBA8 preview), OP_TRANSPOSE.
 // Grid-stride loops over `count` outputs starting at global index e0; window offsets *_add.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -150,6 +150,19 @@ void main() {
       packed |= uint(floor(u * 255.0 + 0.5)) << (8u * c);
     }
     rgba[int(e) + p.o_add] = packed;
+  }
+}
+#endif
+
+#ifdef OP_TRANSPOSE
+layout(std430, binding = 0) writeonly buffer Y { float y[]; };
+layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(push_constant) uniform P { uint e0, count, rows, cols; int y_add, x_add; } p;
+void main() {
+  LOOP {
+    uint e = p.e0 + i;   // output index over [cols, rows]
+    uint r = e % p.rows, c = e / p.rows;
+    y[int(e) + p.y_add] = x[int(r * p.cols + c) + p.x_add];
   }
 }
 #endif

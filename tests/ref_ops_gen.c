@@ -192,13 +192,13 @@ void ref_latent_rgb(uint8_t *rgba, const float *lat, uint32_t batch, uint32_t h,
     }
 }
 
-void ref_gemm_f32(float *y, const float *x, const float *b, uint32_t M, uint32_t N, uint32_t K, bool b_kn)
+void ref_gemm_f32(float *y, const float *x, const float *b, uint32_t M, uint32_t N, uint32_t K)
 {
   for (uint32_t m = 0; m < M; m++)
     for (uint32_t n = 0; n < N; n++) {
       double acc = 0;
       for (uint32_t k = 0; k < K; k++)
-        acc += (double)x[(size_t)m * K + k] * (b_kn ? b[(size_t)k * N + n] : b[(size_t)n * K + k]);
+        acc += (double)x[(size_t)m * K + k] * b[(size_t)n * K + k];
       y[(size_t)m * N + n] = (float)acc;
     }
 }

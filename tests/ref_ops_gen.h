@@ -34,7 +34,7 @@ void ref_conv2d(float *y, const float *x, const uint16_t *w, const uint16_t *bia
 /* w bf16 [c, 1, k, k]. */
 void ref_dwconv2d(float *y, const float *x, const uint16_t *w, const uint16_t *bias, uint32_t batch,
                   uint32_t h, uint32_t wd, uint32_t c, uint32_t k, uint32_t pad);
-void ref_gemm_f32(float *y, const float *x, const float *b, uint32_t M, uint32_t N, uint32_t K, bool b_kn);
+void ref_gemm_f32(float *y, const float *x, const float *b, uint32_t M, uint32_t N, uint32_t K);
 void ref_softmax(float *x, uint32_t rows, uint32_t n, float scale);
 void ref_groupnorm(float *y, const float *x, const uint16_t *gamma, const uint16_t *beta, uint32_t batch,
                    uint32_t hw, uint32_t c, uint32_t groups, float eps, bool silu);

@@ -86,6 +86,25 @@ static void expect_close(const char *what, const float *got, const float *want, 
   g_assert_cmpfloat(e, <, tol);
 }
 
+/* --- kernel forms ----------------------------------------------------------------------------- */
+
+/* conv2d / gemm_f32 have a tiled (GPU) and a register-blocked (CPU) form: run both. */
+static const char *form_name(void)
+{
+  const char *e = g_getenv("JANUSFLOW_CONV_KERNEL");
+  return e ? e : "default";
+}
+
+static void for_each_form(void (*fn)(void))
+{
+  static const char *const forms[] = { "reg", "tiled" };
+  for (int i = 0; i < 2; i++) {
+    g_setenv("JANUSFLOW_CONV_KERNEL", forms[i], TRUE);
+    fn();
+  }
+  g_unsetenv("JANUSFLOW_CONV_KERNEL");
+}
+
 /* --- conv2d ---------------------------------------------------------------------------------- */
 
 static void check_conv(RefConv rc, uint64_t pad_bytes)
@@ -119,9 +138,9 @@ static void check_conv(RefConv rc, uint64_t pad_bytes)
   seq_run(seq);
   g_assert_cmpuint(vkrt_context_flops(ctx) - flops0, ==, 2ull * rc.batch * ho * wo * rc.out_c * rc.in_c * rc.kh * rc.kw);
   download(by, got);
-  char *what = g_strdup_printf("conv2d B%u %ux%ux%u -> %u k%ux%u s%u p%u acc%d up%d nchw%d/%d",
-                               rc.batch, rc.in_h, rc.in_w, rc.in_c, rc.out_c, rc.kh, rc.kw, rc.stride,
-                               rc.pad, rc.accumulate, rc.upsample, rc.in_nchw, rc.out_nchw);
+  char *what = g_strdup_printf("conv2d B%u %ux%ux%u -> %u k%ux%u s%u p%u acc%d up%d nchw%d/%d pad%" G_GUINT64_FORMAT
+                               " (%s)", rc.batch, rc.in_h, rc.in_w, rc.in_c, rc.out_c, rc.kh, rc.kw, rc.stride,
+                               rc.pad, rc.accumulate, rc.upsample, rc.in_nchw, rc.out_nchw, pad_bytes, form_name());
   expect_close(what, got, want, ny, 1e-4);
   g_free(what);
   tfree(bx); tfree(by); tfree(bw); tfree(bb);
@@ -142,6 +161,9 @@ static void conv_cases(bool big)
   /* fused nearest 2x upsampling before a 3x3 conv */
   check_conv((RefConv){ .batch = 1, .in_h = 5, .in_w = 7, .in_c = 16, .out_c = 24, .kh = 3, .kw = 3,
                         .stride = 1, .pad = 1, .upsample = true }, 0);
+  /* in_c % 8 == 0 at a 16-byte-aligned nonzero offset: texel operands on the CPU form */
+  check_conv((RefConv){ .batch = 2, .in_h = 9, .in_w = 7, .in_c = 24, .out_c = 40, .kh = 3, .kw = 3,
+                        .stride = 1, .pad = 1, .accumulate = true }, 32);
   /* long K, odd kernel/stride mix, accumulate */
   check_conv((RefConv){ .batch = 2, .in_h = 7, .in_w = 6, .in_c = 130, .out_c = 65, .kh = 3, .kw = 2,
                         .stride = 2, .pad = 1, .accumulate = true }, 12);
@@ -162,7 +184,9 @@ static void conv_cases(bool big)
   }
 }
 
-static void test_conv2d(void) { conv_cases(false); }
+static void conv_cases_small(void) { conv_cases(false); }
+static void conv_cases_big(void) { conv_cases(true); }
+static void test_conv2d(void) { for_each_form(conv_cases_small); }
 
 static void test_conv2d_bad_args(void)
 {
@@ -189,17 +213,17 @@ static void test_conv2d_bad_args(void)
 
 /* --- fp32 GEMM and softmax (the VAE attention) ---------------------------------------------------- */
 
-static void check_gemm(uint32_t M, uint32_t N, uint32_t K, bool b_kn)
+static void check_gemm(uint32_t M, uint32_t N, uint32_t K, uint64_t pad)
 {
   float *x = rand_f32((size_t)M * K, -1, 1), *b = rand_f32((size_t)N * K, -1, 1);
   float *want = g_new(float, (size_t)M * N), *got = g_new(float, (size_t)M * N);
-  ref_gemm_f32(want, x, b, M, N, K, b_kn);
-  TBuf bx = upload_at(x, (size_t)M * K * 4, 4), bb = upload(b, (size_t)N * K * 4), by = upload_at(NULL, (size_t)M * N * 4, 8);
+  ref_gemm_f32(want, x, b, M, N, K);
+  TBuf bx = upload_at(x, (size_t)M * K * 4, pad), bb = upload(b, (size_t)N * K * 4), by = upload_at(NULL, (size_t)M * N * 4, 8);
   VkrtSeq *seq = seq_begin();
-  vkrt_op_gemm_f32(seq, tens(by), tens(bx), tens(bb), M, N, K, b_kn ? VKRT_GEMM_B_KN : 0);
+  vkrt_op_gemm_f32(seq, tens(by), tens(bx), tens(bb), M, N, K);
   seq_run(seq);
   download(by, got);
-  char *what = g_strdup_printf("gemm_f32 %ux%ux%u b_kn=%d", M, N, K, b_kn);
+  char *what = g_strdup_printf("gemm_f32 %ux%ux%u pad %" G_GUINT64_FORMAT " (%s)", M, N, K, pad, form_name());
   expect_close(what, got, want, (size_t)M * N, 1e-5);
   g_free(what);
   tfree(bx); tfree(bb); tfree(by);
@@ -221,11 +245,35 @@ static void check_softmax(uint32_t rows, uint32_t n, float scale)
   g_free(x); g_free(want); g_free(got);
 }
 
+static void check_transpose(uint32_t rows, uint32_t cols)
+{
+  size_t n = (size_t)rows * cols;
+  float *x = rand_f32(n, -1, 1), *want = g_new(float, n), *got = g_new(float, n);
+  for (uint32_t r = 0; r < rows; r++)
+    for (uint32_t c = 0; c < cols; c++)
+      want[(size_t)c * rows + r] = x[(size_t)r * cols + c];
+  TBuf bx = upload_at(x, n * 4, 4), by = upload(NULL, n * 4);
+  VkrtSeq *seq = seq_begin();
+  vkrt_op_transpose(seq, tens(by), tens(bx), rows, cols);
+  seq_run(seq);
+  download(by, got);
+  expect_close("transpose", got, want, n, 1e-7);
+  tfree(bx); tfree(by);
+  g_free(x); g_free(want); g_free(got);
+}
+
+static void gemm_cases(void)
+{
+  check_gemm(70, 65, 33, 0);
+  check_gemm(64, 512, 132, 0);   /* K % 4 == 0: texel operands on the CPU form */
+  check_gemm(40, 100, 64, 4);    /* unaligned x: storage-buffer operands */
+  check_gemm(1, 3, 600, 0);
+}
+
 static void test_gemm_softmax(void)
 {
-  check_gemm(70, 65, 33, false);
-  check_gemm(64, 512, 130, true);
-  check_gemm(1, 3, 600, false);
+  for_each_form(gemm_cases);
+  check_transpose(37, 70);
   check_softmax(5, 1000, 0.125f);
   check_softmax(64, 64, 1.0f / 8.0f);
 }
@@ -475,7 +523,7 @@ static void test_small_bindings(void)
   g_unsetenv("JANUSFLOW_MAX_BINDING");
   g_assert_no_error(err);
   g_assert_cmpuint(vkrt_max_binding(ctx, false), <=, 65536);
-  conv_cases(true);
+  for_each_form(conv_cases_big);
   check_groupnorm(1, 48 * 40, 64, 8, 5.0, true, false);   /* 480 KiB: 8+ windows */
   check_groupnorm(2, 40 * 40, 32, 8, 0.0, false, true);
   check_silu(50000);

@@ -21,6 +21,7 @@ struct _JfChatPane {
   JfChatMessage *answer_msg;
   JfChatEntry *question_entry;
   gboolean stick_to_bottom;
+  gboolean stop_requested;     /* Stop was pressed during the running turn */
   gboolean restored;
   GCancellable *cancel;        /* for our threads (restore, file loading) */
   /* saving: one write at a time; a change during a write asks for another */
@@ -501,6 +502,7 @@ gboolean jf_chat_pane_send(JfChatPane *p)
   g_ptr_array_set_size(p->attachments, 0);
   rebuild_attachments(p);
   gtk_text_buffer_set_text(buf, "", 0);
+  p->stop_requested = FALSE;
   set_busy(p, job);
   scroll_to_bottom(p);
   return TRUE;
@@ -508,8 +510,10 @@ gboolean jf_chat_pane_send(JfChatPane *p)
 
 void jf_chat_pane_stop(JfChatPane *p)
 {
-  if (p->job)
+  if (p->job) {
+    p->stop_requested = TRUE;
     jf_engine_cancel(p->engine, p->job);
+  }
 }
 
 static void on_chat_text(JfEngine *e, guint job, const char *piece, JfChatPane *p)
@@ -535,6 +539,11 @@ static void on_chat_finished(JfEngine *e, guint job, const char *answer, GError 
       g_strchug(clean);
       jf_chat_message_set_text(msg, clean);
     }
+    /* stopped during the answer: what was said so far stays in the conversation */
+    if (p->stop_requested) {
+      ae->stopped = TRUE;
+      jf_chat_message_set_note(msg, "Stopped", FALSE);
+    }
   } else {
     /* chat_send leaves the conversation as it was: this turn is not in the model's memory */
     ae->remembered = qe->remembered = FALSE;
@@ -551,6 +560,7 @@ static void on_chat_finished(JfEngine *e, guint job, const char *answer, GError 
   p->answer_entry = NULL;
   p->question_entry = NULL;
   p->answer_msg = NULL;
+  p->stop_requested = FALSE;
   set_busy(p, 0);
   start_save(p);
 }

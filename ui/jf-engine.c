@@ -259,12 +259,17 @@ static void run_load(JfEngine *e, Job *job)
   post(e, m);
 }
 
+/* Returning FALSE ends the answer where it is: chat_send then keeps the partial answer in the
+ * conversation (Stop during the answer), while a cancel during the prefill is an error. */
 static gboolean on_chat_text(const char *piece, void *user)
 {
   Cb *cb = user;
   if (piece && *piece) {
     Msg *m = msg_new(cb->e, MSG_CHAT_TEXT, cb->job->id);
     m->text = g_strdup(piece);
+    g_mutex_lock(&cb->e->lock);
+    m->wait = cb->e->lockstep;
+    g_mutex_unlock(&cb->e->lock);
     post(cb->e, m);
   }
   return !g_cancellable_is_cancelled(cb->job->cancel);

@@ -41,7 +41,9 @@ const char *jf_engine_get_device_name(JfEngine *e);
 guint64 jf_engine_get_memory(JfEngine *e);
 
 /* Sends one chat turn. images: GdkTexture elements (referenced, not copied). Signals:
- * "chat-text" (job, piece) then "chat-finished" (job, answer or NULL, GError* or NULL). */
+ * "chat-text" (job, piece) then "chat-finished" (job, answer or NULL, GError* or NULL).
+ * jf_engine_cancel() during the answer ends it early and successfully (the partial answer stays
+ * in the conversation); before the answer starts it gives G_IO_ERROR_CANCELLED. */
 guint jf_engine_chat_send(JfEngine *e, const char *text, GPtrArray *images, const JfSampling *s);
 /* Forgets the conversation (the KV cache). */
 guint jf_engine_chat_reset(JfEngine *e);
@@ -58,8 +60,9 @@ void jf_engine_cancel(JfEngine *e, guint job);
 /* Jobs queued or running. */
 guint jf_engine_n_pending(JfEngine *e);
 
-/* Tests: the worker waits after each step until the main thread has handled "gen-step", so a
- * change made in the handler is guaranteed to apply to the very next step. */
+/* Tests: the worker waits after each step (and each piece of chat text) until the main thread
+ * has handled "gen-step" ("chat-text"), so a change made in the handler is guaranteed to apply
+ * to the very next step (a Stop pressed in the handler ends the answer right there). */
 void jf_engine_set_lockstep(JfEngine *e, gboolean lockstep);
 
 G_END_DECLS

@@ -4,6 +4,7 @@
 #include "op_util.h"
 
 #define ATTN_WG 64u
+#define ATTN_QB 1u  /* queries per invocation (QB in attention.comp) */
 #define ATTN_MAX_D 256u
 
 void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k, VkrtTensor v,
@@ -69,7 +70,7 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
       .n_spec = 1,
       .flops = 4ull * pairs * HD * nb,
     };
-    vkrt_groups_linear((nb * p->n_heads * p->n_q + ATTN_WG - 1) / ATTN_WG, d.groups);
+    vkrt_groups_linear((nb * p->n_heads * ((p->n_q + ATTN_QB - 1) / ATTN_QB) + ATTN_WG - 1) / ATTN_WG, d.groups);
     vkrt_seq_dispatch(seq, &d);
   }
 }

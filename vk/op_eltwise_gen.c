@@ -281,6 +281,27 @@ void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor x0, VkrtTensor v_o
   vkrt_seq_dispatch(seq, &d);
 }
 
+/* --- transpose ------------------------------------------------------------------------------ */
+
+typedef struct { uint32_t e0, count, rows, cols; int32_t y_add, x_add; } TransposePush;
+
+void vkrt_op_transpose(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t rows, uint32_t cols)
+{
+  static const char op[] = "transpose";
+  uint64_t n = (uint64_t)rows * cols;
+  if (n == 0)
+    return;
+  if (n > GEN_MAX_ELEMS) {
+    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+    return;
+  }
+  GenWin yw, xw;
+  if (!gen_window_whole(seq, op, "y", y, n * 4, 4, &yw) || !gen_window_whole(seq, op, "x", x, n * 4, 4, &xw))
+    return;
+  TransposePush push = { 0, (uint32_t)n, rows, cols, yw.add, xw.add };
+  dispatch2(seq, "gen_transpose", yw.bind, xw.bind, &push, sizeof push, n);
+}
+
 /* --- latent -> RGB preview ------------------------------------------------------------------- */
 
 typedef struct {

@@ -67,12 +67,11 @@ void vkrt_op_dwconv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vk
 /* PyTorch's depthwise weight [c, 1, k, k] -> [k, k, c] (host side). */
 void vkrt_dwconv_weight_reorder(uint16_t *dst, const uint16_t *src, uint32_t c, uint32_t k);
 
-/* Activation x activation GEMM, fp32 throughout: y[M,N] = x[M,K] . B, with B fp32 stored
- * [N, K] (y = x B^T, e.g. attention scores q k^T) or, with VKRT_GEMM_B_KN, [K, N] (y = x B,
- * e.g. probabilities x values). Each operand must fit one binding (callers chunk rows). */
-enum { VKRT_GEMM_B_KN = 1 << 0 };
+/* Activation x activation GEMM, fp32 throughout: y[M,N] = x[M,K] . b[N,K]^T (e.g. attention
+ * scores q k^T; for probabilities x values, transpose v first with vkrt_op_transpose). Each
+ * operand must fit one binding (callers chunk rows). */
 void vkrt_op_gemm_f32(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor b, uint32_t M, uint32_t N,
-                      uint32_t K, uint32_t flags);
+                      uint32_t K);
 
 /* --- norms ----------------------------------------------------------------------------------- */
 
@@ -137,6 +136,9 @@ void vkrt_op_concat(VkrtSeq *seq, VkrtTensor y, VkrtTensor a, VkrtTensor b_, uin
  * outputs (vkrt_tensor_none() to skip). Everything must fit one binding. */
 void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor x0, VkrtTensor v_out, VkrtTensor v,
                        uint32_t n, uint32_t per, float cfg, float dt, float t);
+
+/* y[c, r] = x[r, c] for x fp32 [rows, cols]. Both must fit one binding. */
+void vkrt_op_transpose(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t rows, uint32_t cols);
 
 /* Latent factors of the linear latent -> RGB preview (ComfyUI's SDXL table, MODEL.md §7):
  * rows = latent channel, columns R, G, B; and the bias. */

@@ -65,8 +65,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                                                                                                    : g_get_tmp_dir();
   char *tmpl = g_build_filename(base, "jf-fuzz-config-XXXXXX", NULL);
   char *root = g_mkdtemp(tmpl);
-  if (!root)
-    abort();
+  FUZZ_CHECK(root);
   model_dir = g_build_filename(root, "janusflow", NULL);
   vae_dir = g_build_filename(root, "vae", NULL);
   g_mkdir(model_dir, 0700);
@@ -99,8 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (targets[which].vae) {
     JfVaeConfig *v = config_load_vae(vae_dir, &error);
     if (v) {
-      if (v->n_blocks < 1 || v->n_blocks > JF_VAE_MAX_BLOCKS)
-        abort();
+      FUZZ_CHECK(v->n_blocks >= 1 && v->n_blocks <= JF_VAE_MAX_BLOCKS);
       config_free_vae(v);
     }
   } else {
@@ -108,16 +106,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (m) {
       /* what the engine relies on once a config loads */
       const JfLlmConfig *l = &m->llm;
-      if (l->hidden < 1 || l->n_heads < 1 || l->head_dim * l->n_heads != l->hidden || l->n_kv_heads < 1 ||
-          l->n_heads % l->n_kv_heads != 0 || l->vocab < 1 || !m->proc.bos_token || !m->proc.eos_token ||
-          !m->proc.image_tag || m->siglip.layers < 1 || m->siglip.patch < 1)
-        abort();
+      FUZZ_CHECK(l->hidden >= 1 && l->n_heads >= 1 && l->head_dim * l->n_heads == l->hidden);
+      FUZZ_CHECK(l->n_kv_heads >= 1 && l->n_heads % l->n_kv_heads == 0 && l->vocab >= 1);
+      FUZZ_CHECK(m->proc.bos_token && m->proc.eos_token && m->proc.image_tag && m->proc.image_tag[0]);
+      FUZZ_CHECK(m->siglip.layers >= 1 && m->siglip.patch >= 1 && m->proc.num_image_tokens >= 1);
       config_free_model(m);
     }
   }
   if (error) {
-    if (!error->message || !g_utf8_validate(error->message, -1, NULL))
-      abort();
+    FUZZ_CHECK(error->message && g_utf8_validate(error->message, -1, NULL));
     g_error_free(error);
   }
   gsize len = 0;

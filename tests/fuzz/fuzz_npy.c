@@ -20,8 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   GError *error = NULL;
   NpyArray *a = npy_read(file.path, &error);
   if (!a) {
-    if (!error || !strstr(error->message, file.path))
-      abort();
+    FUZZ_CHECK(error && strstr(error->message, file.path));
     g_error_free(error);
     return 0;
   }

@@ -20,23 +20,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   GError *error = NULL;
   StFile *f = safetensors_open(file.path, &error);
   if (!f) {
-    if (!error || !error->message || !strstr(error->message, file.path))
-      abort();  /* every failure is an error value naming the file */
+    /* every failure is an error value naming the file */
+    FUZZ_CHECK(error && error->message && strstr(error->message, file.path));
     g_error_free(error);
     return 0;
   }
   for (guint i = 0; i < safetensors_n_tensors(f); i++) {
     const StTensor *t = safetensors_tensor(f, i);
-    if (safetensors_find(f, t->name) != t)
-      abort();
+    FUZZ_CHECK(safetensors_find(f, t->name) == t);
     GError *e = NULL;
     int64_t shape[ST_MAX_DIMS];
     for (int d = 0; d < ST_MAX_DIMS; d++)
       shape[d] = d < t->ndim ? t->shape[d] : -1;
-    if (!safetensors_require(f, t->name, t->ndim, shape, &e))
-      abort();
-    if (safetensors_require(f, t->name, t->ndim + 1, NULL, &e))
-      abort();
+    FUZZ_CHECK(safetensors_require(f, t->name, t->ndim, shape, &e) == t);
+    FUZZ_CHECK(!safetensors_require(f, t->name, t->ndim + 1, NULL, &e));
     g_clear_error(&e);
     /* touch the data: conversions read every element */
     if (t->n_elements <= (1u << 16)) {
@@ -49,8 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
   }
   GError *e = NULL;
-  if (safetensors_require(f, "no such tensor", -1, NULL, &e))
-    abort();
+  FUZZ_CHECK(!safetensors_require(f, "no such tensor", -1, NULL, &e));
   g_clear_error(&e);
   safetensors_close(f);
   return 0;
