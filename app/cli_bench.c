@@ -150,6 +150,7 @@ static void json_num(JsonBuilder *b, const char *k, double v)
 {
   json_builder_set_member_name(b, k);
   if (isnan(v) || isinf(v)) json_builder_add_null_value(b);
+  else if (v == floor(v) && fabs(v) < 9e15) json_builder_add_int_value(b, (gint64)v);  /* counts stay integers */
   else json_builder_add_double_value(b, v);
 }
 
@@ -388,7 +389,7 @@ int cli_bench_main(int argc, char **argv)
     else g_snprintf(r, sizeof r, "%.2f s/%s", 1 / d.rate, st[i].item_unit);
     fmt_pct(pg, sizeof pg, d.frac_gemm);
     fmt_pct(pc, sizeof pc, d.frac_copy);
-    fprintf(out, "%-11s %9s %9s %14s %9.3f %9.3f %8.4f %9.2f %8.2f %6s %6s %7.0f\n", bench_stage_name(i), g, w, r,
+    fprintf(out, "%-11s %9s %9s %14s %9.4g %9.4g %8.3g %9.3g %8.3g %6s %6s %7.0f\n", bench_stage_name(i), g, w, r,
             st[i].cost.flops / 1e9, st[i].flops_counted / 1e9, st[i].cost.bytes / 1e9, d.flops_s / 1e9, d.bytes_s / 1e9,
             pg, pc, st[i].submits);
   }

@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <math.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <glib/gstdio.h>
 
 static GCancellable *gen_cancel;
 static volatile sig_atomic_t interrupted;
@@ -155,6 +157,18 @@ int cli_generate_main(int argc, char **argv)
     if (!ok)
       g_set_error(&error, G_FILE_ERROR, G_FILE_ERROR_ACCES, "%s: the folder is missing or not writable", out);
     g_free(dir);
+    /* saving writes a new file and renames it over the old one, which a device (/dev/full) or a
+     * folder cannot take: say so now rather than after the run */
+    for (int i = 0; ok && i < batch; i++) {
+      char *name = out_name(out, i, batch);
+      GStatBuf st;
+      if (g_stat(name, &st) == 0 && !S_ISREG(st.st_mode)) {
+        g_set_error(&error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: cannot save: not a regular file (%s)", name,
+                    S_ISDIR(st.st_mode) ? "a folder" : "a device or other special file");
+        ok = FALSE;
+      }
+      g_free(name);
+    }
     if (!ok)
       goto fail;
   }

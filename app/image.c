@@ -232,12 +232,16 @@ static void on_size_prepared(GdkPixbufLoader *loader, int width, int height, gpo
 /* GIF: only the first frame is wanted, and decoding every frame of a hostile animation could
  * take a lot of memory, so the stream is cut after the first image's data and terminated with a
  * trailer. Returns the length to feed (the whole input when the structure is not understood;
- * gdk-pixbuf then reports what is wrong). */
-static gsize gif_first_frame_length(const uint8_t *d, gsize n, gboolean *cut)
+ * gdk-pixbuf then reports what is wrong). *empty is set for a zero-sized screen or first frame,
+ * which gdk-pixbuf's GIF loader turns into a g_critical and an "out of memory" error. */
+static gsize gif_first_frame_length(const uint8_t *d, gsize n, gboolean *cut, gboolean *empty)
 {
   *cut = FALSE;
+  *empty = FALSE;
   if (n < 13)
     return n;
+  if ((d[6] | d[7]) == 0 || (d[8] | d[9]) == 0)
+    *empty = TRUE;
   gsize p = 13;
   if (d[10] & 0x80)
     p += 3u * (1u << ((d[10] & 7) + 1));
@@ -249,12 +253,17 @@ static gsize gif_first_frame_length(const uint8_t *d, gsize n, gboolean *cut)
       if (p + 10 > n)
         return n;
       uint8_t flags = d[p + 9];
+      if ((d[p + 5] | d[p + 6]) == 0 || (d[p + 7] | d[p + 8]) == 0)
+        *empty = TRUE;
       p += 10;
       if (flags & 0x80)
         p += 3u * (1u << ((flags & 7) + 1));
       p += 1;
+    } else if (b == 0x3b) {
+      return n;                 /* trailer: leave it to the loader */
     } else {
-      return n;                 /* trailer or garbage: leave it to the loader */
+      p++;                      /* the loader skips other bytes here, so the walk does too */
+      continue;
     }
     while (p < n && d[p] != 0)  /* sub-blocks: length byte then data, 0 ends */
       p += 1u + d[p];
@@ -301,8 +310,12 @@ static JfImage *pixbuf_to_image(GdkPixbuf *pb, const char *name, GError **error)
 static JfImage *load_pixbuf(const uint8_t *data, gsize size, const char *name, GError **error)
 {
   gboolean is_gif = size >= 6 && (memcmp(data, "GIF87a", 6) == 0 || memcmp(data, "GIF89a", 6) == 0);
-  gboolean cut = FALSE;
-  gsize feed = is_gif ? gif_first_frame_length(data, size, &cut) : size;
+  gboolean cut = FALSE, empty = FALSE;
+  gsize feed = is_gif ? gif_first_frame_length(data, size, &cut, &empty) : size;
+  if (empty) {
+    g_set_error(error, JF_IMAGE_ERROR, JF_IMAGE_ERROR_EMPTY, "%s: image has zero size (GIF screen or frame)", name);
+    return NULL;
+  }
 
   GdkPixbufLoader *loader = gdk_pixbuf_loader_new();
   PixbufGuard guard = {.name = name};

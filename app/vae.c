@@ -224,7 +224,8 @@ static gboolean alloc_scratch(JfVae *v, GError **error)
   v->out_w = (uint32_t)w;
   uint64_t ntok = (uint64_t)v->lat_h * v->lat_w;
   /* score rows per chunk: a [rows, ntok] block must fit one binding */
-  uint64_t cap = vkrt_max_binding(v->ctx, false);
+  /* (the CPU form of gemm_f32 binds operands as texel buffers: respect both limits) */
+  uint64_t cap = MIN(vkrt_max_binding(v->ctx, false), vkrt_max_binding(v->ctx, true));
   cap = cap > 1024 ? cap - 1024 : cap;
   uint64_t rows = MIN(ntok, cap / (ntok * 4));
   if (v->has_attn && rows == 0) {

@@ -9,10 +9,16 @@ VkrtBuffer *weights_upload(VkrtContext *ctx, const StFile *f, const char *name, 
   if (!t)
     return NULL;
   uint64_t bytes = t->n_elements * 2;
-  /* an empty tensor still gets a (tiny) buffer so callers need no special case */
-  VkrtBuffer *buf = vkrt_buffer_new(ctx, bytes ? bytes : 4, error);
+  /* shaders read bf16 pairs as 32-bit words: round up to a whole word (zero pad), which also
+   * gives an empty tensor a buffer so callers need no special case */
+  uint64_t padded = (bytes + 3) & ~(uint64_t)3;
+  VkrtBuffer *buf = vkrt_buffer_new(ctx, padded ? padded : 4, error);
   if (!buf)
     return NULL;
+  if (padded != bytes && !vkrt_buffer_fill(buf, padded - 4, 4, 0, error)) {
+    vkrt_buffer_free(buf);
+    return NULL;
+  }
   gboolean ok;
   if (t->dtype == ST_DTYPE_BF16) {
     ok = vkrt_buffer_write(buf, 0, t->data, bytes, error);

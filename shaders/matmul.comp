@@ -5,6 +5,7 @@
 //   GEMM_TEX: TM x TN outputs per invocation, operands from RGBA32UI texel buffers, no shared
 //             memory or barriers: the fastest form on lavapipe (PLATFORM.md). Needs K % 8 == 0 and
 //             16-byte aligned operands (x_off / w_off count texels).
+//   GEMM_SMEM: shared-memory tiled GEMM for GPUs (chosen when the device is not a CPU).
 //   GEMV_TEX: M <= 4 (spec constant MR): subgroups stream rows of w; same operand requirements.
 //   GENERIC:  storage buffers, any K and any element offsets; TM x TN outputs per invocation.
 #include "common.glsl"
@@ -84,6 +85,60 @@ void main() {
   }
   [[unroll]] for (uint i = 0u; i < TM; i++)
     [[unroll]] for (uint j = 0u; j < TN; j++) y[mcl[i] + ncl[j]] = acc[i][j];
+}
+
+#elif defined(GEMM_SMEM)
+// For GPUs: 64 x 64 output tile per 256-thread workgroup, k in steps of 16 staged through shared
+// memory, 4 x 4 outputs per thread. (On lavapipe shared memory and barriers are slow: there the
+// register-tiled GEMM_TEX is used.) Same operand requirements as GEMM_TEX.
+layout(local_size_x = 16, local_size_y = 16) in;
+#define BM 64u
+#define BN 64u
+#define BK 16u
+shared float As[BK][BM + 1u];
+shared float Ws[BK][BN + 1u];
+
+void main() {
+  uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y, tid = ty * 16u + tx;
+  uint n0 = gl_WorkGroupID.x * BN, m0 = gl_WorkGroupID.y * BM;
+  uint K8 = p.K >> 3, K4 = p.K >> 2;
+  float acc[4][4];
+  [[unroll]] for (uint i = 0u; i < 4u; i++)
+    [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = 0.0;
+  // loaders: x tile = 64 rows x 4 texels (one per thread); w tile = 64 rows x 2 texels (threads < 128)
+  uint xr = tid >> 2, xc = tid & 3u;
+  uint wr = (tid & 127u) >> 1, wc = tid & 1u;
+  int xrow = int(p.x_off + min(m0 + xr, p.M - 1u) * K4);
+  int wrow = int(p.w_off + min(n0 + wr, p.N - 1u) * K8);
+  for (uint k0 = 0u; k0 < p.K; k0 += BK) {
+    uint xt = (k0 >> 2) + xc;
+    vec4 a = xt < K4 ? uintBitsToFloat(texelFetch(X, xrow + int(xt))) : vec4(0.0);
+    As[xc * 4u + 0u][xr] = a.x; As[xc * 4u + 1u][xr] = a.y;
+    As[xc * 4u + 2u][xr] = a.z; As[xc * 4u + 3u][xr] = a.w;
+    if (tid < 128u) {
+      uint wt = (k0 >> 3) + wc;
+      uvec4 t = wt < K8 ? texelFetch(W, wrow + int(wt)) : uvec4(0u);
+      uint kb = wc * 8u;
+      Ws[kb + 0u][wr] = bf16_lo(t.x); Ws[kb + 1u][wr] = bf16_hi(t.x);
+      Ws[kb + 2u][wr] = bf16_lo(t.y); Ws[kb + 3u][wr] = bf16_hi(t.y);
+      Ws[kb + 4u][wr] = bf16_lo(t.z); Ws[kb + 5u][wr] = bf16_hi(t.z);
+      Ws[kb + 6u][wr] = bf16_lo(t.w); Ws[kb + 7u][wr] = bf16_hi(t.w);
+    }
+    barrier();
+    [[unroll]] for (uint k = 0u; k < BK; k++) {
+      float av[4], wv[4];
+      [[unroll]] for (uint i = 0u; i < 4u; i++) av[i] = As[k][ty + 16u * i];
+      [[unroll]] for (uint j = 0u; j < 4u; j++) wv[j] = Ws[k][tx + 16u * j];
+      [[unroll]] for (uint i = 0u; i < 4u; i++)
+        [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(av[i], wv[j], acc[i][j]);
+    }
+    barrier();
+  }
+  [[unroll]] for (uint i = 0u; i < 4u; i++)
+    [[unroll]] for (uint j = 0u; j < 4u; j++) {
+      uint m = m0 + ty + 16u * i, n = n0 + tx + 16u * j;
+      if (m < p.M && n < p.N) store(m, n, acc[i][j]);
+    }
 }
 
 #elif defined(GEMV_TEX)

@@ -178,6 +178,19 @@ static void test_matmul_offsets(void)
   assert_clean();
 }
 
+/* the shared-memory GEMM for GPUs, forced on whatever device this is */
+static void test_matmul_shared(void)
+{
+  vkrt_ops_force_gemm(VKRT_GEMM_SHARED);
+  check_matmul(77, 130, 136, 0, false, 0, 0);
+  check_matmul(5, 67, 64, VKRT_MM_ACCUMULATE, true, 16, 0);
+  check_matmul(130, 70, 264, VKRT_MM_GELU, true, 0, 0);
+  vkrt_ops_force_gemm(VKRT_GEMM_REGISTER);
+  check_matmul(77, 130, 136, 0, false, 0, 0);
+  vkrt_ops_force_gemm(VKRT_GEMM_AUTO);
+  assert_clean();
+}
+
 static void test_matmul_big(void)
 {
   /* bigger than one GEMM tile in each direction */
@@ -326,30 +339,36 @@ static void test_attention(void)
 
 /* --- element-wise ------------------------------------------------------------------------------ */
 
+static void check_eltwise(uint32_t n, uint64_t aoff)
+{
+  float *a = rand_f32(n, 8.0f), *b = rand_f32(n, 2.0f);
+  float *want = g_new(float, n), *got = g_new(float, n);
+  VkrtBuffer *ba = upload_at(a, 4ull * n, aoff), *bb = upload_at(b, 4ull * n, 0), *by = upload_at(NULL, 4ull * n, 0);
+  VkrtSeq *s = seq_new();
+  vkrt_op_silu_mul(s, vkrt_tensor(by), tensor_at(ba, aoff, 4ull * n), tensor_at(bb, 0, 4ull * n), n);
+  seq_run(s);
+  download(by, 0, got, 4ull * n);
+  ref_silu_mul(want, a, b, n);
+  assert_close("silu_mul", got, want, n, 1e-12);
+  /* add in place: a += b */
+  vkrt_seq_begin(s);
+  vkrt_op_add(s, tensor_at(ba, aoff, 4ull * n), tensor_at(ba, aoff, 4ull * n), tensor_at(bb, 0, 4ull * n), n);
+  seq_run(s);
+  download(ba, aoff, got, 4ull * n);
+  ref_add(want, a, b, n);
+  g_assert_cmpmem(got, 4ull * n, want, 4ull * n);
+  vkrt_seq_free(s);
+  vkrt_buffer_free(ba); vkrt_buffer_free(bb); vkrt_buffer_free(by);
+  g_free(a); g_free(b); g_free(want); g_free(got);
+}
+
 static void test_eltwise(void)
 {
-  static const uint32_t ns[] = { 1, 7, 1000, 70001 };
+  /* aligned lengths divisible by 4 take the vec4 kernels, the others the scalar ones */
+  static const uint32_t ns[] = { 1, 7, 1000, 70001, 70004 };
   for (size_t t = 0; t < G_N_ELEMENTS(ns); t++) {
-    uint32_t n = ns[t];
-    float *a = rand_f32(n, 8.0f), *b = rand_f32(n, 2.0f);
-    float *want = g_new(float, n), *got = g_new(float, n);
-    VkrtBuffer *ba = upload_at(a, 4ull * n, 4), *bb = upload_at(b, 4ull * n, 0), *by = upload_at(NULL, 4ull * n, 0);
-    VkrtSeq *s = seq_new();
-    vkrt_op_silu_mul(s, vkrt_tensor(by), tensor_at(ba, 4, 4ull * n), tensor_at(bb, 0, 4ull * n), n);
-    seq_run(s);
-    download(by, 0, got, 4ull * n);
-    ref_silu_mul(want, a, b, n);
-    assert_close("silu_mul", got, want, n, 1e-12);
-    /* add in place: a += b */
-    vkrt_seq_begin(s);
-    vkrt_op_add(s, tensor_at(ba, 4, 4ull * n), tensor_at(ba, 4, 4ull * n), tensor_at(bb, 0, 4ull * n), n);
-    seq_run(s);
-    download(ba, 4, got, 4ull * n);
-    ref_add(want, a, b, n);
-    g_assert_cmpmem(got, 4ull * n, want, 4ull * n);
-    vkrt_seq_free(s);
-    vkrt_buffer_free(ba); vkrt_buffer_free(bb); vkrt_buffer_free(by);
-    g_free(a); g_free(b); g_free(want); g_free(got);
+    check_eltwise(ns[t], 0);
+    check_eltwise(ns[t], 4);
   }
   assert_clean();
 }
@@ -463,6 +482,7 @@ int main(int argc, char **argv)
   g_test_add_func("/ops/matmul/epilogues", test_matmul_epilogues);
   g_test_add_func("/ops/matmul/offsets", test_matmul_offsets);
   g_test_add_func("/ops/matmul/big", test_matmul_big);
+  g_test_add_func("/ops/matmul/shared", test_matmul_shared);
   g_test_add_func("/ops/embed", test_embed);
   g_test_add_func("/ops/rmsnorm", test_rmsnorm);
   g_test_add_func("/ops/rope", test_rope);

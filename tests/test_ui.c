@@ -66,41 +66,32 @@ static gboolean engine_loaded(gpointer data)
   return !jf_engine_is_loading(e);
 }
 
-static JfApplication *start_app(JfWindow **out_win)
+/* Opens the window (a new one after the last was closed) and loads the model, as
+ * `janusflow --model DIR --vae DIR` does. */
+static JfWindow *open_window(void)
 {
-  JfApplication *a = jf_application_new(G_APPLICATION_NON_UNIQUE);
-  GError *error = NULL;
-  gboolean ok = g_application_register(G_APPLICATION(a), NULL, &error);
-  g_assert_no_error(error);
-  g_assert_true(ok);
-  JfWindow *w = jf_application_get_window(a);
-  jf_window_open_model(w, model_dir, vae_dir);
-  wait_for(engine_loaded, jf_application_get_engine(a), "the model to load");
-  g_assert_true(jf_engine_is_loaded(jf_application_get_engine(a)));
-  g_assert_true(jf_engine_can_generate(jf_application_get_engine(a)));
-  g_assert_true(jf_engine_can_see(jf_application_get_engine(a)));
+  JfWindow *w = jf_application_get_window(app);
+  if (!jf_engine_is_loaded(jf_application_get_engine(app)) && !jf_engine_is_loading(jf_application_get_engine(app)))
+    jf_window_open_model(w, model_dir, vae_dir);
+  wait_for(engine_loaded, jf_application_get_engine(app), "the model to load");
+  g_assert_true(jf_engine_is_loaded(jf_application_get_engine(app)));
+  g_assert_true(jf_engine_can_generate(jf_application_get_engine(app)));
+  g_assert_true(jf_engine_can_see(jf_application_get_engine(app)));
   g_assert_cmpstr(jf_window_get_page(w), ==, "chat");
-  *out_win = w;
-  return a;
+  return w;
 }
 
 static gboolean window_gone(gpointer data)
 {
-  JfApplication *a = data;
-  return gtk_application_get_windows(GTK_APPLICATION(a)) == NULL;
+  (void)data;
+  return gtk_application_get_windows(GTK_APPLICATION(app)) == NULL;
 }
 
-static void stop_app(JfApplication *a, JfWindow *w)
+static void close_window(JfWindow *w)
 {
   gtk_window_close(GTK_WINDOW(w));
-  wait_for(window_gone, a, "the window to close");
+  wait_for(window_gone, NULL, "the window to close");
   spin(50);
-  /* what g_application_run does on the way out (we drive the main loop ourselves) */
-  g_signal_emit_by_name(a, "shutdown");
-  g_object_add_weak_pointer(G_OBJECT(a), (gpointer *)&a);
-  g_object_unref(a);
-  if (a)
-    g_test_message("app still has %u refs", G_OBJECT(a)->ref_count);
 }
 
 /* --- shell ----------------------------------------------------------------------------------- */
@@ -572,8 +563,8 @@ static void test_restart(void)
   guint images = jf_chat_message_get_n_images(jf_chat_pane_get_message(pane, 0));
   g_assert_cmpuint(images, ==, 1);
 
-  stop_app(app, win);
-  app = start_app(&win);
+  close_window(win);
+  win = open_window();
 
   JfChatPane *pane2 = jf_window_get_chat_pane(win);
   wait_for(chat_restored, pane2, "the conversation to be restored");
@@ -608,8 +599,7 @@ static void test_close_during_run(void)
   g_assert_true(jf_canvas_pane_generate(pane));
   spin(300);
   g_assert_true(jf_canvas_pane_is_busy(pane));
-  stop_app(app, win);
-  app = NULL;
+  close_window(win);
   win = NULL;
   /* the worker has been joined: the engine accepts no work and reports nothing */
   g_assert_cmpuint(jf_engine_n_pending(engine), <=, 1);
@@ -631,6 +621,17 @@ static void rm_rf(const char *path)
   } else {
     g_unlink(path);
   }
+}
+
+static gboolean run_tests(gpointer data)
+{
+  int *rc = data;
+  win = open_window();
+  *rc = g_test_run();
+  if (win)
+    close_window(win);
+  g_application_release(G_APPLICATION(app));
+  return G_SOURCE_REMOVE;
 }
 
 static void skip_no_display(void)
@@ -678,8 +679,6 @@ int main(int argc, char **argv)
     rm_rf(tmp_root);
     return rc;
   }
-  app = start_app(&win);
-
   g_test_add_func("/ui/1-shell-accels", test_accels);
   g_test_add_func("/ui/2-setup-check", test_setup_check);
   g_test_add_func("/ui/3-canvas-generate", test_generate);
@@ -690,10 +689,22 @@ int main(int argc, char **argv)
   g_test_add_func("/ui/8-chat-stop", test_chat_stop);
   g_test_add_func("/ui/9-chat-restart", test_restart);
   g_test_add_func("/ui/zz-close-during-run", test_close_during_run);
-  int rc = g_test_run();
 
+  /* the application runs for real (g_application_run, its command line, startup and
+   * shutdown); the tests run from its main loop, which they iterate while they wait */
+  int rc = 1;
+  app = jf_application_new(G_APPLICATION_NON_UNIQUE);
+  g_application_hold(G_APPLICATION(app));
+  g_idle_add(run_tests, &rc);
+  char *args[] = { "test-ui", "--model", model_dir, "--vae", vae_dir, NULL };
+  int status = g_application_run(G_APPLICATION(app), 5, args);
+  g_object_add_weak_pointer(G_OBJECT(app), (gpointer *)&app);
+  g_object_unref(app);
   if (app)
-    stop_app(app, win);
+    g_printerr("# the application was not freed\n");
+  if (status != 0)
+    rc = 1;
+
   /* leave no files behind */
   rm_rf(tmp_root);
   g_free(tmp_root);

@@ -26,6 +26,14 @@ static void on_window_destroy(GtkWidget *win, JfApplication *app)
 JfWindow *jf_application_get_window(JfApplication *app)
 {
   if (!app->window) {
+    /* the last window closed but the application lives on (held): start afresh, as a new
+     * process would, with a new worker and the settings as saved */
+    if (jf_engine_is_shut_down(app->engine)) {
+      g_object_unref(app->engine);
+      app->engine = jf_engine_new();
+      jf_settings_free(app->settings);
+      app->settings = jf_settings_load();
+    }
     app->window = jf_window_new(GTK_APPLICATION(app), app->engine, app->settings);
     g_signal_connect(app->window, "destroy", G_CALLBACK(on_window_destroy), app);
     gtk_window_present(GTK_WINDOW(app->window));

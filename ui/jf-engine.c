@@ -517,6 +517,7 @@ void jf_engine_set_lockstep(JfEngine *e, gboolean lockstep)
   g_mutex_unlock(&e->lock);
 }
 
+gboolean jf_engine_is_shut_down(JfEngine *e) { return e->shut; }
 gboolean jf_engine_is_loaded(JfEngine *e) { return e->loaded; }
 gboolean jf_engine_is_loading(JfEngine *e) { return e->loading; }
 gboolean jf_engine_can_generate(JfEngine *e) { return e->can_generate; }

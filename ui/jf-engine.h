@@ -27,6 +27,7 @@ typedef struct {
 
 JfEngine *jf_engine_new(void);
 void jf_engine_shutdown(JfEngine *e);
+gboolean jf_engine_is_shut_down(JfEngine *e);
 
 /* Loads (or re-loads) a model. vae_dir may be NULL: then only chat works. device: selector as
  * in vkrt (NULL = automatic). Signals: "load-progress" (fraction, label), "load-finished"

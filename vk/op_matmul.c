@@ -5,10 +5,14 @@
  * output columns) into windows. */
 #include "ops.h"
 #include "op_util.h"
+#include "op_eltwise.h"
 
+/* the GEMM tile (TM, TN, WG in matmul.comp; overridable to try variants) */
+#ifndef GEMM_TM
 #define GEMM_TM 16u
 #define GEMM_TN 16u
 #define GEMM_WG 16u
+#endif
 #define GEMV_MAX_M 4u
 #define GEMV_ROWS 32u  /* rows of w per workgroup (ROWS_WG in matmul.comp) */
 #define GEN_T 4u
@@ -16,7 +20,30 @@
 
 enum { FLAG_BIAS = 1, FLAG_ACC = 2 };
 
+#define SMEM_BM 64u
+#define SMEM_BN 64u
+
 typedef struct { uint32_t M, N, K, x_off, w_off, y_off, b_off, ldy, flags; } MatmulPush;
+
+static volatile gint forced_gemm = -1;  /* -1: not read from the environment yet */
+
+void vkrt_ops_force_gemm(VkrtGemmKernel kernel)
+{
+  g_atomic_int_set(&forced_gemm, (gint)kernel);
+}
+
+static bool use_shared_gemm(VkrtSeq *seq)
+{
+  gint k = g_atomic_int_get(&forced_gemm);
+  if (k < 0) {
+    const char *e = g_getenv("JANUSFLOW_GEMM");
+    k = !e ? VKRT_GEMM_AUTO : g_ascii_strcasecmp(e, "shared") == 0 ? VKRT_GEMM_SHARED
+      : g_ascii_strcasecmp(e, "register") == 0 ? VKRT_GEMM_REGISTER : VKRT_GEMM_AUTO;
+    g_atomic_int_set(&forced_gemm, k);
+  }
+  if (k == VKRT_GEMM_AUTO) return vkrt_context_info(vkrt_seq_context(seq))->type != VKRT_DEVICE_CPU;
+  return k == VKRT_GEMM_SHARED;
+}
 
 void vkrt_op_matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, VkrtTensor bias,
                     uint32_t M, uint32_t N, uint32_t K, uint32_t flags)
@@ -82,6 +109,12 @@ void vkrt_op_matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
         d.spec[0] = mc;
         d.n_spec = 1;
         vkrt_groups_linear((nc + GEMV_ROWS - 1) / GEMV_ROWS, d.groups);
+      } else if (tex && use_shared_gemm(seq)) {
+        d.shader = "matmul_gemm_smem";
+        d.texel_mask = 0x6;
+        d.groups[0] = (nc + SMEM_BN - 1) / SMEM_BN;
+        d.groups[1] = (mc + SMEM_BM - 1) / SMEM_BM;
+        d.groups[2] = 1;
       } else if (tex) {
         d.shader = "matmul_gemm";
         d.texel_mask = 0x6;
@@ -102,17 +135,8 @@ void vkrt_op_matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
     }
     if (act) {
       /* in place over the chunk's rows (contiguous: y is dense [M, N]) */
-      uint64_t n = (uint64_t)mc * N;
-      uint32_t push[4] = { (uint32_t)n, by.off, by.off, by.off };
-      VkrtDispatch d = {
-        .shader = act,
-        .n_bindings = 3,
-        .bindings = { by.bind, by.bind, by.bind },
-        .push = push,
-        .push_size = sizeof push,
-      };
-      vkrt_groups_linear((n + 255) / 256, d.groups);
-      vkrt_seq_dispatch(seq, &d);
+      VkrtTensor yc = vkrt_tensor_sub(y, m0 * yrow, mc * yrow);
+      vkrt_eltwise(seq, op, act, yc, yc, yc, (uint64_t)mc * N);
     }
   }
 }

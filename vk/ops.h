@@ -25,6 +25,12 @@ enum {
 void vkrt_op_matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, VkrtTensor bias,
                     uint32_t M, uint32_t N, uint32_t K, uint32_t flags);
 
+/* The GEMM kernel: AUTO picks the register-tiled texel kernel on CPU devices (lavapipe) and the
+ * shared-memory tiled kernel on GPUs. Tests and benchmarks may force one (process-wide); the
+ * environment variable JANUSFLOW_GEMM=register|shared does the same. */
+typedef enum { VKRT_GEMM_AUTO, VKRT_GEMM_REGISTER, VKRT_GEMM_SHARED } VkrtGemmKernel;
+void vkrt_ops_force_gemm(VkrtGemmKernel kernel);
+
 /* y[n, dim] = float(table[ids[i], :]) for a bf16 table [vocab, dim]; ids are int32. Ids outside
  * [0, vocab) give a zero row. */
 void vkrt_op_embed(VkrtSeq *seq, VkrtTensor y, VkrtTensor table, VkrtTensor ids,

@@ -11,8 +11,8 @@
  * wrappers: conv2d, groupnorm, softmax, upsample2x and the element-wise ops split inside an
  * image (bands of rows / pixels), so a single 384x384x256 fp32 image (151 MB) works on a device
  * limited to 128 MiB per binding; dwconv2d, grn, pixel_shuffle and concat split at image
- * boundaries and need one image per operand to fit a binding; cfg_euler, latent_rgb and
- * gemm_f32 bind whole tensors (callers chunk). Wrappers take any tensor offset that is a
+ * boundaries and need one image per operand to fit a binding; cfg_euler, latent_rgb,
+ * transpose and gemm_f32 bind whole tensors (callers chunk). Wrappers take any tensor offset that is a
  * multiple of the element size (windows start on the binding alignment below it).
  *
  * FLOPs: conv2d, dwconv2d and gemm_f32 count 2 per multiply-add; norms and element-wise ops

@@ -559,6 +559,7 @@ VkrtContext *vkrt_context_new(const VkrtOptions *opt, GError **error)
     VkPhysicalDeviceProperties props;
     vkGetPhysicalDeviceProperties(ctx->phys, &props);
     ctx->max_texel_bytes = MIN((uint64_t)props.limits.maxTexelBufferElements * 16, ctx->info.max_alloc);
+    for (int i = 0; i < 3; i++) ctx->max_groups[i] = props.limits.maxComputeWorkGroupCount[i];
   }
   if (!device_create(ctx, error)) goto fail;
   ctx->fail_alloc_in = (uint32_t)env_u64("JANUSFLOW_FAIL_ALLOC", 0);

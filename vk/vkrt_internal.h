@@ -25,6 +25,7 @@ struct VkrtContext {
   uint64_t max_texel_bytes;         /* maxTexelBufferElements * 16 (RGBA32 views), real limit */
   uint64_t max_buffer_size;
   uint32_t timestamp_valid_bits;
+  uint32_t max_groups[3];           /* maxComputeWorkGroupCount */
 
   /* Memory: `mem_type` is what buffers are made of; `mapped` says whether it is host visible
    * (then read/write go through a persistent mapping), else `staging_type` is used for copies. */

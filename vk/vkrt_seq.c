@@ -315,6 +315,13 @@ void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d)
     return;
   }
   if (d->groups[0] == 0 || d->groups[1] == 0 || d->groups[2] == 0) return;
+  for (int i = 0; i < 3; i++)
+    if (d->groups[i] > ctx->max_groups[i]) {
+      vkrt_seq_set_error(seq, g_error_new(VKRT_ERROR, VKRT_ERROR_UNSUPPORTED,
+                                          "dispatch of '%s': %u workgroups in dimension %d exceed the device's %u",
+                                          d->shader, d->groups[i], i, ctx->max_groups[i]));
+      return;
+    }
   VkWriteDescriptorSet w[VKRT_MAX_BINDINGS];
   VkDescriptorBufferInfo bi[VKRT_MAX_BINDINGS];
   VkBufferView views[VKRT_MAX_BINDINGS];
