@@ -2,6 +2,8 @@
 #include "prompt.h"
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 /* tools/jf-make-checkpoint.c, compiled into the engine with its main() renamed (app/meson.build):

@@ -233,6 +233,12 @@ int cli_bench_main(int argc, char **argv)
                 "give --model DIR [--vae DIR] or --synthetic tiny|small|full");
     goto fail;
   }
+  double mp = 0, vp = 0;
+  if (a.synthetic && !bench_synth_preset(a.synthetic, &mp, &vp)) {
+    g_set_error(&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--synthetic '%s': use tiny, small or full",
+                a.synthetic);
+    goto fail;
+  }
   if (a.synthetic && a.vae) {
     g_set_error(&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--synthetic writes its own VAE; drop --vae");
     goto fail;
@@ -265,12 +271,6 @@ int cli_bench_main(int argc, char **argv)
   const VkrtDeviceInfo *di = vkrt_context_info(ctx);
 
   if (a.synthetic) {
-    double mp, vp;
-    if (!bench_synth_preset(a.synthetic, &mp, &vp)) {
-      g_set_error(&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--synthetic '%s': use tiny, small or full",
-                  a.synthetic);
-      goto fail;
-    }
     char *what = g_strdup_printf("the synthetic '%s' model", a.synthetic);
     gboolean fits = check_fits(di, what, (mp + vp) * 2, &error);
     g_free(what);

@@ -69,7 +69,8 @@ static int features_of(const VkrtDeviceInfo *d, bool validation, Feature *f)
   f[n++] = (Feature){ "fp16", "fp16 arithmetic", false, d->has_fp16 ? "supported, not used (fp32 math)" : "unsupported" };
   f[n++] = (Feature){ "int8", "int8 arithmetic", false, d->has_int8 ? "supported, not used" : "unsupported" };
   f[n++] = (Feature){ "cooperative_matrix", "cooperative matrix", false, d->has_coopmat ? "supported, not used" : "unsupported" };
-  f[n++] = (Feature){ "subgroup_ops", "subgroup operations", false, "not used" };
+  f[n++] = (Feature){ "subgroup_ops", "subgroup arithmetic (GEMV, decode attention)", d->has_subgroup_arith,
+                      d->has_subgroup_arith ? "used" : "unsupported: fallback kernels" };
   f[n++] = (Feature){ "validation", "validation layer", validation, validation ? "on (JANUSFLOW_VALIDATE)" : "off" };
   return n;
 }

@@ -744,6 +744,15 @@ static gboolean load_post_processor(JfTokenizer *tok, JsonObject *root, GError *
       return fail(error, JF_LOAD_ERROR_FORMAT, tok, "post_processor type %.32s is not supported", type);
     }
   }
+  /* HF emits the template's ids as written; an id no token has would reach the model's embedding
+   * table past the vocabulary that model_load checks against vocab_size. */
+  GArray *parts[] = {tok->prefix_ids, tok->suffix_ids};
+  for (guint p = 0; p < G_N_ELEMENTS(parts); p++)
+    for (guint k = 0; k < parts[p]->len; k++) {
+      int32_t id = g_array_index(parts[p], int32_t, k);
+      if (id >= tok->n_ids || !tok->ids[id].str)
+        return fail(error, JF_LOAD_ERROR_FORMAT, tok, "post_processor: id %d is not a token of the vocabulary", id);
+    }
   tok->bos_id = tok->prefix_ids->len ? g_array_index(tok->prefix_ids, int32_t, 0) : -1;
   return TRUE;
 }

@@ -5,7 +5,15 @@
 // buffers ([B, kv_capacity, H*D] fp32); D = 4 * D4 (spec constant 0).
 // Blocking several queries per invocation (to share K/V fetches) ran up to 2x faster on lavapipe
 // but its LLVM JIT took 15-50 s per head size (q and acc for 4 queries = 1024 live floats).
+// SPLIT (decode: few queries): one subgroup per (sequence, head, query); its lanes take every
+// S-th key with their own running max/sum/accumulator, merged at the end with subgroup
+// reductions. ITEMS (sequence, head, query) triples per workgroup, walked by however many
+// subgroups the device makes.
 #include "common.glsl"
+#if defined(SPLIT)
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#define ITEMS 8u
+#endif
 layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint D4 = 32u;
 
@@ -22,6 +30,54 @@ layout(push_constant) uniform P {
   uint o_off, q_off, k_off, v_off, mask_off;
 } p;
 
+#if defined(SPLIT)
+void main() {
+  uint S = gl_SubgroupSize, lane = gl_SubgroupInvocationID;
+  uint total = p.n_b * p.n_heads * p.n_q, wg0 = jf_group_linear() * ITEMS;
+  for (uint id = wg0 + gl_SubgroupID; id < min(wg0 + ITEMS, total); id += gl_NumSubgroups) {
+    uint qi = id % p.n_q, bh = id / p.n_q;
+    uint h = bh % p.n_heads, b = bh / p.n_heads;
+    uint row_f4 = p.n_heads * D4;
+    uint qbase = p.q_off + ((b * p.n_q + qi) * p.n_heads + h) * D4 * 4u;
+    vec4 qv[D4], acc[D4];
+    for (uint d = 0u; d < D4; d++) {
+      uint e = qbase + 4u * d;
+      qv[d] = vec4(q[e], q[e + 1u], q[e + 2u], q[e + 3u]) * p.scale;
+      acc[d] = vec4(0.0);
+    }
+    uint kend = p.n_kv;
+    if (p.causal != 0u) kend = min(kend, p.q_start + qi + 1u);
+    float m = -1.0 / 0.0, l = 0.0;
+    for (uint j = lane; j < kend; j += S) {
+      if (p.has_mask != 0u && mask[p.mask_off + b * p.kv_cap + j] == 0) continue;
+      int kb = int((b * p.kv_cap + j) * row_f4 + h * D4);
+      vec4 sv = vec4(0.0);
+      for (uint d = 0u; d < D4; d++) sv += qv[d] * uintBitsToFloat(texelFetch(K, int(p.k_off) + kb + int(d)));
+      float s = (sv.x + sv.y) + (sv.z + sv.w);
+      if (s > m) {
+        float c = exp(m - s);
+        l *= c;
+        for (uint d = 0u; d < D4; d++) acc[d] *= c;
+        m = s;
+      }
+      float pj = exp(s - m);
+      l += pj;
+      for (uint d = 0u; d < D4; d++) acc[d] += pj * uintBitsToFloat(texelFetch(V, int(p.v_off) + kb + int(d)));
+    }
+    float mall = subgroupMax(m);
+    float f = m > -1.0 / 0.0 ? exp(m - mall) : 0.0;  // lanes that saw no key contribute nothing
+    float lall = subgroupAdd(l * f);
+    float inv = lall > 0.0 ? 1.0 / lall : 0.0;
+    uint ob = p.o_off + ((b * p.n_q + qi) * p.n_heads + h) * D4 * 4u;
+    for (uint d = 0u; d < D4; d++) {
+      vec4 r = subgroupAdd(acc[d] * f) * inv;
+      if (lane == 0u) {
+        o[ob + 4u * d] = r.x; o[ob + 4u * d + 1u] = r.y; o[ob + 4u * d + 2u] = r.z; o[ob + 4u * d + 3u] = r.w;
+      }
+    }
+  }
+}
+#else
 void main() {
   uint id = jf_group_linear() * 64u + gl_LocalInvocationID.x;
   if (id >= p.n_b * p.n_heads * p.n_q) return;
@@ -62,3 +118,4 @@ void main() {
     o[ob + 4u * d] = r.x; o[ob + 4u * d + 1u] = r.y; o[ob + 4u * d + 2u] = r.z; o[ob + 4u * d + 3u] = r.w;
   }
 }
+#endif

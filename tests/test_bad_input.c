@@ -312,7 +312,7 @@ static void test_st_header_not_json(void)
   gsize n;
   const void *orig = g_bytes_get_data(b, &n);
   guint8 *d = g_memdup2(orig, n);
-  memcpy(d + 8, "PK\x03\x04", 4);  /* say, a zip file where the JSON should start */
+  memcpy(d + 8, "\x89PNG", 4);  /* say, a PNG where the JSON should start */
   put_file(st, d, n);
   expect_chat(dir, 2, WANT(st, "not valid UTF-8"));
   memcpy(d + 8, "[1,2", 4);

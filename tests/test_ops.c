@@ -334,6 +334,12 @@ static void test_attention(void)
   check_attention(2, 9, 1, 16, 0, 9, 9, false, true);        /* bidirectional with mask */
   check_attention(3, 4, 4, 8, 0, 30, 33, false, false);
   check_attention(3, 6, 4, 32, 90, 96, 100, true, true);     /* one dispatch per sequence at 64 KiB */
+  /* the subgroup-split decode kernel (used on GPUs), forced */
+  vkrt_ops_force_attention_split(1);
+  check_attention(1, 1, 3, 128, 40, 41, 41, true, false);
+  check_attention(2, 2, 2, 32, 70, 72, 80, true, true);
+  check_attention(2, 1, 2, 16, 0, 5, 9, false, true);
+  vkrt_ops_force_attention_split(-1);
   assert_clean();
 }
 

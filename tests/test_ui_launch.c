@@ -11,6 +11,8 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 
 static char *tmp_root, *shot_dir;
 
@@ -67,7 +69,43 @@ static char *window_name(const char *id)
 
 static gboolean process_exited(GSubprocess *proc)
 {
-  return g_subprocess_get_if_exited(proc) || g_subprocess_get_if_signaled(proc);
+  /* the identifier goes away once the child has been reaped */
+  return g_subprocess_get_identifier(proc) == NULL;
+}
+
+/* The app must not outlive a failed test (it would hold the test's output pipe open). */
+static void die_with_parent(gpointer data)
+{
+  (void)data;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* Gives a window the X input focus (there is no window manager to do it). */
+static void focus_window(const char *id)
+{
+  const char *argv[] = { "xdotool", "windowfocus", "--sync", id, NULL };
+  g_assert_true(run(argv));
+}
+
+static char *wait_window_named(const char *pattern, GSubprocess *proc, int timeout_s)
+{
+  gint64 end = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
+  for (;;) {
+    const char *argv[] = { "xdotool", "search", "--onlyvisible", "--name", pattern, NULL };
+    int status = 0;
+    char *out = run_capture(argv, &status);
+    if (out && *out) {
+      char *nl = strchr(out, '\n');
+      if (nl)
+        *nl = 0;
+      return out;
+    }
+    g_free(out);
+    if (g_get_monotonic_time() > end)
+      g_error("no window named '%s' after %d s", pattern, timeout_s);
+    g_assert_false(process_exited(proc));
+    g_usleep(100 * 1000);
+  }
 }
 
 /* Waits until the title is `want` (after having been something else if `change_first`). */
@@ -140,6 +178,7 @@ static void test_launch(void)
   g_assert_true(g_file_set_contents(ini, "[Create]\nsteps=12\ncfg=2.5\nseed-mode=locked\nseed=7\n"
                                           "[Chat]\nmax-tokens=24\ntemperature=0\n", -1, NULL));
 
+  g_subprocess_launcher_set_child_setup(l, die_with_parent, NULL, NULL);
   GError *error = NULL;
   GSubprocess *proc = g_subprocess_launcher_spawn(l, &error, exe, "--model", model, "--vae", vae, NULL);
   g_assert_no_error(error);
@@ -155,19 +194,19 @@ static void test_launch(void)
   g_test_message("window %s", id);
   wait_title(id, "JanusFlow", proc, 300);
 
-  /* the keyboard goes to the window under the pointer (no window manager) */
-  xdo("mousemove", "600", "300");
-  g_usleep(300 * 1000);
-  /* Ctrl+O: the file chooser; typing a path opens its location entry */
+  focus_window(id);
+  /* Ctrl+O: the file chooser; typing a path opens its location entry, Enter attaches */
   xdo("key", "--clearmodifiers", "ctrl+o");
-  g_usleep(1500 * 1000);
-  const char *type_path[] = { "xdotool", "type", "--delay", "20", picture, NULL };
+  g_autofree char *dialog = wait_window_named("^Attach Images", proc, 20);
+  focus_window(dialog);
+  g_usleep(500 * 1000);
+  const char *type_path[] = { "xdotool", "type", "--delay", "30", picture, NULL };
   g_assert_true(run(type_path));
   g_usleep(500 * 1000);
   xdo("key", "--clearmodifiers", "Return");
   g_usleep(1500 * 1000);
-  xdo("mousemove", "600", "300");
-  const char *type_q[] = { "xdotool", "type", "--delay", "20", "What is in this picture?", NULL };
+  focus_window(id);
+  const char *type_q[] = { "xdotool", "type", "--delay", "20", "Describe this picture in 3 words.", NULL };
   g_assert_true(run(type_q));
   xdo("key", "--clearmodifiers", "Return");
   wait_title(id, "JanusFlow — Answering", proc, 30);

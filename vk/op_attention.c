@@ -4,8 +4,16 @@
 #include "op_util.h"
 
 #define ATTN_WG 64u
+#define ATTN_SPLIT_ITEMS 8u  /* (sequence, head, query) items per workgroup (ITEMS in attention.comp) */
 #define ATTN_QB 1u  /* queries per invocation (QB in attention.comp) */
 #define ATTN_MAX_D 256u
+
+static volatile gint force_split = -1;
+
+void vkrt_ops_force_attention_split(int mode)
+{
+  g_atomic_int_set(&force_split, mode < 0 ? -1 : mode > 0);
+}
 
 void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k, VkrtTensor v,
                        VkrtTensor mask, const VkrtAttnParams *p)
@@ -59,8 +67,14 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
     uint64_t pairs = 0;
     for (uint32_t i = 0; i < p->n_q; i++)
       pairs += p->causal ? MIN((uint64_t)p->n_kv, (uint64_t)p->q_start + i + 1) : p->n_kv;
+    /* few queries (decode) on a GPU: spread each query's keys over a subgroup instead (a CPU
+     * device already fills its SIMD lanes with one query per lane) */
+    uint64_t items = nb * p->n_heads * p->n_q;
+    gint fs = g_atomic_int_get(&force_split);
+    const VkrtDeviceInfo *di = vkrt_context_info(vkrt_seq_context(seq));
+    bool split = items < 512 && di->has_subgroup_arith && (fs < 0 ? di->type != VKRT_DEVICE_CPU : fs);
     VkrtDispatch d = {
-      .shader = "attention",
+      .shader = split ? "attention_split" : "attention",
       .n_bindings = 5,
       .bindings = { bo.bind, bq.bind, bk.bind, bv.bind, bm.bind },
       .texel_mask = 0xc,
@@ -70,7 +84,10 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
       .n_spec = 1,
       .flops = 4ull * pairs * HD * nb,
     };
-    vkrt_groups_linear((nb * p->n_heads * ((p->n_q + ATTN_QB - 1) / ATTN_QB) + ATTN_WG - 1) / ATTN_WG, d.groups);
+    if (split)
+      vkrt_groups_linear((items + ATTN_SPLIT_ITEMS - 1) / ATTN_SPLIT_ITEMS, d.groups);
+    else
+      vkrt_groups_linear((nb * p->n_heads * ((p->n_q + ATTN_QB - 1) / ATTN_QB) + ATTN_WG - 1) / ATTN_WG, d.groups);
     vkrt_seq_dispatch(seq, &d);
   }
 }

@@ -103,7 +103,7 @@ void vkrt_op_matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
         .push_size = sizeof push,
         .flops = 2ull * mc * nc * K,
       };
-      if (tex && mc <= GEMV_MAX_M) {
+      if (tex && mc <= GEMV_MAX_M && vkrt_context_info(vkrt_seq_context(seq))->has_subgroup_arith) {
         d.shader = "matmul_gemv";
         d.texel_mask = 0x6;
         d.spec[0] = mc;

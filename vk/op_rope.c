@@ -37,7 +37,7 @@ void vkrt_op_rope(VkrtSeq *seq, VkrtTensor x, VkrtTensor pos, uint32_t rows, uin
       .push = &push,
       .push_size = sizeof push,
     };
-    vkrt_groups_linear((c * n_heads * (head_dim / 2) + 63) / 64, d.groups);
+    vkrt_groups_linear((c * (head_dim / 2) + 63) / 64, d.groups);
     vkrt_seq_dispatch(seq, &d);
   }
 }

@@ -64,6 +64,10 @@ typedef struct {
  * 0 = key hidden for that sequence. A query that sees no key gets zeros. */
 void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k, VkrtTensor v,
                        VkrtTensor mask, const VkrtAttnParams *p);
+/* With few queries (decode) on a GPU, attention spreads each query's keys over a subgroup; on
+ * CPU devices it does not (no gain there). Tests may force it: -1 auto, 0 never, 1 always when
+ * there are few queries (process-wide). */
+void vkrt_ops_force_attention_split(int mode);
 
 /* y[i] = silu(gate[i]) * up[i] for n elements. */
 void vkrt_op_silu_mul(VkrtSeq *seq, VkrtTensor y, VkrtTensor gate, VkrtTensor up, uint32_t n);

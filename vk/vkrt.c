@@ -277,6 +277,8 @@ static void device_info_fill(VkPhysicalDevice phys, uint32_t index, VkrtDeviceIn
   info->max_wg_invocations = props.limits.maxComputeWorkGroupInvocations;
   info->max_shared_bytes = props.limits.maxComputeSharedMemorySize;
   info->subgroup_size = sg.subgroupSize;
+  info->has_subgroup_arith = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                             (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
   info->timestamp_period_ns = props.limits.timestampPeriod;
   uint32_t valid_bits = 0;
   int qf = compute_queue_family(phys, &valid_bits);

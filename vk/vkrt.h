@@ -55,6 +55,7 @@ typedef struct {
   uint64_t min_texel_align;       /* minTexelBufferOffsetAlignment */
   uint64_t max_texel_range;       /* bytes one RGBA32 texel-buffer view may span (effective) */
   bool usable;                    /* Vulkan >= 1.2 with a compute queue: the engine can run on it */
+  bool has_subgroup_arith;        /* subgroupAdd/Max in compute shaders (GEMV, split attention) */
 } VkrtDeviceInfo;
 
 /* "discrete", "integrated", "virtual", "cpu", "other". */
