@@ -129,6 +129,14 @@ int cli_chat_main(int argc, char **argv)
       }
       if (!fgets(line, sizeof line, stdin))
         break;
+      /* a longer line would otherwise come back from fgets as several messages */
+      if (!strchr(line, '\n') && !feof(stdin)) {
+        int ch;
+        while ((ch = fgetc(stdin)) != EOF && ch != '\n')
+          ;
+        cli_print_error("the message is longer than %zu bytes; it was not sent", sizeof line - 2);
+        continue;
+      }
       g_strchomp(line);
       if (strcmp(line, "/quit") == 0)
         break;

@@ -65,6 +65,9 @@ static int features_of(const VkrtDeviceInfo *d, bool validation, Feature *f)
   int n = 0;
   f[n++] = (Feature){ "push_descriptor", "push descriptors (VK_KHR_push_descriptor)", d->has_push_descriptor, "required" };
   f[n++] = (Feature){ "texel_buffers", "uniform texel buffers for GEMM operands", true, "always" };
+  bool gpu = d->type != VKRT_DEVICE_CPU;
+  f[n++] = (Feature){ "shared_memory_gemm", "shared-memory tiled GEMM", gpu,
+                      gpu ? "GPU kernel" : "CPU device: register-tiled texel-buffer GEMM instead" };
   f[n++] = (Feature){ "timestamps", "timestamp queries", d->has_timestamps, d->has_timestamps ? "per-stage timings" : "unsupported" };
   f[n++] = (Feature){ "fp16", "fp16 arithmetic", false, d->has_fp16 ? "supported, not used (fp32 math)" : "unsupported" };
   f[n++] = (Feature){ "int8", "int8 arithmetic", false, d->has_int8 ? "supported, not used" : "unsupported" };

@@ -744,8 +744,8 @@ static gboolean load_post_processor(JfTokenizer *tok, JsonObject *root, GError *
       return fail(error, JF_LOAD_ERROR_FORMAT, tok, "post_processor type %.32s is not supported", type);
     }
   }
-  /* HF emits the template's ids as written; an id no token has would reach the model's embedding
-   * table past the vocabulary that model_load checks against vocab_size. */
+  /* HF emits the template's ids as written; an id that no token has would bypass model_load's
+   * check of the ids against vocab_size and silently become a zero embedding. */
   GArray *parts[] = {tok->prefix_ids, tok->suffix_ids};
   for (guint p = 0; p < G_N_ELEMENTS(parts); p++)
     for (guint k = 0; k < parts[p]->len; k++) {

@@ -19,7 +19,7 @@ static char *model_dir, *vae_dir, *chat_png;
 static JfApplication *app;
 static JfWindow *win;
 
-#define TIMEOUT_S 240
+#define TIMEOUT_S 600
 
 typedef gboolean (*CondFunc)(gpointer data);
 
@@ -397,6 +397,55 @@ static void test_restore_params(void)
   g_assert_true(g_str_has_prefix(jf_window_get_toast(win), "Settings restored from "));
 }
 
+static gboolean attached(gpointer data)
+{
+  return jf_chat_pane_get_n_attachments(data) > 0;
+}
+
+static gboolean two_attachments(gpointer data)
+{
+  return jf_chat_pane_get_n_attachments(data) == 2;
+}
+
+/* Copy (Ctrl+C outside text), paste into the message box, "ask about this image", and
+ * recalling a gallery item's parameters. */
+static void test_copy_paste_ask(void)
+{
+  JfCanvasPane *canvas = jf_window_get_canvas_pane(win);
+  JfChatPane *chat = jf_window_get_chat_pane(win);
+  jf_window_show_page(win, "create");
+  GdkTexture *img = jf_canvas_pane_get_image(canvas);
+  g_assert_nonnull(img);
+  gtk_widget_grab_focus(child(canvas, JF_TYPE_CANVAS_PANE, "generate_button"));
+  g_assert_true(g_action_group_get_action_enabled(G_ACTION_GROUP(win), "copy-image"));
+  g_action_group_activate_action(G_ACTION_GROUP(win), "copy-image", NULL);
+  GdkClipboard *cb = gtk_widget_get_clipboard(GTK_WIDGET(win));
+  g_assert_true(gdk_content_formats_contain_gtype(gdk_clipboard_get_formats(cb), GDK_TYPE_TEXTURE));
+
+  jf_chat_pane_clear_attachments(chat);
+  jf_window_show_page(win, "chat");
+  g_signal_emit_by_name(child(chat, JF_TYPE_CHAT_PANE, "input_view"), "paste-clipboard");
+  wait_for(attached, chat, "the pasted image");
+  g_assert_cmpuint(jf_chat_pane_get_n_attachments(chat), ==, 1);
+
+  jf_window_show_page(win, "create");
+  g_action_group_activate_action(G_ACTION_GROUP(win), "ask-about-image", NULL);
+  g_assert_cmpstr(jf_window_get_page(win), ==, "chat");
+  wait_for(two_attachments, chat, "the second attachment");
+  jf_chat_pane_clear_attachments(chat);
+
+  /* a gallery item brings back its prompt and settings */
+  JfGalleryStrip *strip = jf_canvas_pane_get_gallery(canvas);
+  g_assert_cmpuint(jf_gallery_strip_get_n_items(strip), >, 0);
+  const JfGalleryEntry *e = jf_gallery_strip_get_item(strip, 0);
+  jf_canvas_pane_set_prompt(canvas, "something else");
+  jf_gallery_strip_activate(strip, 0);
+  g_autofree char *prompt = jf_canvas_pane_get_prompt(canvas);
+  g_assert_cmpstr(prompt, ==, e->prompt);
+  g_assert_cmpint(gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(child(canvas, JF_TYPE_CANVAS_PANE, "steps_spin"))), ==,
+                  e->steps);
+}
+
 /* --- chat ------------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -441,10 +490,6 @@ static gboolean chat_done(gpointer data)
   return cw->finished && !jf_chat_pane_is_busy(cw->pane) && !jf_chat_pane_is_saving(cw->pane);
 }
 
-static gboolean attached(gpointer data)
-{
-  return jf_chat_pane_get_n_attachments(data) > 0;
-}
 
 static void test_chat_image(void)
 {
@@ -685,6 +730,7 @@ int main(int argc, char **argv)
   g_test_add_func("/ui/4-canvas-steering", test_steering);
   g_test_add_func("/ui/5-canvas-stop", test_stop);
   g_test_add_func("/ui/6-canvas-restore-params", test_restore_params);
+  g_test_add_func("/ui/6b-copy-paste-ask", test_copy_paste_ask);
   g_test_add_func("/ui/7-chat-image", test_chat_image);
   g_test_add_func("/ui/8-chat-stop", test_chat_stop);
   g_test_add_func("/ui/9-chat-restart", test_restart);

@@ -273,6 +273,12 @@ guint jf_chat_pane_get_n_attachments(JfChatPane *p)
   return p->attachments->len;
 }
 
+void jf_chat_pane_clear_attachments(JfChatPane *p)
+{
+  g_ptr_array_set_size(p->attachments, 0);
+  rebuild_attachments(p);
+}
+
 typedef struct {
   GPtrArray *paths;     /* char* */
   GPtrArray *textures;  /* results */
@@ -600,6 +606,34 @@ static gboolean on_input_key(GtkEventControllerKey *c, guint keyval, guint keyco
   return FALSE;
 }
 
+static void add_divider(JfChatPane *p, const char *text)
+{
+  GtkWidget *divider = gtk_label_new(text);
+  gtk_label_set_wrap(GTK_LABEL(divider), TRUE);
+  gtk_widget_add_css_class(divider, "restored-divider");
+  gtk_widget_add_css_class(divider, "dim-label");
+  gtk_widget_add_css_class(divider, "caption");
+  gtk_box_append(GTK_BOX(p->messages_box), divider);
+}
+
+/* A (re)loaded model has an empty KV cache: what is on screen is no longer in its memory. */
+static void on_load_finished(JfEngine *e, GError *error, JfChatPane *p)
+{
+  (void)e;
+  if (error || p->entries->len == 0)
+    return;
+  gboolean any = FALSE;
+  for (guint i = 0; i < p->entries->len; i++) {
+    JfChatEntry *entry = g_ptr_array_index(p->entries, i);
+    any |= entry->remembered;
+    entry->remembered = FALSE;
+  }
+  if (any) {
+    add_divider(p, "The model was loaded again — it starts afresh from here");
+    start_save(p);
+  }
+}
+
 /* --- restoring ------------------------------------------------------------------------------- */
 
 static void restore_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel)
@@ -639,12 +673,7 @@ static void restore_done(GObject *source, GAsyncResult *res, gpointer user)
       add_message(p, e);
       entries->pdata[i] = NULL;
     }
-    GtkWidget *divider = gtk_label_new("Restored from your last session — the model starts afresh from here");
-    gtk_label_set_wrap(GTK_LABEL(divider), TRUE);
-    gtk_widget_add_css_class(divider, "restored-divider");
-    gtk_widget_add_css_class(divider, "dim-label");
-    gtk_widget_add_css_class(divider, "caption");
-    gtk_box_append(GTK_BOX(p->messages_box), divider);
+    add_divider(p, "Restored from your last session — the model starts afresh from here");
     g_idle_add_full(G_PRIORITY_LOW, scroll_idle, g_object_ref(p), g_object_unref);
   }
   g_ptr_array_unref(entries);
@@ -664,6 +693,7 @@ void jf_chat_pane_setup(JfChatPane *p, JfEngine *engine, JfSettings *settings, c
   p->store_dir = store_dir ? g_strdup(store_dir) : jf_chat_store_dir();
   g_signal_connect_object(engine, "chat-text", G_CALLBACK(on_chat_text), p, 0);
   g_signal_connect_object(engine, "chat-finished", G_CALLBACK(on_chat_finished), p, 0);
+  g_signal_connect_object(engine, "load-finished", G_CALLBACK(on_load_finished), p, 0);
   gtk_adjustment_set_value(p->temperature_adj, settings->temperature);
   gtk_adjustment_set_value(p->top_p_adj, settings->top_p);
   gtk_adjustment_set_value(p->max_tokens_adj, settings->max_tokens);

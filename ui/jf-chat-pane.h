@@ -32,6 +32,7 @@ void jf_chat_pane_attach_texture(JfChatPane *p, GdkTexture *texture);
 void jf_chat_pane_attach_files(JfChatPane *p, GSList *files);
 void jf_chat_pane_open_attach_dialog(JfChatPane *p);
 guint jf_chat_pane_get_n_attachments(JfChatPane *p);
+void jf_chat_pane_clear_attachments(JfChatPane *p);
 void jf_chat_pane_focus_input(JfChatPane *p);
 
 guint jf_chat_pane_get_n_messages(JfChatPane *p);

@@ -404,7 +404,10 @@ static gboolean on_close_request(GtkWindow *win, gpointer user)
 {
   (void)user;
   JfWindow *w = JF_WINDOW(win);
-  /* stop what runs and wait for the worker: nothing may touch the GPU after this */
+  /* stop what runs and wait for the worker: nothing may touch the GPU after this. A model
+   * load cannot be interrupted (model_load takes no GCancellable): hide the window first so
+   * closing feels immediate even then. */
+  gtk_widget_set_visible(GTK_WIDGET(w), FALSE);
   jf_engine_shutdown(w->engine);
   jf_chat_pane_flush(w->chat_pane);
   GError *error = NULL;

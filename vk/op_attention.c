@@ -1,11 +1,11 @@
 /* Attention over a K/V cache with an online softmax (shaders/attention.comp). All sequences go
- * in one dispatch when their K/V regions fit one binding, else one dispatch per sequence. */
+ * in one dispatch when their K/V regions fit one binding, else one dispatch per sequence (a
+ * single sequence's K/V must fit one texel binding: 128 MiB+ on every device seen). */
 #include "ops.h"
 #include "op_util.h"
 
 #define ATTN_WG 64u
 #define ATTN_SPLIT_ITEMS 8u  /* (sequence, head, query) items per workgroup (ITEMS in attention.comp) */
-#define ATTN_QB 1u  /* queries per invocation (QB in attention.comp) */
 #define ATTN_MAX_D 256u
 
 static volatile gint force_split = -1;
@@ -87,7 +87,7 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
     if (split)
       vkrt_groups_linear((items + ATTN_SPLIT_ITEMS - 1) / ATTN_SPLIT_ITEMS, d.groups);
     else
-      vkrt_groups_linear((nb * p->n_heads * ((p->n_q + ATTN_QB - 1) / ATTN_QB) + ATTN_WG - 1) / ATTN_WG, d.groups);
+      vkrt_groups_linear((items + ATTN_WG - 1) / ATTN_WG, d.groups);
     vkrt_seq_dispatch(seq, &d);
   }
 }

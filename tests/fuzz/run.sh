@@ -108,9 +108,8 @@ for t in "${targets[@]}"; do
   if [ $ok = 1 ]; then
     summary+=("PASS  $t  (${#regs[@]} regression inputs, ${execs:-?} runs in ${seconds}s)"); passed=$((passed + 1))
   else
-    echo "----- $t: $what; last lines of $log -----"
-    grep -E 'ERROR|SUMMARY|runtime error|Test unit written|==[0-9]+==' "$log" | head -n 20
-    tail -n 40 "$log"
+    echo "----- $t: $what; the end of $log -----"
+    grep -v -E '^#[0-9]+|^INFO: |^[[:space:]]+NEW_FUNC' "$log" | tail -n 60
     summary+=("FAIL  $t  ($what; input saved under $art)"); failed=$((failed + 1))
   fi
 done
