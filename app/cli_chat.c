@@ -30,6 +30,8 @@ static gboolean load_images(char **paths, GPtrArray *out, GError **error)
     JfImage *img = image_load(paths[i], error);
     if (!img)
       return FALSE;
+    if (img->animated)
+      fprintf(stderr, "janusflow: note: %s is animated; the model sees its first frame\n", paths[i]);
     g_ptr_array_add(out, img);
   }
   return TRUE;
@@ -153,7 +155,8 @@ int cli_chat_main(int argc, char **argv)
           g_clear_error(&error);
         } else {
           g_ptr_array_add(imgs, img);
-          fprintf(stderr, "(image attached: %dx%d)\n", img->width, img->height);
+          fprintf(stderr, "(image attached: %dx%d%s)\n", img->width, img->height,
+                  img->animated ? ", animated: its first frame" : "");
         }
         continue;
       }

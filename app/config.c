@@ -94,7 +94,8 @@ static JsonParser *load_json(const char *path, gboolean absent_ok, gboolean *abs
   }
   const char *bad = json_text_check(text, len);
   if (bad) {
-    g_set_error(error, JF_LOAD_ERROR, bad == json_too_deep ? JF_LOAD_ERROR_LIMIT : JF_LOAD_ERROR_FORMAT, "%s: %s", path, bad);
+    g_set_error(error, JF_LOAD_ERROR, bad == json_too_deep ? JF_LOAD_ERROR_LIMIT : JF_LOAD_ERROR_FORMAT, "%s: %s",
+                path, bad);
     g_free(text);
     return NULL;
   }

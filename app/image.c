@@ -356,6 +356,8 @@ static JfImage *load_pixbuf(const uint8_t *data, gsize size, const char *name, G
       GdkPixbuf *oriented = gdk_pixbuf_apply_embedded_orientation(frame);
       if (oriented) {
         img = pixbuf_to_image(oriented, name, error);
+        if (img)
+          img->animated = cut;  /* frames followed the first one */
         g_object_unref(oriented);
       } else {
         g_set_error(error, JF_IMAGE_ERROR, JF_IMAGE_ERROR_TOO_LARGE, "%s: out of memory rotating the image", name);

@@ -25,6 +25,7 @@ typedef enum {
 typedef struct {
   int width, height;
   uint8_t *rgba;
+  gboolean animated;   /* the file held more frames; this is the first (callers tell the user) */
 } JfImage;
 
 JfImage *image_new(int width, int height);           /* zeroed */

@@ -688,7 +688,6 @@ void jf_chat_pane_setup(JfChatPane *p, JfEngine *engine, JfSettings *settings, c
 {
   g_return_if_fail(JF_IS_CHAT_PANE(p) && JF_IS_ENGINE(engine) && settings);
   g_set_object(&p->engine, engine);
-  p->settings = settings;
   g_free(p->store_dir);
   p->store_dir = store_dir ? g_strdup(store_dir) : jf_chat_store_dir();
   g_signal_connect_object(engine, "chat-text", G_CALLBACK(on_chat_text), p, 0);
@@ -697,6 +696,8 @@ void jf_chat_pane_setup(JfChatPane *p, JfEngine *engine, JfSettings *settings, c
   gtk_adjustment_set_value(p->temperature_adj, settings->temperature);
   gtk_adjustment_set_value(p->top_p_adj, settings->top_p);
   gtk_adjustment_set_value(p->max_tokens_adj, settings->max_tokens);
+  /* only now: setting the adjustments above must not write half-set values back */
+  p->settings = settings;
   GTask *task = g_task_new(p, p->cancel, restore_done, NULL);
   g_task_set_task_data(task, g_strdup(p->store_dir), g_free);
   g_task_run_in_thread(task, restore_thread);

@@ -1,6 +1,7 @@
 #include "jf-settings.h"
 #include <glib/gstdio.h>
 #include <errno.h>
+#include <math.h>
 #include "sampler.h"
 
 #define GROUP_MODEL "Model"
@@ -55,6 +56,10 @@ void jf_settings_sanitize(JfSettings *s)
   if (!(s->top_p > 0.0 && s->top_p <= 1.0))
     s->top_p = 0.95;
   s->max_tokens = CLAMP(s->max_tokens, 1, 4096);
+  /* what the controls can show; keeps the file free of float noise like 0.94999998 */
+  s->cfg = round(s->cfg * 100) / 100;
+  s->temperature = round(s->temperature * 100) / 100;
+  s->top_p = round(s->top_p * 100) / 100;
 }
 
 static char *get_string(GKeyFile *kf, const char *group, const char *key)
@@ -116,8 +121,11 @@ JfSettings *jf_settings_load(void)
   return s;
 }
 
-gboolean jf_settings_save(const JfSettings *s, GError **error)
+gboolean jf_settings_save(const JfSettings *settings, GError **error)
 {
+  JfSettings copy = *settings;
+  JfSettings *s = &copy;
+  jf_settings_sanitize(s);
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_key_file_set_string(kf, GROUP_MODEL, "folder", s->model_dir ? s->model_dir : "");
   g_key_file_set_string(kf, GROUP_MODEL, "vae-folder", s->vae_dir ? s->vae_dir : "");

@@ -39,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_error_free(error);
     return 0;
   }
-  FUZZ_CHECK(img->width >= 1 && img->height >= 1 && img->width <= JF_IMAGE_MAX_SIDE && img->height <= JF_IMAGE_MAX_SIDE);
+  FUZZ_CHECK(img->width >= 1 && img->height >= 1);
+  FUZZ_CHECK(img->width <= JF_IMAGE_MAX_SIDE && img->height <= JF_IMAGE_MAX_SIDE);
   FUZZ_CHECK((guint64)img->width * (guint64)img->height <= JF_IMAGE_MAX_PIXELS);
   volatile uint8_t sink = img->rgba[(gsize)img->width * img->height * 4 - 1];
   (void)sink;
