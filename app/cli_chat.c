@@ -31,7 +31,7 @@ static gboolean load_images(char **paths, GPtrArray *out, GError **error)
     if (!img)
       return FALSE;
     if (img->animated)
-      fprintf(stderr, "janusflow: note: %s is animated; the model sees its first frame\n", paths[i]);
+      fprintf(stderr, "(%s is animated: the model sees its first frame)\n", paths[i]);
     g_ptr_array_add(out, img);
   }
   return TRUE;

@@ -234,9 +234,11 @@ static void on_size_prepared(GdkPixbufLoader *loader, int width, int height, gpo
  * trailer. Returns the length to feed (the whole input when the structure is not understood;
  * gdk-pixbuf then reports what is wrong). *empty is set for a zero-sized screen or first frame,
  * which gdk-pixbuf's GIF loader turns into a g_critical and an "out of memory" error. */
-static gsize gif_first_frame_length(const uint8_t *d, gsize n, gboolean *cut, gboolean *empty)
+static gsize gif_first_frame_length(const uint8_t *d, gsize n, gboolean *cut, gboolean *empty,
+                                    gboolean *more)
 {
   *cut = FALSE;
+  *more = FALSE;
   *empty = FALSE;
   if (n < 13)
     return n;
@@ -272,6 +274,8 @@ static gsize gif_first_frame_length(const uint8_t *d, gsize n, gboolean *cut, gb
     p += 1;
     if (b == 0x2c) {
       *cut = TRUE;
+      /* anything but the trailer after the first image means more frames follow */
+      *more = p < n && d[p] != 0x3b;
       return p;
     }
   }
@@ -310,8 +314,8 @@ static JfImage *pixbuf_to_image(GdkPixbuf *pb, const char *name, GError **error)
 static JfImage *load_pixbuf(const uint8_t *data, gsize size, const char *name, GError **error)
 {
   gboolean is_gif = size >= 6 && (memcmp(data, "GIF87a", 6) == 0 || memcmp(data, "GIF89a", 6) == 0);
-  gboolean cut = FALSE, empty = FALSE;
-  gsize feed = is_gif ? gif_first_frame_length(data, size, &cut, &empty) : size;
+  gboolean cut = FALSE, empty = FALSE, more = FALSE;
+  gsize feed = is_gif ? gif_first_frame_length(data, size, &cut, &empty, &more) : size;
   if (empty) {
     g_set_error(error, JF_IMAGE_ERROR, JF_IMAGE_ERROR_EMPTY, "%s: image has zero size (GIF screen or frame)", name);
     return NULL;
@@ -357,7 +361,7 @@ static JfImage *load_pixbuf(const uint8_t *data, gsize size, const char *name, G
       if (oriented) {
         img = pixbuf_to_image(oriented, name, error);
         if (img)
-          img->animated = cut;  /* frames followed the first one */
+          img->animated = more;
         g_object_unref(oriented);
       } else {
         g_set_error(error, JF_IMAGE_ERROR, JF_IMAGE_ERROR_TOO_LARGE, "%s: out of memory rotating the image", name);
