@@ -1,5 +1,6 @@
 #include "jf-canvas-pane.h"
 #include "jf-gallery-strip.h"
+#include "jf-image-util.h"
 
 struct _JfCanvasPane {
   GtkBox parent;
@@ -445,10 +446,7 @@ void jf_canvas_pane_open_dialog(JfCanvasPane *p)
 {
   GtkFileChooserNative *dlg = gtk_file_chooser_native_new("Open Image", parent_window(p), GTK_FILE_CHOOSER_ACTION_OPEN,
                                                           "_Open", "_Cancel");
-  GtkFileFilter *filter = gtk_file_filter_new();
-  gtk_file_filter_set_name(filter, "Images");
-  gtk_file_filter_add_pixbuf_formats(filter);
-  gtk_file_filter_add_mime_type(filter, "image/png");
+  GtkFileFilter *filter = jf_image_file_filter_new();
   gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(dlg), filter);
   g_object_unref(filter);
   g_autofree char *dir = p->settings ? jf_settings_get_save_dir(p->settings) : NULL;

@@ -365,12 +365,7 @@ void jf_chat_pane_open_attach_dialog(JfChatPane *p)
   GtkFileChooserNative *dlg = gtk_file_chooser_native_new("Attach Images", GTK_IS_WINDOW(root) ? GTK_WINDOW(root) : NULL,
                                                           GTK_FILE_CHOOSER_ACTION_OPEN, "_Attach", "_Cancel");
   gtk_file_chooser_set_select_multiple(GTK_FILE_CHOOSER(dlg), TRUE);
-  GtkFileFilter *filter = gtk_file_filter_new();
-  gtk_file_filter_set_name(filter, "Images");
-  gtk_file_filter_add_pixbuf_formats(filter);
-  gtk_file_filter_add_mime_type(filter, "image/png");
-  gtk_file_filter_add_mime_type(filter, "image/jpeg");
-  gtk_file_filter_add_mime_type(filter, "image/webp");
+  GtkFileFilter *filter = jf_image_file_filter_new();
   gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(dlg), filter);
   g_object_unref(filter);
   gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(dlg), TRUE);

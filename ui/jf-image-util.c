@@ -73,3 +73,23 @@ JfImage *jf_image_thumbnail(const JfImage *img, int max_side)
   }
   return t;
 }
+
+GtkFileFilter *jf_image_file_filter_new(void)
+{
+  GtkFileFilter *filter = gtk_file_filter_new();
+  gtk_file_filter_set_name(filter, "Images");
+  gtk_file_filter_add_mime_type(filter, "image/png");
+  GSList *formats = gdk_pixbuf_get_formats();
+  for (GSList *l = formats; l; l = l->next) {
+    char **mimes = gdk_pixbuf_format_get_mime_types(l->data);
+    for (int i = 0; mimes && mimes[i]; i++)
+      gtk_file_filter_add_mime_type(filter, mimes[i]);
+    g_strfreev(mimes);
+    char **exts = gdk_pixbuf_format_get_extensions(l->data);
+    for (int i = 0; exts && exts[i]; i++)
+      gtk_file_filter_add_suffix(filter, exts[i]);
+    g_strfreev(exts);
+  }
+  g_slist_free(formats);
+  return filter;
+}

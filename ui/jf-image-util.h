@@ -16,4 +16,8 @@ JfImage *jf_image_copy(const JfImage *img);
 /* A copy no larger than max_side on its long side (box filter); for thumbnails. */
 JfImage *jf_image_thumbnail(const JfImage *img, int max_side);
 
+/* A file chooser filter "Images" with every format image_load reads. (Not
+ * gtk_file_filter_add_pixbuf_formats: GTK 4.8 leaks the MIME type lists there.) */
+GtkFileFilter *jf_image_file_filter_new(void);
+
 G_END_DECLS
