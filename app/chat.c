@@ -7,6 +7,8 @@
 #include <math.h>
 
 #define TOPK_MAX 256
+/* LLM layers per submit while prefilling (see prefill) */
+#define PREFILL_LAYERS_PER_SUBMIT 4
 
 struct JfChat {
   JfModel *m;
@@ -252,9 +254,17 @@ static gboolean prefill(JfChat *c, const int32_t *ids, uint32_t n, const GArray 
       }
     }
     VkrtTensor out = vkrt_tensor_sub(vkrt_tensor(c->out), 0, T * row_bytes);
-    if (!llm_record_forward(c->m->llm, c->seq, c->kv, x, vkrt_tensor_sub(vkrt_tensor(c->pos), 0, T * 4),
-                            vkrt_tensor_none(), T, c->n_cached + done, out, error))
-      return FALSE;
+    /* a chunk is submitted in groups of layers: a long prompt then never makes one long submit
+     * (driver watchdogs), and a cancel is seen between groups */
+    int n_layers = llm_n_layers(c->m->llm);
+    for (int l0 = 0; l0 < n_layers; l0 += PREFILL_LAYERS_PER_SUBMIT) {
+      if (l0 > 0 && (!vkrt_seq_submit(c->seq, error) || !check_cancel(cancel, error)))
+        return FALSE;
+      if (!llm_record_layers(c->m->llm, c->seq, c->kv, x, vkrt_tensor_sub(vkrt_tensor(c->pos), 0, T * 4),
+                             vkrt_tensor_none(), T, c->n_cached + done, l0, l0 + PREFILL_LAYERS_PER_SUBMIT, error))
+        return FALSE;
+    }
+    llm_record_final_norm(c->m->llm, c->seq, x, T, out);
     if (done + T == n) {
       *last_row = T - 1;
       record_sample(c, s, vkrt_tensor_sub(vkrt_tensor(c->out), (uint64_t)(T - 1) * row_bytes, row_bytes));
