@@ -119,8 +119,13 @@ static void test_accels(void)
   g_assert_nonnull(g_action_map_lookup_action(G_ACTION_MAP(app), "preferences"));
   /* the shortcuts window is the application's help overlay */
   g_assert_nonnull(gtk_application_window_get_help_overlay(GTK_APPLICATION_WINDOW(win)));
-  /* the memory label shows what the engine reports */
+  /* the header shows the device memory the engine reports */
   g_assert_cmpuint(jf_engine_get_memory(jf_application_get_engine(app)), >, 0);
+  GtkWidget *mem = child(win, JF_TYPE_WINDOW, "memory_label");
+  g_assert_true(gtk_widget_get_visible(mem));
+  g_autofree char *mem_text = g_format_size(jf_engine_get_memory(jf_application_get_engine(app)));
+  g_assert_cmpstr(gtk_label_get_text(GTK_LABEL(mem)), ==, mem_text);
+  g_assert_cmpstr(gtk_window_get_title(GTK_WINDOW(win)), ==, "JanusFlow");
 }
 
 static gboolean setup_checked(gpointer data)
@@ -611,6 +616,9 @@ static void test_restart(void)
   close_window(win);
   win = open_window();
 
+  /* the model folders were remembered (the settings are read again for the new window) */
+  g_assert_cmpstr(jf_application_get_settings(app)->model_dir, ==, model_dir);
+  g_assert_cmpstr(jf_application_get_settings(app)->vae_dir, ==, vae_dir);
   JfChatPane *pane2 = jf_window_get_chat_pane(win);
   wait_for(chat_restored, pane2, "the conversation to be restored");
   g_assert_cmpuint(jf_chat_pane_get_n_messages(pane2), ==, n);

@@ -8,7 +8,7 @@ struct _JfCanvasPane {
   GtkWidget *prompt_view, *run_stack, *generate_button, *stop_button;
   GtkWidget *cfg_scale, *cfg_value_label, *steps_spin, *seed_spin, *seed_lock, *batch_spin;
   GtkAdjustment *cfg_adj, *steps_adj, *seed_adj, *batch_adj;
-  GtkWidget *canvas_overlay, *empty_box, *progress_revealer, *status_label, *progress_bar;
+  GtkWidget *canvas_overlay, *empty_box, *bottom_stack, *status_label, *progress_bar, *result_label;
   GtkWidget *actions_box, *save_button, *copy_button, *ask_button;
   JfCanvasView *canvas_view;
   JfGalleryStrip *gallery;
@@ -54,6 +54,11 @@ static void set_current(JfCanvasPane *p, JfGalleryEntry *e)
   else if (e && e->thumb)
     jf_canvas_view_set_texture(p->canvas_view, e->thumb);
   gtk_widget_set_sensitive(p->actions_box, e != NULL);
+  g_autofree char *summary = e && e->has_params
+    ? g_strdup_printf("%d steps · CFG %.1f · seed %" G_GUINT64_FORMAT "%s", e->steps, e->cfg, e->seed,
+                      e->steering ? " · steered" : "")
+    : NULL;
+  gtk_label_set_text(GTK_LABEL(p->result_label), summary ? summary : "");
   update_empty(p);
   g_object_notify_by_pspec(G_OBJECT(p), props[PROP_HAS_IMAGE]);
 }
@@ -121,14 +126,14 @@ static void set_status(JfCanvasPane *p, const char *text, double fraction)
     gtk_progress_bar_pulse(GTK_PROGRESS_BAR(p->progress_bar));
   else
     gtk_progress_bar_set_fraction(GTK_PROGRESS_BAR(p->progress_bar), fraction);
-  gtk_revealer_set_reveal_child(GTK_REVEALER(p->progress_revealer), TRUE);
+  gtk_stack_set_visible_child_name(GTK_STACK(p->bottom_stack), "progress");
 }
 
 static gboolean hide_status(gpointer data)
 {
   JfCanvasPane *p = data;
   if (!p->job)
-    gtk_revealer_set_reveal_child(GTK_REVEALER(p->progress_revealer), FALSE);
+    gtk_stack_set_visible_child_name(GTK_STACK(p->bottom_stack), "actions");
   return G_SOURCE_REMOVE;
 }
 
@@ -299,9 +304,12 @@ static void on_gen_finished(JfEngine *e, guint job, GPtrArray *textures, GError 
       set_current(p, jf_gallery_entry_copy(r));
     jf_gallery_strip_prepend(p->gallery, r);
   }
-  g_autofree char *text = g_strdup_printf("Done: %d steps in %.1f s", p->done_steps, p->wall_ms_sum / 1000.0);
-  set_status(p, text, 1.0);
-  g_timeout_add_seconds_full(G_PRIORITY_DEFAULT, 3, hide_status, g_object_ref(p), g_object_unref);
+  g_autofree char *text = g_strdup_printf("%d steps in %.1f s · CFG %.1f · seed %" G_GUINT64_FORMAT "%s", p->done_steps,
+                                          p->wall_ms_sum / 1000.0, p->last_cfg, p->run_seed,
+                                          p->steering->len ? " · steered" : "");
+  gtk_label_set_text(GTK_LABEL(p->result_label), text);
+  gtk_progress_bar_set_fraction(GTK_PROGRESS_BAR(p->progress_bar), 1.0);
+  hide_status(p);
 }
 
 /* --- steering -------------------------------------------------------------------------------- */
@@ -669,7 +677,8 @@ static void jf_canvas_pane_class_init(JfCanvasPaneClass *klass)
   BIND(batch_adj);
   BIND(canvas_overlay);
   BIND(empty_box);
-  BIND(progress_revealer);
+  BIND(bottom_stack);
+  BIND(result_label);
   BIND(status_label);
   BIND(progress_bar);
   BIND(actions_box);
