@@ -1141,7 +1141,10 @@ static void bpe_cached(JfTokenizer *tok, const char *p, gsize len, GArray *out)
   bpe_piece(tok, (const uint8_t *)p, len, out);
   if (g_hash_table_size(tok->cache) >= TOK_CACHE_MAX_ENTRIES)
     g_hash_table_remove_all(tok->cache);
-  GBytes *val = g_bytes_new(&g_array_index(out, int32_t, before), (out->len - before) * sizeof(int32_t));
+  /* a piece may give no ids; then the array may have no storage yet to point into */
+  GBytes *val = out->len > before
+                  ? g_bytes_new(&g_array_index(out, int32_t, before), (out->len - before) * sizeof(int32_t))
+                  : g_bytes_new(NULL, 0);
   g_hash_table_insert(tok->cache, key, val);
 }
 
