@@ -382,9 +382,7 @@ static gboolean latent_prepare(BenchSession *s, GError **error)
 
 static gboolean vae_once(BenchSession *s, double *gpu_ms, GError **error)
 {
-  vkrt_seq_begin(s->seq);
-  return vae_decode(s->m->vae, s->seq, 1, vkrt_tensor(s->latent), vkrt_tensor(s->rgb), error) &&
-         submit_timed(s->seq, "vae", gpu_ms, error);
+  return vae_decode(s->m->vae, s->seq, 1, vkrt_tensor(s->latent), vkrt_tensor(s->rgb), NULL, gpu_ms, error);
 }
 
 static gboolean preview_once(BenchSession *s, double *gpu_ms, GError **error)

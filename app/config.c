@@ -7,6 +7,7 @@
  * rest a null is reported as a wrong type. Values the engine does not implement (rope scaling, a
  * class token, missing norms...) are refused here so that no later stage runs a different model. */
 #include "config.h"
+#include "json_guard.h"
 
 #include <errno.h>
 #include <math.h>
@@ -22,33 +23,6 @@
 
 /* --------------------------------------------------------------------------------------------
  * Reading a JSON file */
-
-/* json-glib 1.6 recurses once per nesting level without a bound; refuse deep nesting before
- * handing it the text. Strings are skipped so that brackets inside them do not count. json-glib
- * also accepts 'single-quoted' strings and C comments, which would hide brackets from this count
- * and let a hostile file overflow the stack, so outside strings ' and / are refused (strict JSON
- * has neither). Returns NULL when the text may be parsed, else the problem. */
-static const char json_too_deep[] = "JSON nests deeper than " G_STRINGIFY(CONFIG_MAX_DEPTH) " levels";
-static const char *json_text_check(const char *s, gsize n) {
-  int depth = 0;
-  gboolean in_str = FALSE;
-  for (gsize i = 0; i < n; i++) {
-    char c = s[i];
-    if (in_str) {
-      if (c == '\\') i++;
-      else if (c == '"') in_str = FALSE;
-    } else if (c == '"') {
-      in_str = TRUE;
-    } else if (c == '\'' || c == '/') {
-      return "not valid JSON (single quotes or comments outside a string)";
-    } else if (c == '[' || c == '{') {
-      if (++depth > CONFIG_MAX_DEPTH) return json_too_deep;
-    } else if (c == ']' || c == '}') {
-      depth--;
-    }
-  }
-  return NULL;
-}
 
 /* Returns the parser holding the root object, or NULL: with *absent = TRUE (and no error) when the
  * file does not exist and absent_ok, otherwise with an error naming the file. */
@@ -92,10 +66,12 @@ static JsonParser *load_json(const char *path, gboolean absent_ok, gboolean *abs
     g_free(text);
     return NULL;
   }
-  const char *bad = json_text_check(text, len);
-  if (bad) {
-    g_set_error(error, JF_LOAD_ERROR, bad == json_too_deep ? JF_LOAD_ERROR_LIMIT : JF_LOAD_ERROR_FORMAT, "%s: %s",
-                path, bad);
+  JfJsonTextCheck check = json_guard_check_text(text, len, CONFIG_MAX_DEPTH);
+  if (check != JF_JSON_TEXT_OK) {
+    char *why = json_guard_describe(check, CONFIG_MAX_DEPTH);
+    g_set_error(error, JF_LOAD_ERROR, check == JF_JSON_TEXT_TOO_DEEP ? JF_LOAD_ERROR_LIMIT : JF_LOAD_ERROR_FORMAT,
+                "%s: %s", path, why);
+    g_free(why);
     g_free(text);
     return NULL;
   }

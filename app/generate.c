@@ -254,15 +254,12 @@ static gboolean submit(JfGen *g, GCancellable *cancel, double *gpu_ms, GError **
   return !g_cancellable_set_error_if_cancelled(cancel, error);
 }
 
-/* Decodes latents (in the model's z space) of n images into g->rgb through the VAE. */
-static gboolean vae_run(JfGen *g, VkrtBuffer *lat, int n, GError **error)
+/* Decodes latents (in the model's z space) of n images into g->rgb through the VAE, in
+ * watchdog-sized submits with cancel checked between them. */
+static gboolean vae_run(JfGen *g, VkrtBuffer *lat, int n, GCancellable *cancel, GError **error)
 {
   /* vae_decode divides by the scaling factor itself */
-  vkrt_seq_begin(g->seq);
-  if (!vae_decode(g->m->vae, g->seq, (uint32_t)n, vkrt_tensor(lat), vkrt_tensor(g->rgb), error))
-    return FALSE;
-  vkrt_seq_mark(g->seq, "vae");
-  return vkrt_seq_submit(g->seq, error);
+  return vae_decode(g->m->vae, g->seq, (uint32_t)n, vkrt_tensor(lat), vkrt_tensor(g->rgb), cancel, NULL, error);
 }
 
 gboolean gen_run(JfGen *g, const JfGenParams *p, JfGenControl *control, JfGenStepFunc on_step,
@@ -458,7 +455,7 @@ gboolean gen_run(JfGen *g, const JfGenParams *p, JfGenControl *control, JfGenSte
       JfGenStep st = { .step = k, .steps = total, .t = t, .cfg = cfg, .gpu_ms = gpu_ms,
                        .wall_ms = (g_get_monotonic_time() - t_start) / 1000.0, .preview = NULL };
       if (p->preview == JF_PREVIEW_VAE && p->preview_every > 0 && (k + 1) % p->preview_every == 0) {
-        if (!vae_run(g, g->x0, 1, error))
+        if (!vae_run(g, g->x0, 1, cancel, error))
           goto out;
         float *rgb = g_new(float, 3 * (gsize)g->img_h * g->img_w);
         gboolean rok = vkrt_buffer_read(g->rgb, 0, rgb, 3 * (uint64_t)g->img_h * g->img_w * 4, error);
@@ -485,7 +482,7 @@ gboolean gen_run(JfGen *g, const JfGenParams *p, JfGenControl *control, JfGenSte
     if (!dump_device(g, "latent.npy", g->z, 0, 3, shape, error))
       goto out;
   }
-  if (!vae_run(g, g->z, n, error))
+  if (!vae_run(g, g->z, n, cancel, error))
     goto out;
   {
     uint64_t plane = 3 * (uint64_t)g->img_h * g->img_w;

@@ -31,6 +31,7 @@
  * Thread safety: encode and add_special lock the tokenizer; decode, token_bytes and the lookups
  * only read it, so they may run alongside encode but not alongside add_special. */
 #include "tokenizer.h"
+#include "json_guard.h"
 #include "safetensors.h" /* JF_LOAD_ERROR */
 #include "tokregex.h"
 #include <json-glib/json-glib.h>
@@ -364,34 +365,6 @@ static const char *type_of(JsonObject *o)
 {
   const char *t = as_string(member(o, "type"));
   return t ? t : "(no type)";
-}
-
-/* json-glib recurses once per nesting level, so depth is counted before parsing. json-glib also
- * accepts 'single-quoted' strings and C comments, which would hide brackets from this count (and
- * let a hostile file overflow the stack): outside strings, ' and / are refused, as strict JSON
- * has neither. Returns 0 when the text may be parsed, 1 when too deep, 2 for those constructs. */
-static int json_text_check(const char *data, gsize len)
-{
-  int depth = 0;
-  gboolean in_str = FALSE, esc = FALSE;
-  for (gsize i = 0; i < len; i++) {
-    char c = data[i];
-    if (in_str) {
-      if (esc) esc = FALSE;
-      else if (c == '\\') esc = TRUE;
-      else if (c == '"') in_str = FALSE;
-    } else if (c == '"') {
-      in_str = TRUE;
-    } else if (c == '\'' || c == '/') {
-      return 2;
-    } else if (c == '[' || c == '{') {
-      if (++depth > TOK_MAX_JSON_DEPTH)
-        return 1;
-    } else if (c == ']' || c == '}') {
-      depth--;
-    }
-  }
-  return 0;
 }
 
 /* ---- loading: model ---- */
@@ -856,10 +829,10 @@ JfTokenizer *tokenizer_load(const char *path, GError **error)
   char *data = read_file_bounded(tok, &len, error);
   JsonParser *parser = NULL;
   gboolean ok = data != NULL;
-  int check = ok ? json_text_check(data, len) : 0;
-  if (check == 1)
+  JfJsonTextCheck check = ok ? json_guard_check_text(data, len, TOK_MAX_JSON_DEPTH) : JF_JSON_TEXT_OK;
+  if (check == JF_JSON_TEXT_TOO_DEEP)
     ok = fail(error, JF_LOAD_ERROR_LIMIT, tok, "JSON nested deeper than %d levels", TOK_MAX_JSON_DEPTH);
-  else if (check == 2)
+  else if (check == JF_JSON_TEXT_NOT_STRICT)
     ok = fail(error, JF_LOAD_ERROR_FORMAT, tok, "not valid JSON (single quotes or comments outside a string)");
   if (ok) {
     parser = json_parser_new_immutable();

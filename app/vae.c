@@ -9,6 +9,10 @@
 #include <math.h>
 
 #define VAE_EPS 1e-6f
+/* Default work per submit: about 0.1-0.3 s on a slow integrated GPU (100-300 GFLOP/s achieved),
+ * well under driver watchdogs. The largest single op of the 384 px decoder (a 3x3 conv of 128
+ * channels at 384x384, 43.5 GFLOP) is one submit on its own. */
+#define VAE_SUBMIT_FLOPS 32000000000ull
 
 typedef struct { VkrtBuffer *w, *b; uint32_t cin, cout, k; } Conv;
 typedef struct { VkrtBuffer *g, *b; uint32_t c; } Norm;
@@ -32,7 +36,20 @@ struct JfVae {
   /* scratch */
   VkrtBuffer *act[3], *lat, *q, *k, *v, *o, *scores, *gn;
   uint32_t score_rows;
+  uint64_t submit_flops;  /* work recorded before a submit is cut (vae_set_submit_flops) */
 };
+
+/* A decode in progress: the sequence being recorded and where the current submit began. Every
+ * recording helper takes it, so the decode can be cut into submits between any two ops. */
+typedef struct {
+  JfVae *v;
+  VkrtSeq *seq;
+  GCancellable *cancel;
+  double *gpu_ms;
+  uint64_t part_start;  /* context FLOP counter when the current submit's recording began */
+  gboolean ok;
+  GError *error;
+} Rec;
 
 static VkrtTensor T(VkrtBuffer *b) { return b ? vkrt_tensor(b) : vkrt_tensor_none(); }
 static VkrtTensor Tsub(VkrtBuffer *b, uint64_t floats) { return vkrt_tensor_sub(vkrt_tensor(b), 0, floats * 4); }
@@ -267,6 +284,7 @@ JfVae *vae_new(VkrtContext *ctx, const char *vae_dir, int max_batch, int latent_
   }
   JfVae *v = g_new0(JfVae, 1);
   v->ctx = ctx;
+  v->submit_flops = VAE_SUBMIT_FLOPS;
   v->bufs = g_ptr_array_new_with_free_func((GDestroyNotify)vkrt_buffer_free);
   v->max_batch = (uint32_t)max_batch;
   v->lat_h = (uint32_t)latent_h;
@@ -306,8 +324,42 @@ uint64_t vae_weight_bytes(const JfVae *v) { return v->weight_bytes; }
 
 /* --- recording ------------------------------------------------------------------------------- */
 
-static void conv(VkrtSeq *seq, const Conv *c, VkrtTensor y, VkrtTensor x, uint32_t h, uint32_t w, uint32_t flags)
+/* Ends the current submit and starts the next one when enough work has been recorded since the
+ * last cut. A driver watchdog (Windows TDR, Linux amdgpu/i915 job timeouts) kills submits of
+ * more than a few seconds; the whole SDXL decoder at 384 px is about 1.4 TFLOP, many seconds on
+ * a slow integrated GPU, so it must not go in one submit. Cancel is honoured between submits. */
+static gboolean rec_submit(Rec *r)
 {
+  vkrt_seq_mark(r->seq, "vae");
+  if (!vkrt_seq_submit(r->seq, &r->error))
+    return r->ok = FALSE;
+  if (r->gpu_ms) {
+    uint32_t n = 0;
+    const VkrtTiming *t = vkrt_seq_timings(r->seq, &n);
+    for (uint32_t i = 0; i < n; i++)
+      *r->gpu_ms += t[i].ms;
+  }
+  if (g_cancellable_set_error_if_cancelled(r->cancel, &r->error))
+    return r->ok = FALSE;
+  r->part_start = vkrt_context_flops(vkrt_seq_context(r->seq));
+  vkrt_seq_begin(r->seq);
+  return TRUE;
+}
+
+static gboolean rec_maybe_cut(Rec *r)
+{
+  if (!r->ok)
+    return FALSE;
+  if (vkrt_context_flops(vkrt_seq_context(r->seq)) - r->part_start < r->v->submit_flops)
+    return TRUE;
+  return rec_submit(r);
+}
+
+static void conv(Rec *r, const Conv *c, VkrtTensor y, VkrtTensor x, uint32_t h, uint32_t w, uint32_t flags)
+{
+  if (!rec_maybe_cut(r))
+    return;
+  VkrtSeq *seq = r->seq;
   VkrtConvParams p = {
     .batch = 1, .in_h = h, .in_w = w, .in_c = c->cin, .out_c = c->cout,
     .kernel_h = c->k, .kernel_w = c->k, .stride = 1, .pad = c->k / 2, .flags = flags,
@@ -315,28 +367,32 @@ static void conv(VkrtSeq *seq, const Conv *c, VkrtTensor y, VkrtTensor x, uint32
   vkrt_op_conv2d(seq, y, x, T(c->w), T(c->b), &p);
 }
 
-static void groupnorm(JfVae *v, VkrtSeq *seq, const Norm *n, VkrtTensor y, VkrtTensor x, uint64_t hw, bool silu)
+static void groupnorm(Rec *r, const Norm *n, VkrtTensor y, VkrtTensor x, uint64_t hw, bool silu)
 {
-  vkrt_op_groupnorm(seq, y, x, T(n->g), T(n->b), T(v->gn), 1, (uint32_t)hw, n->c, v->groups, VAE_EPS, silu);
+  JfVae *v = r->v;
+  if (!r->ok)
+    return;
+  vkrt_op_groupnorm(r->seq, y, x, T(n->g), T(n->b), T(v->gn), 1, (uint32_t)hw, n->c, v->groups, VAE_EPS, silu);
 }
 
 /* ResnetBlock2D on act[cur] at h x w; returns the index of the buffer holding the output. */
-static int resnet(JfVae *v, VkrtSeq *seq, const Resnet *r, int cur, uint32_t h, uint32_t w)
+static int resnet(Rec *rec, const Resnet *r, int cur, uint32_t h, uint32_t w)
 {
+  JfVae *v = rec->v;
   uint64_t hw = (uint64_t)h * w;
   int a = (cur + 1) % 3, b = (cur + 2) % 3;
   VkrtTensor x = Tsub(v->act[cur], hw * r->c1.cin), ta = Tsub(v->act[a], hw * r->c1.cin);
   VkrtTensor tb = Tsub(v->act[b], hw * r->c1.cout);
-  groupnorm(v, seq, &r->n1, ta, x, hw, true);
-  conv(seq, &r->c1, tb, ta, h, w, 0);
-  groupnorm(v, seq, &r->n2, tb, tb, hw, true);
+  groupnorm(rec, &r->n1, ta, x, hw, true);
+  conv(rec, &r->c1, tb, ta, h, w, 0);
+  groupnorm(rec, &r->n2, tb, tb, hw, true);
   if (!r->has_sc) {
-    conv(seq, &r->c2, x, tb, h, w, VKRT_CONV_ACCUMULATE);
+    conv(rec, &r->c2, x, tb, h, w, VKRT_CONV_ACCUMULATE);
     return cur;
   }
   VkrtTensor sc = Tsub(v->act[a], hw * r->c2.cout);
-  conv(seq, &r->sc, sc, x, h, w, 0);
-  conv(seq, &r->c2, sc, tb, h, w, VKRT_CONV_ACCUMULATE);
+  conv(rec, &r->sc, sc, x, h, w, 0);
+  conv(rec, &r->c2, sc, tb, h, w, VKRT_CONV_ACCUMULATE);
   return a;
 }
 
@@ -344,15 +400,19 @@ static int resnet(JfVae *v, VkrtSeq *seq, const Resnet *r, int cur, uint32_t h, 
  * matrix is built in blocks of query rows (softmax(q k^T / sqrt(c)) v): vkrt_op_attention is
  * limited to heads of 256 and SDXL's head is 512 wide. v is transposed once so that both
  * products have the x . b^T form of vkrt_op_gemm_f32. */
-static void attention(JfVae *v, VkrtSeq *seq, int cur, uint32_t h, uint32_t w)
+static void attention(Rec *r, int cur, uint32_t h, uint32_t w)
 {
+  if (!rec_maybe_cut(r))
+    return;
+  JfVae *v = r->v;
+  VkrtSeq *seq = r->seq;
   const Attn *at = &v->attn;
   uint32_t N = h * w, C = at->c;
   uint64_t nc = (uint64_t)N * C;
   VkrtTensor x = Tsub(v->act[cur], nc), hn = Tsub(v->act[(cur + 1) % 3], nc);
   VkrtTensor q = Tsub(v->q, nc), k = Tsub(v->k, nc), vv = Tsub(v->v, nc), o = Tsub(v->o, nc);
   VkrtTensor vt = Tsub(v->act[(cur + 2) % 3], nc);
-  groupnorm(v, seq, &at->gn, hn, x, N, false);
+  groupnorm(r, &at->gn, hn, x, N, false);
   vkrt_op_matmul(seq, q, hn, T(at->wq), T(at->bq), N, C, C, 0);
   vkrt_op_matmul(seq, k, hn, T(at->wk), T(at->bk), N, C, C, 0);
   vkrt_op_matmul(seq, vv, hn, T(at->wv), T(at->bv), N, C, C, 0);
@@ -368,33 +428,34 @@ static void attention(JfVae *v, VkrtSeq *seq, int cur, uint32_t h, uint32_t w)
   vkrt_op_matmul(seq, x, o, T(at->wo), T(at->bo), N, C, C, VKRT_MM_ACCUMULATE);
 }
 
-static void decode_one(JfVae *v, VkrtSeq *seq, VkrtTensor latent, VkrtTensor out)
+static void decode_one(Rec *r, VkrtTensor latent, VkrtTensor out)
 {
+  JfVae *v = r->v;
   uint32_t h = v->lat_h, w = v->lat_w;
   uint64_t nl = (uint64_t)v->lat_c * h * w;
   VkrtTensor lat = Tsub(v->lat, nl);
   /* diffusers' decode takes z / scaling_factor (+ shift); the division is done here, in fp32 */
-  vkrt_op_scale_shift(seq, lat, latent, nl, 1.0f / v->sf, v->shift);
+  vkrt_op_scale_shift(r->seq, lat, latent, nl, 1.0f / v->sf, v->shift);
   VkrtTensor src = lat;
   uint32_t src_flags = VKRT_CONV_IN_NCHW;
   if (v->has_pq) {
-    conv(seq, &v->pq, Tsub(v->act[1], nl), lat, h, w, VKRT_CONV_IN_NCHW);
+    conv(r, &v->pq, Tsub(v->act[1], nl), lat, h, w, VKRT_CONV_IN_NCHW);
     src = Tsub(v->act[1], nl);
     src_flags = 0;
   }
-  conv(seq, &v->conv_in, Tsub(v->act[0], (uint64_t)h * w * v->conv_in.cout), src, h, w, src_flags);
-  int cur = resnet(v, seq, &v->mid[0], 0, h, w);
+  conv(r, &v->conv_in, Tsub(v->act[0], (uint64_t)h * w * v->conv_in.cout), src, h, w, src_flags);
+  int cur = resnet(r, &v->mid[0], 0, h, w);
   if (v->has_attn)
-    attention(v, seq, cur, h, w);
-  cur = resnet(v, seq, &v->mid[1], cur, h, w);
+    attention(r, cur, h, w);
+  cur = resnet(r, &v->mid[1], cur, h, w);
   for (uint32_t i = 0; i < v->n_up; i++) {
     const UpBlock *u = &v->ups[i];
     for (uint32_t j = 0; j < u->n_res; j++)
-      cur = resnet(v, seq, &u->res[j], cur, h, w);
+      cur = resnet(r, &u->res[j], cur, h, w);
     if (u->up) {
       int nxt = (cur + 1) % 3;
       uint32_t c = u->upconv.cout;
-      conv(seq, &u->upconv, Tsub(v->act[nxt], (uint64_t)4 * h * w * c), Tsub(v->act[cur], (uint64_t)h * w * c),
+      conv(r, &u->upconv, Tsub(v->act[nxt], (uint64_t)4 * h * w * c), Tsub(v->act[cur], (uint64_t)h * w * c),
            h, w, VKRT_CONV_UPSAMPLE2X);
       cur = nxt;
       h *= 2;
@@ -404,11 +465,14 @@ static void decode_one(JfVae *v, VkrtSeq *seq, VkrtTensor latent, VkrtTensor out
   uint64_t hw = (uint64_t)h * w;
   int nxt = (cur + 1) % 3;
   VkrtTensor hn = Tsub(v->act[nxt], hw * v->norm_out.c);
-  groupnorm(v, seq, &v->norm_out, hn, Tsub(v->act[cur], hw * v->norm_out.c), hw, true);
-  conv(seq, &v->conv_out, out, hn, h, w, VKRT_CONV_OUT_NCHW);
+  groupnorm(r, &v->norm_out, hn, Tsub(v->act[cur], hw * v->norm_out.c), hw, true);
+  conv(r, &v->conv_out, out, hn, h, w, VKRT_CONV_OUT_NCHW);
 }
 
-gboolean vae_decode(JfVae *v, VkrtSeq *seq, uint32_t n, VkrtTensor latent, VkrtTensor out_rgb, GError **error)
+void vae_set_submit_flops(JfVae *v, uint64_t flops) { v->submit_flops = flops ? flops : VAE_SUBMIT_FLOPS; }
+
+gboolean vae_decode(JfVae *v, VkrtSeq *seq, uint32_t n, VkrtTensor latent, VkrtTensor out_rgb,
+                    GCancellable *cancel, double *gpu_ms, GError **error)
 {
   uint64_t lat_bytes = (uint64_t)v->lat_c * v->lat_h * v->lat_w * 4;
   uint64_t out_bytes = (uint64_t)v->out_c * v->out_h * v->out_w * 4;
@@ -420,8 +484,17 @@ gboolean vae_decode(JfVae *v, VkrtSeq *seq, uint32_t n, VkrtTensor latent, VkrtT
                 n, v->max_batch, latent.size, n * lat_bytes, out_rgb.size, n * out_bytes);
     return FALSE;
   }
-  for (uint32_t b = 0; b < n; b++)
-    decode_one(v, seq, vkrt_tensor_sub(latent, b * lat_bytes, lat_bytes),
+  Rec r = { .v = v, .seq = seq, .cancel = cancel, .gpu_ms = gpu_ms, .ok = TRUE,
+            .part_start = vkrt_context_flops(vkrt_seq_context(seq)) };
+  vkrt_seq_begin(seq);
+  for (uint32_t b = 0; b < n && r.ok; b++)
+    decode_one(&r, vkrt_tensor_sub(latent, b * lat_bytes, lat_bytes),
                vkrt_tensor_sub(out_rgb, b * out_bytes, out_bytes));
+  if (r.ok)
+    rec_submit(&r);
+  if (!r.ok) {
+    g_propagate_error(error, r.error);
+    return FALSE;
+  }
   return TRUE;
 }

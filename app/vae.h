@@ -9,7 +9,7 @@
  *
  * JfVae owns its weights and scratch buffers and must be freed before the context. */
 #pragma once
-#include <glib.h>
+#include <gio/gio.h>
 #include "vkrt.h"
 
 G_BEGIN_DECLS
@@ -32,13 +32,23 @@ uint32_t vae_out_w(const JfVae *v);
 float vae_scaling_factor(const JfVae *v);
 uint64_t vae_weight_bytes(const JfVae *v);
 
-/* Records the decode of n latents: latent fp32 [n, 4, h, w] NCHW in the *model* space, i.e. the
- * z of the Euler loop, NOT yet divided by the scaling factor (vae_decode applies
- * z / scaling_factor + shift_factor itself); out_rgb fp32 [n, 3, H, W] NCHW, the decoder output
- * before any clipping (nominally [-1, 1]). The latent is not modified. Returns FALSE with error
- * set (and records nothing) if n or the tensors do not fit; GPU-side failures come back from
- * vkrt_seq_submit. */
+/* Decodes n latents: latent fp32 [n, 4, h, w] NCHW in the *model* space, i.e. the z of the Euler
+ * loop, NOT yet divided by the scaling factor (vae_decode applies z / scaling_factor +
+ * shift_factor itself); out_rgb fp32 [n, 3, H, W] NCHW, the decoder output before any clipping
+ * (nominally [-1, 1]). The latent is not modified.
+ *
+ * Records AND submits: the work goes to the GPU in several submits of bounded size (see
+ * vae_set_submit_flops) so that no single submit runs long enough to trip a driver watchdog,
+ * with `cancel` (may be NULL) checked between them. seq is begun here and is idle on return.
+ * gpu_ms (may be NULL) has the GPU time of every submit added to it. Returns FALSE with error
+ * set if n or the tensors do not fit (nothing recorded), on cancel (G_IO_ERROR_CANCELLED), or
+ * when a submit fails (device lost, ...). */
 gboolean vae_decode(JfVae *v, VkrtSeq *seq, uint32_t n, VkrtTensor latent, VkrtTensor out_rgb,
-                    GError **error);
+                    GCancellable *cancel, double *gpu_ms, GError **error);
+
+/* Work (FLOPs, as the ops count them) recorded before vae_decode cuts a submit; 0 restores the
+ * default (32 GFLOP: 0.1-0.3 s on a slow integrated GPU). A single op larger than this is one
+ * submit on its own. Tests lower it to exercise the cuts. */
+void vae_set_submit_flops(JfVae *v, uint64_t flops);
 
 G_END_DECLS

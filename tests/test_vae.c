@@ -1,7 +1,7 @@
 /* The SDXL-VAE decoder (app/vae.h) against the tiny fixture's float32 reference: the final
  * latents of gen_cfg2 / gen_cfg5 -> image.npy, a batch of both, a non-square latent
- * (tests/data/gen), legacy attention key names with 1x1-conv shaped weights, and 64 KiB
- * bindings (every activation split into windows). */
+ * (tests/data/gen), legacy attention key names with 1x1-conv shaped weights, 64 KiB
+ * bindings (every activation split into windows), and the decode cut into many submits. */
 #include "vae.h"
 #include "npy.h"
 #include "safetensors.h"
@@ -56,10 +56,7 @@ static void check_decode(JfVae *v, uint32_t lh, uint32_t lw, int n, const char *
   }
   VkrtSeq *seq = vkrt_seq_new(ctx, &err);
   g_assert_no_error(err);
-  vkrt_seq_begin(seq);
-  g_assert_true(vae_decode(v, seq, (uint32_t)n, vkrt_tensor(bl), vkrt_tensor(bo), &err));
-  g_assert_no_error(err);
-  gboolean ok = vkrt_seq_submit(seq, &err);
+  gboolean ok = vae_decode(v, seq, (uint32_t)n, vkrt_tensor(bl), vkrt_tensor(bo), NULL, NULL, &err);
   g_assert_no_error(err);
   g_assert_true(ok);
   g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
@@ -222,6 +219,83 @@ static void test_legacy_names(void)
   g_free(tmp); g_free(d); g_free(src); g_free(dst); g_free(cfg_src); g_free(cfg_dst);
 }
 
+/* Decodes the gen_cfg2 latent with a given per-submit budget; returns the image (caller frees)
+ * and the submits it took. */
+static float *decode_with_budget(JfVae *v, uint64_t budget, GCancellable *cancel, uint64_t *submits,
+                                 double *gpu_ms, GError **error)
+{
+  uint64_t lat_n = (uint64_t)vae_latent_channels(v) * 8 * 8;
+  uint64_t img_n = (uint64_t)vae_out_channels(v) * vae_out_h(v) * vae_out_w(v);
+  GError *err = NULL;
+  VkrtBuffer *bl = vkrt_buffer_new(ctx, lat_n * 4, &err), *bo = vkrt_buffer_new(ctx, img_n * 4, &err);
+  g_assert_no_error(err);
+  float *l = load(lat2[0], lat_n);
+  g_assert_true(vkrt_buffer_write(bl, 0, l, lat_n * 4, &err));
+  g_free(l);
+  VkrtSeq *seq = vkrt_seq_new(ctx, &err);
+  g_assert_no_error(err);
+  vae_set_submit_flops(v, budget);
+  uint64_t s0 = vkrt_context_submits(ctx);
+  float *img = NULL;
+  if (vae_decode(v, seq, 1, vkrt_tensor(bl), vkrt_tensor(bo), cancel, gpu_ms, error)) {
+    img = g_new(float, img_n);
+    g_assert_true(vkrt_buffer_read(bo, 0, img, img_n * 4, &err));
+  }
+  *submits = vkrt_context_submits(ctx) - s0;
+  vae_set_submit_flops(v, 0);
+  vkrt_seq_free(seq);
+  vkrt_buffer_free(bl);
+  vkrt_buffer_free(bo);
+  return img;
+}
+
+/* Issue 6: the decoder goes to the GPU in bounded submits (driver watchdogs), the cuts change
+ * nothing in the result, cancel is honoured between submits, and the context stays usable. */
+static void test_submit_parts(void)
+{
+  char *d = vae_dir();
+  JfVae *v = open_vae(d, 1, 8, 8);
+  uint64_t img_n = (uint64_t)vae_out_channels(v) * vae_out_h(v) * vae_out_w(v);
+  uint64_t one = 0, many = 0, cut = 0;
+  double ms_one = 0, ms_many = 0;
+  GError *err = NULL;
+  float *a = decode_with_budget(v, UINT64_MAX, NULL, &one, &ms_one, &err);
+  g_assert_no_error(err);
+  /* a budget smaller than any op: a submit before every op that does work */
+  float *b = decode_with_budget(v, 1, NULL, &many, &ms_many, &err);
+  g_assert_no_error(err);
+  g_test_message("one submit: %" G_GUINT64_FORMAT ", budget 1 FLOP: %" G_GUINT64_FORMAT " submits; GPU ms %.2f / %.2f",
+                 one, many, ms_one, ms_many);
+  g_assert_cmpuint(one, ==, 1);
+  g_assert_cmpuint(many, >, 10);
+  g_assert_cmpmem(a, img_n * 4, b, img_n * 4);
+  if (vkrt_context_info(ctx)->has_timestamps)
+    g_assert_cmpfloat(ms_many, >, 0.0);
+  /* the real default on the fixture: tiny, so one submit */
+  float *c = decode_with_budget(v, 0, NULL, &cut, NULL, &err);
+  g_assert_no_error(err);
+  g_assert_cmpuint(cut, ==, 1);
+  g_assert_cmpmem(a, img_n * 4, c, img_n * 4);
+  /* cancelled: stops after the first submit with G_IO_ERROR_CANCELLED */
+  GCancellable *cancel = g_cancellable_new();
+  g_cancellable_cancel(cancel);
+  uint64_t cs = 0;
+  float *x = decode_with_budget(v, 1, cancel, &cs, NULL, &err);
+  g_assert_null(x);
+  g_assert_error(err, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error(&err);
+  g_assert_cmpuint(cs, ==, 1);
+  g_object_unref(cancel);
+  /* and the next decode is whole again */
+  float *e = decode_with_budget(v, 1, NULL, &cut, NULL, &err);
+  g_assert_no_error(err);
+  g_assert_cmpmem(a, img_n * 4, e, img_n * 4);
+  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
+  g_free(a); g_free(b); g_free(c); g_free(e);
+  vae_free(v);
+  g_free(d);
+}
+
 static void test_bad_args(void)
 {
   char *d = vae_dir();
@@ -229,11 +303,10 @@ static void test_bad_args(void)
   GError *err = NULL;
   VkrtBuffer *b = vkrt_buffer_new(ctx, 1024, &err);
   VkrtSeq *seq = vkrt_seq_new(ctx, &err);
-  vkrt_seq_begin(seq);
-  g_assert_false(vae_decode(v, seq, 2, vkrt_tensor(b), vkrt_tensor(b), &err));  /* n > max_batch */
+  g_assert_false(vae_decode(v, seq, 2, vkrt_tensor(b), vkrt_tensor(b), NULL, NULL, &err));  /* n > max_batch */
   g_assert_nonnull(err);
   g_clear_error(&err);
-  g_assert_false(vae_decode(v, seq, 1, vkrt_tensor(b), vkrt_tensor(b), &err));  /* output too small */
+  g_assert_false(vae_decode(v, seq, 1, vkrt_tensor(b), vkrt_tensor(b), NULL, NULL, &err));  /* output too small */
   g_assert_nonnull(err);
   g_test_message("expected error: %s", err->message);
   g_clear_error(&err);
@@ -263,6 +336,7 @@ int main(int argc, char **argv)
   g_test_add_func("/vae/non-square", test_non_square);
   g_test_add_func("/vae/legacy-names", test_legacy_names);
   g_test_add_func("/vae/small-bindings", test_small_bindings);
+  g_test_add_func("/vae/submit-parts", test_submit_parts);
   g_test_add_func("/vae/bad-args", test_bad_args);
   int r = g_test_run();
   vkrt_context_free(ctx);

@@ -1,12 +1,18 @@
 #include "jf-chat-store.h"
 #include "jf-image-util.h"
 #include "image.h"
+#include "json_guard.h"
 #include <json-glib/json-glib.h>
 #include <glib/gstdio.h>
 #include <errno.h>
 #include <string.h>
 
 #define IMAGES_SUBDIR "chat-images"
+/* chat.json is only ever written by us, but it lives in the user's data folder and is read at
+ * every start: a broken or hostile one must give an error, not a stack overflow (json-glib
+ * recurses per nesting level) or an unbounded read. Ours nests 3 deep. */
+#define CHAT_MAX_FILE (64u << 20)
+#define CHAT_MAX_DEPTH 16
 
 static void unref_maybe(gpointer p)
 {
@@ -68,25 +74,78 @@ static GdkTexture *load_texture(const char *path)
   return t;
 }
 
+/* A chat.json we cannot read is moved aside, not left to be overwritten by the next save: the
+ * conversation in it is the user's, and they (or a later version) may still recover it. Returns
+ * the name it now has (caller frees), or NULL if it could not be moved. */
+static char *set_aside(const char *path)
+{
+  g_autoptr(GDateTime) now = g_date_time_new_now_local();
+  g_autofree char *stamp = g_date_time_format(now, "%Y%m%d-%H%M%S");
+  g_autofree char *dir = g_path_get_dirname(path);
+  g_autofree char *name = g_strdup_printf("chat-unreadable-%s.json", stamp);
+  char *dst = g_build_filename(dir, name, NULL);
+  if (g_rename(path, dst) != 0) {
+    g_free(dst);
+    return NULL;
+  }
+  /* its images go with it: the next save removes every image chat.json does not name */
+  g_autofree char *imgs = g_build_filename(dir, IMAGES_SUBDIR, NULL);
+  g_autofree char *imgs_name = g_strdup_printf("chat-unreadable-%s-images", stamp);
+  g_autofree char *imgs_dst = g_build_filename(dir, imgs_name, NULL);
+  if (g_file_test(imgs, G_FILE_TEST_IS_DIR) && g_rename(imgs, imgs_dst) != 0)
+    g_message("%s: could not be moved next to %s: %s", imgs, dst, g_strerror(errno));
+  return dst;
+}
+
+/* Fails the load of an unreadable chat.json: sets it aside and says where it went. */
+static GPtrArray *fail_unreadable(GPtrArray *out, const char *path, const char *why, GError **error)
+{
+  g_autofree char *kept = set_aside(path);
+  if (kept)
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %s (kept as %s)", path, why, kept);
+  else
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %s", path, why);
+  g_ptr_array_unref(out);
+  return NULL;
+}
+
 GPtrArray *jf_chat_store_load(const char *dir, GError **error)
 {
   GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)jf_chat_entry_free);
   g_autofree char *path = g_build_filename(dir, "chat.json", NULL);
   if (!g_file_test(path, G_FILE_TEST_EXISTS))
     return out;
-  g_autoptr(JsonParser) parser = json_parser_new();
-  if (!json_parser_load_from_file(parser, path, error)) {
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  GStatBuf st;
+  if (g_stat(path, &st) == 0 && (guint64)st.st_size > CHAT_MAX_FILE) {
+    g_autofree char *why = g_strdup_printf("%" G_GUINT64_FORMAT " bytes is over the %u MiB bound",
+                                           (guint64)st.st_size, CHAT_MAX_FILE >> 20);
+    return fail_unreadable(out, path, why, error);
+  }
+  if (!g_file_get_contents(path, &text, &len, error)) {
     g_ptr_array_unref(out);
     return NULL;
+  }
+  JfJsonTextCheck check = len > CHAT_MAX_FILE ? JF_JSON_TEXT_OK : json_guard_check_text(text, len, CHAT_MAX_DEPTH);
+  if (len > CHAT_MAX_FILE || check != JF_JSON_TEXT_OK || !g_utf8_validate_len(text, len, NULL)) {
+    g_autofree char *why = len > CHAT_MAX_FILE ? g_strdup_printf("over the %u MiB bound", CHAT_MAX_FILE >> 20)
+                           : check != JF_JSON_TEXT_OK ? json_guard_describe(check, CHAT_MAX_DEPTH)
+                           : g_strdup("not valid UTF-8 text");
+    return fail_unreadable(out, path, why, error);
+  }
+  g_autoptr(JsonParser) parser = json_parser_new();
+  GError *e = NULL;
+  if (!json_parser_load_from_data(parser, text, (gssize)len, &e)) {
+    g_autofree char *why = g_strdup_printf("not valid JSON: %s", e->message);
+    g_error_free(e);
+    return fail_unreadable(out, path, why, error);
   }
   JsonNode *root = json_parser_get_root(parser);
   JsonObject *obj = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
   JsonNode *msgs = obj ? json_object_get_member(obj, "messages") : NULL;
-  if (!msgs || !JSON_NODE_HOLDS_ARRAY(msgs)) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: no \"messages\" array", path);
-    g_ptr_array_unref(out);
-    return NULL;
-  }
+  if (!msgs || !JSON_NODE_HOLDS_ARRAY(msgs))
+    return fail_unreadable(out, path, "no \"messages\" array", error);
   JsonArray *arr = json_node_get_array(msgs);
   for (guint i = 0; i < json_array_get_length(arr); i++) {
     JsonNode *n = json_array_get_element(arr, i);

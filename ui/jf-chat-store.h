@@ -29,7 +29,9 @@ JfChatEntry *jf_chat_entry_copy(const JfChatEntry *e);
 char *jf_chat_store_dir(void);
 
 /* Loads the entries (JfChatEntry*, textures loaded from the images). A missing file gives an
- * empty array. Runs on any thread. */
+ * empty array. A file that cannot be read as a chat (too big, nested too deeply, not JSON, no
+ * "messages") gives an error and is renamed chat-unreadable-<time>.json, with chat-images/ moved
+ * to chat-unreadable-<time>-images/, so the next save does not destroy it. Runs on any thread. */
 GPtrArray *jf_chat_store_load(const char *dir, GError **error);
 /* Writes the entries; entries with a texture but no path yet get their image written to
  * chat-images/ and the path filled in (so call it on copies owned by the writing thread, and
