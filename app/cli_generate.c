@@ -210,11 +210,15 @@ int cli_generate_main(int argc, char **argv)
   g_snprintf(steps_txt, sizeof steps_txt, "%d", p.steps);
   g_snprintf(seed_txt, sizeof seed_txt, "%" G_GINT64_FORMAT, seed);
   char *model_name = g_path_get_basename(model);
-  const char *keys[] = { "prompt", "seed", "steps", "cfg", "model", "software", NULL };
+  /* index: the image's place in the batch, whose noise follows the others' from the same seed
+   * (the GUI reads these keys back to repeat an image) */
+  const char *keys[] = { "prompt", "seed", "steps", "cfg", "model", "software", "index", NULL };
   for (int i = 0; i < batch; i++) {
     char *name = out_name(out, i, batch);
     char *seed_i = noise ? g_strdup("noise-file") : g_strdup_printf("%s", seed_txt);
-    const char *vals[] = { prompt, seed_i, steps_txt, cfg_txt, model_name, "janusflow " JF_VERSION, NULL };
+    char index_txt[16];
+    g_snprintf(index_txt, sizeof index_txt, "%d", i);
+    const char *vals[] = { prompt, seed_i, steps_txt, cfg_txt, model_name, "janusflow " JF_VERSION, index_txt, NULL };
     gboolean ok = image_save_png(name, images[i], TRUE, keys, vals, &error);
     if (ok && !quiet)
       fprintf(stderr, "wrote %s\n", name);

@@ -117,26 +117,35 @@ gboolean jf_gallery_save(const char *dir, JfGalleryEntry *e, GError **error)
   return FALSE;
 }
 
+/* Our own key, else the one `janusflow generate` writes (no prefix), so an image made on the
+ * command line restores its parameters too. */
+static const char *param(GHashTable *text, const char *name)
+{
+  g_autofree char *ours = g_strconcat("janusflow.", name, NULL);
+  const char *v = g_hash_table_lookup(text, ours);
+  return v ? v : g_hash_table_lookup(text, name);
+}
+
 static void read_params(JfGalleryEntry *e, GHashTable *text)
 {
-  const char *prompt = g_hash_table_lookup(text, "janusflow.prompt");
+  const char *prompt = param(text, "prompt");
   if (!prompt)
     return;
   e->has_params = TRUE;
   e->prompt = g_strdup(prompt);
   const char *v;
   guint64 u;
-  if ((v = g_hash_table_lookup(text, "janusflow.steps")) && g_ascii_string_to_unsigned(v, 10, 1, 1000, &u, NULL))
+  if ((v = param(text, "steps")) && g_ascii_string_to_unsigned(v, 10, 1, 1000, &u, NULL))
     e->steps = (int)u;
-  if ((v = g_hash_table_lookup(text, "janusflow.cfg"))) {
+  if ((v = param(text, "cfg"))) {
     char *end = NULL;
     double d = g_ascii_strtod(v, &end);
     if (end && end != v && d >= 0 && d <= 100)
       e->cfg = d;
   }
-  if ((v = g_hash_table_lookup(text, "janusflow.seed")))
+  if ((v = param(text, "seed")))
     g_ascii_string_to_unsigned(v, 10, 0, G_MAXUINT64, &e->seed, NULL);
-  if ((v = g_hash_table_lookup(text, "janusflow.index")) && g_ascii_string_to_unsigned(v, 10, 0, 1000, &u, NULL))
+  if ((v = param(text, "index")) && g_ascii_string_to_unsigned(v, 10, 0, 1000, &u, NULL))
     e->index = (int)u;
   e->steering = g_strdup(g_hash_table_lookup(text, "janusflow.steering"));
 }
