@@ -2,6 +2,7 @@
  * writes GN1 output into the second and conv1 output into the third, and adds conv2 (fused
  * residual) into x's buffer, or into the second one when a 1x1 shortcut changes the width. */
 #include "vae.h"
+#include "budget.h"
 #include "config.h"
 #include "gen_weights.h"
 #include "ops.h"
@@ -9,10 +10,6 @@
 #include <math.h>
 
 #define VAE_EPS 1e-6f
-/* Default work per submit: about 0.1-0.3 s on a slow integrated GPU (100-300 GFLOP/s achieved),
- * well under driver watchdogs. The largest single op of the 384 px decoder (a 3x3 conv of 128
- * channels at 384x384, 43.5 GFLOP) is one submit on its own. */
-#define VAE_SUBMIT_FLOPS 32000000000ull
 
 typedef struct { VkrtBuffer *w, *b; uint32_t cin, cout, k; } Conv;
 typedef struct { VkrtBuffer *g, *b; uint32_t c; } Norm;
@@ -284,7 +281,7 @@ JfVae *vae_new(VkrtContext *ctx, const char *vae_dir, int max_batch, int latent_
   }
   JfVae *v = g_new0(JfVae, 1);
   v->ctx = ctx;
-  v->submit_flops = VAE_SUBMIT_FLOPS;
+  v->submit_flops = budget_submit_flops(ctx);
   v->bufs = g_ptr_array_new_with_free_func((GDestroyNotify)vkrt_buffer_free);
   v->max_batch = (uint32_t)max_batch;
   v->lat_h = (uint32_t)latent_h;
@@ -469,7 +466,7 @@ static void decode_one(Rec *r, VkrtTensor latent, VkrtTensor out)
   conv(r, &v->conv_out, out, hn, h, w, VKRT_CONV_OUT_NCHW);
 }
 
-void vae_set_submit_flops(JfVae *v, uint64_t flops) { v->submit_flops = flops ? flops : VAE_SUBMIT_FLOPS; }
+void vae_set_submit_flops(JfVae *v, uint64_t flops) { v->submit_flops = flops ? flops : budget_submit_flops(v->ctx); }
 
 gboolean vae_decode(JfVae *v, VkrtSeq *seq, uint32_t n, VkrtTensor latent, VkrtTensor out_rgb,
                     GCancellable *cancel, double *gpu_ms, GError **error)

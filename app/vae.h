@@ -47,8 +47,9 @@ gboolean vae_decode(JfVae *v, VkrtSeq *seq, uint32_t n, VkrtTensor latent, VkrtT
                     GCancellable *cancel, double *gpu_ms, GError **error);
 
 /* Work (FLOPs, as the ops count them) recorded before vae_decode cuts a submit; 0 restores the
- * default (32 GFLOP: 0.1-0.3 s on a slow integrated GPU). A single op larger than this is one
- * submit on its own. Tests lower it to exercise the cuts. */
+ * device's default (budget_submit_flops). A single op larger than this is one submit on its
+ * own (at 384 px the largest, a 3x3 conv of 128 channels at 384x384, is 43.5 GFLOP). Tests
+ * lower it to exercise the cuts. */
 void vae_set_submit_flops(JfVae *v, uint64_t flops);
 
 G_END_DECLS
