@@ -673,7 +673,10 @@ static void test_cli_cases(void)
     return;
   char *tpath = deepseek_path(), *path = data_path("tokenizer-deepseek-llm/cases.jsonl");
   GPtrArray *cases = read_jsonl(path);
-  for (guint i = 0; i < cases->len; i++) {
+  /* Every case is checked in-process by /tokenizer/deepseek/cases through the same encoder; here
+   * only the command line's handling matters (arguments, UTF-8, output), so a spread of the cases
+   * is enough: each run loads the 102400-token vocabulary again (seconds under ASan). */
+  for (guint i = 0; i < cases->len; i += 7) {
     JsonObject *c = case_obj(cases, i);
     const char *text = json_object_get_string_member(c, "text");
     gboolean bos = json_object_get_boolean_member(c, "with_bos");
