@@ -17,7 +17,7 @@
 #define DEFAULT_PROMPT "A red fox sitting in fresh snow at sunrise, watercolor painting, soft light."
 
 typedef struct {
-  char *model, *vae, *synthetic, *stages, *device, *prompt, *tokenizer, *cfg_s;
+  char *model, *vae, *synthetic, *stages, *device, *prompt, *tokenizer, *cfg_s, *weights;
   int steps, repeat, warmup, new_tokens;
   gboolean json, no_ceiling;
 } Args;
@@ -25,7 +25,7 @@ typedef struct {
 static void args_free(Args *a)
 {
   g_free(a->model); g_free(a->vae); g_free(a->synthetic); g_free(a->stages);
-  g_free(a->device); g_free(a->prompt); g_free(a->tokenizer); g_free(a->cfg_s);
+  g_free(a->device); g_free(a->prompt); g_free(a->tokenizer); g_free(a->cfg_s); g_free(a->weights);
 }
 
 /* --stages: names, the reference's names for the same work, and groups. */
@@ -196,6 +196,7 @@ int cli_bench_main(int argc, char **argv)
     { "no-ceiling", 0, 0, G_OPTION_ARG_NONE, &a.no_ceiling, "Skip the GEMM / copy ceiling measurement", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &a.json, "One JSON object on stdout (the table goes to stderr)", NULL },
     { "device", 'd', 0, G_OPTION_ARG_FILENAME, &a.device, "Vulkan device: index or name substring", "SEL" },
+    { "weights", 0, 0, G_OPTION_ARG_STRING, &a.weights, "Weight format on the device: bf16 (default) or q8_0 (the language model's Linear weights in 8 bits: less memory, small accuracy loss)", "FMT" },
     { NULL, 0, 0, 0, NULL, NULL, NULL },
   };
   GOptionContext *oc = g_option_context_new("- time every stage on this device");
@@ -258,6 +259,9 @@ int cli_bench_main(int argc, char **argv)
     }
     cfg = (float)w;
   }
+  JfLoadOptions lo = { 0 };
+  if (a.weights && !llm_weight_format_parse(a.weights, &lo.weights, &error))
+    goto fail;
   if (!a.prompt)
     a.prompt = g_strdup(DEFAULT_PROMPT);
   if (!a.vae && a.model && (want[BENCH_EULER_STEP] || want[BENCH_VAE_DECODE])) {
@@ -297,7 +301,7 @@ int cli_bench_main(int argc, char **argv)
   for (int i = 0; i < BENCH_N_STAGES; i++)
     if (want[i]) what |= bench_stage_needs(i);
   double t_load = g_get_monotonic_time() / 1e6;
-  if (!(m = model_load(ctx, model_dir, vae_dir, what, on_progress, NULL, &error)))
+  if (!(m = model_load_opts(ctx, model_dir, vae_dir, what, &lo, on_progress, NULL, &error)))
     goto fail;
   t_load = g_get_monotonic_time() / 1e6 - t_load;
   if (!bench_prompts_make(m, a.prompt, ref_tok, &pr, &error))
@@ -343,8 +347,8 @@ int cli_bench_main(int argc, char **argv)
   fprintf(out, "device:  %s (%s), driver %s, %.2f GiB device-local, timestamps %s\n", di->name,
           vkrt_device_type_name(di->type), di->driver, (double)di->device_local_bytes / (1024.0 * 1024.0 * 1024.0),
           di->has_timestamps ? "yes" : "no (GPU columns empty, FLOP/s from wall time)");
-  fprintf(out, "model:   %s; %.3f GB of weights on the device; loaded in %.1f s\n", source, model_weight_bytes(m) / 1e9,
-          t_load);
+  fprintf(out, "model:   %s; %.3f GB of weights on the device (LLM %s); loaded in %.1f s\n", source,
+          model_weight_bytes(m) / 1e9, m->llm ? llm_weight_format_name(llm_weight_format(m->llm)) : "not loaded", t_load);
   fprintf(out, "shapes:  chat prompt %u tokens (%u image), decode %d tokens, generation prefix P = %u + %u rows per "
           "CFG row (x2), latent %dx%dx%d\n", pr.chat_ids->len, n_img, a.new_tokens, pr.gen_prefix_got, n_gen + 1,
           c_lat, h_lat, w_lat);
@@ -406,6 +410,7 @@ int cli_bench_main(int argc, char **argv)
     json_str(b, "vae_dir", vae_dir);
     json_str(b, "synthetic", a.synthetic);
     json_num(b, "weight_bytes_on_device", model_weight_bytes(m));
+    json_str(b, "llm_weights", m->llm ? llm_weight_format_name(llm_weight_format(m->llm)) : NULL);
     json_num(b, "load_s", t_load);
     json_builder_end_object(b);
     json_builder_set_member_name(b, "shapes");

@@ -49,7 +49,7 @@ static gboolean run_turn(JfChat *chat, const char *prompt, GPtrArray *imgs, cons
 
 int cli_chat_main(int argc, char **argv)
 {
-  char *model = NULL, *prompt = NULL, *system = NULL, *dump = NULL, *device = NULL;
+  char *model = NULL, *prompt = NULL, *system = NULL, *dump = NULL, *device = NULL, *weights = NULL;
   char **image_paths = NULL;
   JfSampling s = sampler_defaults();
   double temperature = s.temperature, top_p = s.top_p;
@@ -68,6 +68,7 @@ int cli_chat_main(int argc, char **argv)
     { "ctx", 0, 0, G_OPTION_ARG_INT, &ctx_len, "Context length in tokens (default min(model, 4096))", "N" },
     { "dump", 0, 0, G_OPTION_ARG_FILENAME, &dump, "Write prompt_ids/logits_0/output_ids(.npy) here", "DIR" },
     { "device", 'd', 0, G_OPTION_ARG_FILENAME, &device, "Vulkan device: index or name substring", "SEL" },
+    { "weights", 0, 0, G_OPTION_ARG_STRING, &weights, "Weight format on the device: bf16 (default) or q8_0 (the language model's Linear weights in 8 bits: less memory, small accuracy loss)", "FMT" },
     { NULL, 0, 0, 0, NULL, NULL, NULL },
   };
   GOptionContext *oc = g_option_context_new("- chat with JanusFlow about text and images");
@@ -96,6 +97,9 @@ int cli_chat_main(int argc, char **argv)
                 "invalid sampling option: need --max-new-tokens >= 1, --temperature >= 0, 0 < --top-p <= 1, --top-k >= 0");
     goto fail;
   }
+  JfLoadOptions lo = { 0 };
+  if (weights && !llm_weight_format_parse(weights, &lo.weights, &error))
+    goto fail;
   s.temperature = (float)temperature;
   s.top_p = (float)top_p;
   s.top_k = top_k;
@@ -108,7 +112,7 @@ int cli_chat_main(int argc, char **argv)
   if (!(vk = cli_open_device(device, &error)))
     goto fail;
   unsigned what = JF_LOAD_LLM | JF_LOAD_VISION;
-  if (!(m = model_load(vk, model, NULL, what, NULL, NULL, &error)))
+  if (!(m = model_load_opts(vk, model, NULL, what, &lo, NULL, NULL, &error)))
     goto fail;
   if (!(chat = chat_new(m, system, (uint32_t)ctx_len, &error)))
     goto fail;
@@ -189,6 +193,7 @@ done:
   g_free(system);
   g_free(dump);
   g_free(device);
+  g_free(weights);
   g_strfreev(image_paths);
   return rc;
 }

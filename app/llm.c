@@ -1,20 +1,31 @@
 #include "llm.h"
 #include "ops.h"
 #include "weights.h"
+#include "quant.h"
 #include <math.h>
+#include <string.h>
 
 /* Rows per forward call: bounds the scratch buffers (the MLP scratch is rows x intermediate fp32)
  * and keeps each submit short enough for driver watchdogs. Long prompts are chunked by callers. */
 #define LLM_MAX_ROWS 1280
 
+/* A Linear weight [out, in]: bf16, or Q8_0 (vk/quant.h) when loaded with JF_WEIGHTS_Q8_0. */
 typedef struct {
-  VkrtBuffer *q, *k, *v, *o, *gate, *up, *down, *in_norm, *post_norm;
+  VkrtBuffer *buf;
+  gboolean q8;
+} LlmLinear;
+
+typedef struct {
+  LlmLinear q, k, v, o, gate, up, down;
+  VkrtBuffer *in_norm, *post_norm;
 } LlmLayer;
 
 struct JfLlm {
   VkrtContext *ctx;
   JfLlmConfig cfg;
-  VkrtBuffer *embed, *norm, *lm_head;
+  JfWeightFormat wf;
+  VkrtBuffer *embed, *norm;
+  LlmLinear lm_head;
   LlmLayer *layers;
   uint64_t weight_bytes;
   /* scratch, LLM_MAX_ROWS rows each */
@@ -29,7 +40,8 @@ struct JfKvCache {
 
 static void layer_free(LlmLayer *l)
 {
-  VkrtBuffer **bufs[] = { &l->q, &l->k, &l->v, &l->o, &l->gate, &l->up, &l->down, &l->in_norm, &l->post_norm };
+  VkrtBuffer **bufs[] = { &l->q.buf, &l->k.buf, &l->v.buf, &l->o.buf, &l->gate.buf, &l->up.buf, &l->down.buf,
+                          &l->in_norm, &l->post_norm };
   for (size_t i = 0; i < G_N_ELEMENTS(bufs); i++)
     g_clear_pointer(bufs[i], vkrt_buffer_free);
 }
@@ -42,7 +54,7 @@ void llm_free(JfLlm *llm)
     for (int i = 0; i < llm->cfg.n_layers; i++)
       layer_free(&llm->layers[i]);
   g_free(llm->layers);
-  VkrtBuffer **bufs[] = { &llm->embed, &llm->norm, &llm->lm_head, &llm->h, &llm->q, &llm->attn, &llm->gate, &llm->up };
+  VkrtBuffer **bufs[] = { &llm->embed, &llm->norm, &llm->lm_head.buf, &llm->h, &llm->q, &llm->attn, &llm->gate, &llm->up };
   for (size_t i = 0; i < G_N_ELEMENTS(bufs); i++)
     g_clear_pointer(bufs[i], vkrt_buffer_free);
   g_free(llm);
@@ -50,6 +62,44 @@ void llm_free(JfLlm *llm)
 
 const JfLlmConfig *llm_config(const JfLlm *llm) { return &llm->cfg; }
 uint64_t llm_weight_bytes(const JfLlm *llm) { return llm->weight_bytes; }
+JfWeightFormat llm_weight_format(const JfLlm *llm) { return llm->wf; }
+
+const char *llm_weight_format_name(JfWeightFormat wf)
+{
+  return wf == JF_WEIGHTS_Q8_0 ? "q8_0" : "bf16";
+}
+
+gboolean llm_weight_format_parse(const char *s, JfWeightFormat *out, GError **error)
+{
+  if (s && g_ascii_strcasecmp(s, "bf16") == 0) {
+    *out = JF_WEIGHTS_BF16;
+    return TRUE;
+  }
+  if (s && (g_ascii_strcasecmp(s, "q8_0") == 0 || g_ascii_strcasecmp(s, "q8") == 0)) {
+    *out = JF_WEIGHTS_Q8_0;
+    return TRUE;
+  }
+  g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--weights '%s': use bf16 or q8_0", s ? s : "");
+  return FALSE;
+}
+
+/* The Linear weights that Q8_0 applies to: decoder projections and lm_head, input size % 32 == 0. */
+static gboolean is_quantizable(const char *name, int ndim, const int64_t *shape)
+{
+  gboolean linear = strcmp(name, "language_model.lm_head.weight") == 0 ||
+                    (g_str_has_prefix(name, "language_model.model.layers.") && g_str_has_suffix(name, "_proj.weight"));
+  return linear && ndim == 2 && shape[0] > 0 && shape[0] <= UINT32_MAX && shape[1] > 0 &&
+         shape[1] <= UINT32_MAX && shape[1] % VKRT_Q8_BLOCK == 0;
+}
+
+uint64_t llm_tensor_device_bytes(const StTensor *t, JfWeightFormat wf)
+{
+  if (!g_str_has_prefix(t->name, "language_model."))
+    return 0;
+  if (wf == JF_WEIGHTS_Q8_0 && is_quantizable(t->name, t->ndim, t->shape))
+    return vkrt_quant_q8_0_bytes((uint32_t)t->shape[0], (uint32_t)t->shape[1]);
+  return (t->n_elements * 2 + 3) & ~(uint64_t)3;
+}
 uint32_t llm_max_rows(const JfLlm *llm) { (void)llm; return LLM_MAX_ROWS; }
 
 static VkrtBuffer *up2(JfLlm *llm, const StFile *f, GError **error, int64_t d0, int64_t d1, const char *fmt, int layer)
@@ -63,30 +113,56 @@ static VkrtBuffer *up2(JfLlm *llm, const StFile *f, GError **error, int64_t d0, 
   return b;
 }
 
-JfLlm *llm_new(VkrtContext *ctx, const StFile *f, const JfLlmConfig *cfg, GError **error)
+/* A Linear weight [d0, d1]: quantized when the format asks for it and the shape allows it. */
+static gboolean up_linear(JfLlm *llm, const StFile *f, GError **error, LlmLinear *out, int64_t d0, int64_t d1,
+                          const char *fmt, int layer)
+{
+  int64_t shape[2] = { d0, d1 };
+  char *name = layer >= 0 ? g_strdup_printf(fmt, layer) : g_strdup(fmt);
+  out->q8 = llm->wf == JF_WEIGHTS_Q8_0 && is_quantizable(name, 2, shape);
+  out->buf = out->q8 ? weights_upload_q8_0(llm->ctx, f, name, d0, d1, error)
+                     : weights_upload(llm->ctx, f, name, 2, shape, error);
+  g_free(name);
+  if (out->buf)
+    llm->weight_bytes += vkrt_buffer_size(out->buf);
+  return out->buf != NULL;
+}
+
+/* y = x . w^T with whichever kernel the weight's format needs. */
+static void linear(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, const LlmLinear *w, uint32_t M, uint32_t N,
+                   uint32_t K, uint32_t flags)
+{
+  if (w->q8)
+    vkrt_op_matmul_q8(seq, y, x, vkrt_tensor(w->buf), vkrt_tensor_none(), M, N, K, flags);
+  else
+    vkrt_op_matmul(seq, y, x, vkrt_tensor(w->buf), vkrt_tensor_none(), M, N, K, flags);
+}
+
+JfLlm *llm_new(VkrtContext *ctx, const StFile *f, const JfLlmConfig *cfg, JfWeightFormat wf, GError **error)
 {
   JfLlm *llm = g_new0(JfLlm, 1);
   llm->ctx = ctx;
   llm->cfg = *cfg;
+  llm->wf = wf;
   const int64_t H = cfg->hidden, I = cfg->intermediate, V = cfg->vocab;
   const int64_t QD = (int64_t)cfg->n_heads * cfg->head_dim;
   const int64_t KVD = (int64_t)cfg->n_kv_heads * cfg->head_dim;
 
   if (!(llm->embed = up2(llm, f, error, V, H, "language_model.model.embed_tokens.weight", -1)) ||
       !(llm->norm = up2(llm, f, error, H, 0, "language_model.model.norm.weight", -1)) ||
-      !(llm->lm_head = up2(llm, f, error, V, H, "language_model.lm_head.weight", -1)))
+      !up_linear(llm, f, error, &llm->lm_head, V, H, "language_model.lm_head.weight", -1))
     goto fail;
 
   llm->layers = g_new0(LlmLayer, cfg->n_layers);
   for (int i = 0; i < cfg->n_layers; i++) {
     LlmLayer *l = &llm->layers[i];
-    if (!(l->q = up2(llm, f, error, QD, H, "language_model.model.layers.%d.self_attn.q_proj.weight", i)) ||
-        !(l->k = up2(llm, f, error, KVD, H, "language_model.model.layers.%d.self_attn.k_proj.weight", i)) ||
-        !(l->v = up2(llm, f, error, KVD, H, "language_model.model.layers.%d.self_attn.v_proj.weight", i)) ||
-        !(l->o = up2(llm, f, error, H, QD, "language_model.model.layers.%d.self_attn.o_proj.weight", i)) ||
-        !(l->gate = up2(llm, f, error, I, H, "language_model.model.layers.%d.mlp.gate_proj.weight", i)) ||
-        !(l->up = up2(llm, f, error, I, H, "language_model.model.layers.%d.mlp.up_proj.weight", i)) ||
-        !(l->down = up2(llm, f, error, H, I, "language_model.model.layers.%d.mlp.down_proj.weight", i)) ||
+    if (!up_linear(llm, f, error, &l->q, QD, H, "language_model.model.layers.%d.self_attn.q_proj.weight", i) ||
+        !up_linear(llm, f, error, &l->k, KVD, H, "language_model.model.layers.%d.self_attn.k_proj.weight", i) ||
+        !up_linear(llm, f, error, &l->v, KVD, H, "language_model.model.layers.%d.self_attn.v_proj.weight", i) ||
+        !up_linear(llm, f, error, &l->o, H, QD, "language_model.model.layers.%d.self_attn.o_proj.weight", i) ||
+        !up_linear(llm, f, error, &l->gate, I, H, "language_model.model.layers.%d.mlp.gate_proj.weight", i) ||
+        !up_linear(llm, f, error, &l->up, I, H, "language_model.model.layers.%d.mlp.up_proj.weight", i) ||
+        !up_linear(llm, f, error, &l->down, H, I, "language_model.model.layers.%d.mlp.down_proj.weight", i) ||
         !(l->in_norm = up2(llm, f, error, H, 0, "language_model.model.layers.%d.input_layernorm.weight", i)) ||
         !(l->post_norm = up2(llm, f, error, H, 0, "language_model.model.layers.%d.post_attention_layernorm.weight", i)))
       goto fail;
@@ -208,7 +284,7 @@ gboolean llm_record_layers(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x
   for (int li = MAX(l0, 0); li < MIN(l1, c->n_layers); li++) {
     const LlmLayer *l = &llm->layers[li];
     vkrt_op_rmsnorm(seq, h, x, vkrt_tensor(l->in_norm), rows, H, c->rms_eps);
-    vkrt_op_matmul(seq, q, h, vkrt_tensor(l->q), vkrt_tensor_none(), rows, QD, H, 0);
+    linear(seq, q, h, &l->q, rows, QD, H, 0);
     vkrt_op_rope(seq, q, pos, rows, QD, c->n_heads, c->head_dim, c->rope_theta);
     /* K and V go straight into each sequence's cache rows start..start+T-1 */
     for (uint32_t b = 0; b < B; b++) {
@@ -217,26 +293,25 @@ gboolean llm_record_layers(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x
       VkrtTensor vd = vkrt_tensor_sub(vkrt_tensor(kv->v[li]), off, T * kv_row);
       VkrtTensor hb = vkrt_tensor_sub(h, (uint64_t)b * T * H * 4, (uint64_t)T * H * 4);
       VkrtTensor pb = vkrt_tensor_sub(pos, (uint64_t)b * T * 4, (uint64_t)T * 4);
-      vkrt_op_matmul(seq, kd, hb, vkrt_tensor(l->k), vkrt_tensor_none(), T, KVD, H, 0);
-      vkrt_op_matmul(seq, vd, hb, vkrt_tensor(l->v), vkrt_tensor_none(), T, KVD, H, 0);
+      linear(seq, kd, hb, &l->k, T, KVD, H, 0);
+      linear(seq, vd, hb, &l->v, T, KVD, H, 0);
       vkrt_op_rope(seq, kd, pb, T, KVD, c->n_kv_heads, c->head_dim, c->rope_theta);
     }
     vkrt_op_attention(seq, attn, q, vkrt_tensor(kv->k[li]), vkrt_tensor(kv->v[li]), mask, &ap);
-    vkrt_op_matmul(seq, x, attn, vkrt_tensor(l->o), vkrt_tensor_none(), rows, H, QD, VKRT_MM_ACCUMULATE);
+    linear(seq, x, attn, &l->o, rows, H, QD, VKRT_MM_ACCUMULATE);
 
     vkrt_op_rmsnorm(seq, h, x, vkrt_tensor(l->post_norm), rows, H, c->rms_eps);
-    vkrt_op_matmul(seq, gate, h, vkrt_tensor(l->gate), vkrt_tensor_none(), rows, I, H, 0);
-    vkrt_op_matmul(seq, up, h, vkrt_tensor(l->up), vkrt_tensor_none(), rows, I, H, 0);
+    linear(seq, gate, h, &l->gate, rows, I, H, 0);
+    linear(seq, up, h, &l->up, rows, I, H, 0);
     vkrt_op_silu_mul(seq, gate, gate, up, rows * I);
-    vkrt_op_matmul(seq, x, gate, vkrt_tensor(l->down), vkrt_tensor_none(), rows, H, I, VKRT_MM_ACCUMULATE);
+    linear(seq, x, gate, &l->down, rows, H, I, VKRT_MM_ACCUMULATE);
   }
   return TRUE;
 }
 
 void llm_record_logits(JfLlm *llm, VkrtSeq *seq, VkrtTensor normed, uint32_t rows, VkrtTensor logits)
 {
-  vkrt_op_matmul(seq, logits, normed, vkrt_tensor(llm->lm_head), vkrt_tensor_none(), rows,
-                 llm->cfg.vocab, llm->cfg.hidden, 0);
+  linear(seq, logits, normed, &llm->lm_head, rows, llm->cfg.vocab, llm->cfg.hidden, 0);
 }
 
 void llm_copy_prefix(JfLlm *llm, VkrtSeq *seq, JfKvCache *dst, uint32_t dst_seq, const JfKvCache *src,

@@ -14,11 +14,26 @@ G_BEGIN_DECLS
 typedef struct JfLlm JfLlm;
 typedef struct JfKvCache JfKvCache;
 
-JfLlm *llm_new(VkrtContext *ctx, const StFile *f, const JfLlmConfig *cfg, GError **error);
+/* How the Linear weights live on the device. Q8_0 (vk/quant.h) quantizes the Linear weights of
+ * the decoder layers (q/k/v/o, gate/up/down) and lm_head at load time, about 56% of their bf16
+ * size; embeddings and norms stay bf16, and so does any Linear whose input size is not a
+ * multiple of 32. */
+typedef enum { JF_WEIGHTS_BF16, JF_WEIGHTS_Q8_0 } JfWeightFormat;
+
+/* "bf16" / "q8_0" (the CLI's --weights values). */
+const char *llm_weight_format_name(JfWeightFormat wf);
+gboolean llm_weight_format_parse(const char *s, JfWeightFormat *out, GError **error);
+
+/* Device bytes checkpoint tensor t takes when the LLM is loaded with weight format wf (0 for a
+ * tensor that is not the LLM's): what model_load's fit check adds up. */
+uint64_t llm_tensor_device_bytes(const StTensor *t, JfWeightFormat wf);
+
+JfLlm *llm_new(VkrtContext *ctx, const StFile *f, const JfLlmConfig *cfg, JfWeightFormat wf, GError **error);
 void llm_free(JfLlm *llm);
 const JfLlmConfig *llm_config(const JfLlm *llm);
 /* Device bytes held by the weights. */
 uint64_t llm_weight_bytes(const JfLlm *llm);
+JfWeightFormat llm_weight_format(const JfLlm *llm);
 
 /* K/V for n_batch independent sequences of up to capacity positions each (fp32). */
 JfKvCache *llm_kv_new(JfLlm *llm, uint32_t n_batch, uint32_t capacity, GError **error);

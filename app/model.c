@@ -78,8 +78,9 @@ gboolean model_check_folder(const char *dir, const char *vae_dir, GError **error
   return TRUE;
 }
 
-/* Bytes the parts in `what` will take on the device (bf16 weights), from the file's tensor table. */
-static uint64_t weight_bytes_needed(const StFile *st, unsigned what)
+/* Bytes the parts in `what` will take on the device (bf16 weights, the LLM's in format wf), from
+ * the file's tensor table. */
+static uint64_t weight_bytes_needed(const StFile *st, unsigned what, JfWeightFormat wf)
 {
   uint64_t total = 0;
   for (guint i = 0; i < safetensors_n_tensors(st); i++) {
@@ -91,23 +92,25 @@ static uint64_t weight_bytes_needed(const StFile *st, unsigned what)
        !strstr(n, ".attn_pool.")) ||
       ((what & JF_LOAD_GENERATION) && g_str_has_prefix(n, "vision_gen_"));
     if (want)
-      total += t->n_elements * 2;
+      total += g_str_has_prefix(n, "language_model.") ? llm_tensor_device_bytes(t, wf) : t->n_elements * 2;
   }
   return total;
 }
 
 /* Refuses early, with sizes, a model that cannot fit the device: uploading 4 GB only to fail
  * half way is slow and leaves the user guessing. */
-static gboolean check_fits(VkrtContext *ctx, const StFile *st, unsigned what, const char *path, GError **error)
+static gboolean check_fits(VkrtContext *ctx, const StFile *st, unsigned what, JfWeightFormat wf, const char *path,
+                           GError **error)
 {
   const VkrtDeviceInfo *info = vkrt_context_info(ctx);
-  uint64_t need = weight_bytes_needed(st, what);
+  uint64_t need = weight_bytes_needed(st, what, wf);
   uint64_t have = info->device_local_bytes;
   if (have && need > have) {
     g_set_error(error, VKRT_ERROR, VKRT_ERROR_OOM,
-                "%s: the model needs %.2f GiB of device memory for its weights but %s has %.2f GiB; "
-                "use a device with more memory (janusflow info lists them)",
-                path, need / 1073741824.0, info->name, have / 1073741824.0);
+                "%s: the model needs %.2f GiB of device memory for its weights (%s) but %s has %.2f GiB; "
+                "use a device with more memory (janusflow info lists them)%s",
+                path, need / 1073741824.0, llm_weight_format_name(wf), info->name, have / 1073741824.0,
+                wf == JF_WEIGHTS_BF16 ? " or --weights q8_0" : "");
     return FALSE;
   }
   return TRUE;
@@ -116,6 +119,13 @@ static gboolean check_fits(VkrtContext *ctx, const StFile *st, unsigned what, co
 JfModel *model_load(VkrtContext *ctx, const char *dir, const char *vae_dir, unsigned what,
                     JfProgressFunc progress, void *user, GError **error)
 {
+  return model_load_opts(ctx, dir, vae_dir, what, NULL, progress, user, error);
+}
+
+JfModel *model_load_opts(VkrtContext *ctx, const char *dir, const char *vae_dir, unsigned what,
+                         const JfLoadOptions *opt, JfProgressFunc progress, void *user, GError **error)
+{
+  const JfWeightFormat wf = opt ? opt->weights : JF_WEIGHTS_BF16;
   JfModel *m = g_new0(JfModel, 1);
   m->ctx = ctx;
   m->dir = g_strdup(dir);
@@ -132,11 +142,13 @@ JfModel *model_load(VkrtContext *ctx, const char *dir, const char *vae_dir, unsi
     goto out;
   if (!(m->st = safetensors_open(st_path, error)))
     goto out;
-  if (!check_fits(ctx, m->st, what, st_path, error))
+  if (!check_fits(ctx, m->st, what, wf, st_path, error))
     goto out;
   if (what & JF_LOAD_LLM) {
-    if (progress) progress(0.05, "uploading language model", user);
-    if (!(m->llm = llm_new(ctx, m->st, &m->cfg->llm, error)))
+    if (progress)
+      progress(0.05, wf == JF_WEIGHTS_Q8_0 ? "uploading language model (quantizing to q8_0)" : "uploading language model",
+               user);
+    if (!(m->llm = llm_new(ctx, m->st, &m->cfg->llm, wf, error)))
       goto out;
   }
   if (what & (JF_LOAD_VISION | JF_LOAD_GENERATION)) {

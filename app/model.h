@@ -48,6 +48,15 @@ typedef struct {
  * the problem (missing files, wrong model, tokenizer that does not match, out of memory). */
 JfModel *model_load(VkrtContext *ctx, const char *dir, const char *vae_dir, unsigned what,
                     JfProgressFunc progress, void *user, GError **error);
+
+/* Load-time choices; all-zero = the defaults. */
+typedef struct {
+  JfWeightFormat weights;  /* JF_WEIGHTS_Q8_0: the LLM's Linear weights in 8 bits (llm.h) */
+} JfLoadOptions;
+
+/* model_load with options (opt NULL = defaults); the fit check counts the chosen formats. */
+JfModel *model_load_opts(VkrtContext *ctx, const char *dir, const char *vae_dir, unsigned what,
+                         const JfLoadOptions *opt, JfProgressFunc progress, void *user, GError **error);
 void model_free(JfModel *m);
 /* Checks the folder without touching the device (the GUI's model setup screen). */
 gboolean model_check_folder(const char *dir, const char *vae_dir, GError **error);

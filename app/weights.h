@@ -10,6 +10,11 @@ G_BEGIN_DECLS
  * uploads it as bf16 into a new buffer. The error names the file and the tensor. */
 VkrtBuffer *weights_upload(VkrtContext *ctx, const StFile *f, const char *name, int ndim,
                            const int64_t *shape, GError **error);
+/* Finds the Linear weight `name` [n, k] (k a multiple of 32), checks its shape, quantizes it
+ * on the host to Q8_0 (vk/quant.h: blocks of 32 k, fp32 scale + 32 int8) and uploads that into
+ * a new buffer for vkrt_op_matmul_q8. */
+VkrtBuffer *weights_upload_q8_0(VkrtContext *ctx, const StFile *f, const char *name, int64_t n, int64_t k,
+                                GError **error);
 /* Same, with a printf-style name. */
 VkrtBuffer *weights_uploadf(VkrtContext *ctx, const StFile *f, GError **error, int ndim,
                             const int64_t *shape, const char *fmt, ...) G_GNUC_PRINTF(6, 7);
