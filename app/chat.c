@@ -218,7 +218,7 @@ static gboolean check_cancel(GCancellable *cancel, GError **error)
 
 /* Feeds ids[0..n) at cache positions n_cached.., splicing image embeddings where the expanded
  * list has image blocks; leaves the final hidden row of the last chunk in c->out row (n-1)%rows
- * and records sampling for it. */
+ * and, if s is not NULL, records sampling for it (a replayed turn samples nothing). */
 static gboolean prefill(JfChat *c, const int32_t *ids, uint32_t n, const GArray *img_starts,
                         VkrtBuffer **img_embeds, const JfSampling *s, GCancellable *cancel,
                         uint32_t *last_row, GError **error)
@@ -265,7 +265,7 @@ static gboolean prefill(JfChat *c, const int32_t *ids, uint32_t n, const GArray 
         return FALSE;
     }
     llm_record_final_norm(c->m->llm, c->seq, x, T, out);
-    if (done + T == n) {
+    if (done + T == n && s) {
       *last_row = T - 1;
       record_sample(c, s, vkrt_tensor_sub(vkrt_tensor(c->out), (uint64_t)(T - 1) * row_bytes, row_bytes));
     }
@@ -276,47 +276,61 @@ static gboolean prefill(JfChat *c, const int32_t *ids, uint32_t n, const GArray 
   return TRUE;
 }
 
-gboolean chat_send(JfChat *c, const char *question, const JfImage *const *images, int n_images,
-                   const JfSampling *s, JfTextFunc on_text, void *user, GCancellable *cancel,
-                   char **answer, GError **error)
+/* The conversation as it was before a call, put back when the call fails. */
+typedef struct {
+  uint32_t n_cached;
+  GArray *pending;
+} SavedState;
+
+static SavedState state_save(const JfChat *c)
+{
+  return (SavedState){ c->n_cached, g_array_copy(c->pending) };
+}
+
+static void state_restore(JfChat *c, SavedState *st)
+{
+  c->n_cached = st->n_cached;
+  g_array_set_size(c->pending, 0);
+  g_array_append_vals(c->pending, st->pending->data, st->pending->len);
+}
+
+static void state_clear(SavedState *st)
+{
+  g_clear_pointer(&st->pending, g_array_unref);
+}
+
+/* The ids of one user turn as chat_send feeds them: prefix (the pending ids of the previous
+ * answer, or NULL), then the templated question with each image tag expanded into an image
+ * block whose start positions go to img_starts. first_turn picks the template with the system
+ * prompt and BOS. NULL with an error for bad input. */
+static GArray *build_turn(JfChat *c, const char *question, int n_images, gboolean first_turn,
+                          const GArray *prefix, GArray *img_starts, GError **error)
 {
   JfModel *m = c->m;
   const JfSpecialIds *sp = &m->ids;
-  const uint32_t H = llm_config(m->llm)->hidden;
-  const uint32_t saved_cached = c->n_cached;
-  GArray *saved_pending = g_array_copy(c->pending);
-  gboolean ok = FALSE, first_turn = (c->n_cached == 0 && c->pending->len == 0);
-  GArray *text_ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
-  GArray *img_starts = g_array_new(FALSE, FALSE, sizeof(guint));
-  GArray *ids = NULL, *out_ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
-  VkrtBuffer **embeds = g_new0(VkrtBuffer *, MAX(n_images, 1));
-  char *text = NULL;
-  TextStream ts = { g_byte_array_new(), on_text, user };
-
-  if (s->max_new_tokens < 1) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "max new tokens must be at least 1");
-    goto out;
-  }
   char *q = g_strstrip(g_strdup(question ? question : ""));
   if (!*q && n_images == 0) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "the message is empty");
     g_free(q);
-    goto out;
+    return NULL;
   }
-  if (n_images > 0 && !m->siglip) {
+  if (n_images < 0 || (n_images > 0 && !m->siglip)) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "images need the vision encoder, which is not loaded");
     g_free(q);
-    goto out;
+    return NULL;
   }
-  if (first_turn) {
-    text = prompt_first_turn(c->system, m->cfg->proc.image_tag, n_images, q);
-  } else {
-    text = prompt_next_turn(m->cfg->proc.image_tag, n_images, q);
-    g_array_append_vals(text_ids, c->pending->data, c->pending->len);
-  }
+  char *text = first_turn ? prompt_first_turn(c->system, m->cfg->proc.image_tag, n_images, q)
+                          : prompt_next_turn(m->cfg->proc.image_tag, n_images, q);
   g_free(q);
-  if (!tokenizer_encode(m->tok, text, -1, first_turn, text_ids, error))
-    goto out;
+  GArray *text_ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
+  if (prefix)
+    g_array_append_vals(text_ids, prefix->data, prefix->len);
+  gboolean ok = tokenizer_encode(m->tok, text, -1, first_turn, text_ids, error);
+  g_free(text);
+  if (!ok) {
+    g_array_unref(text_ids);
+    return NULL;
+  }
   /* the user's own text may contain the tag string; only the images we were given count */
   guint tags = 0;
   for (guint i = 0; i < text_ids->len; i++)
@@ -324,42 +338,114 @@ gboolean chat_send(JfChat *c, const char *question, const JfImage *const *images
   if ((int)tags != n_images) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                 "the message contains the reserved tag %s; remove it", m->cfg->proc.image_tag);
-    goto out;
+    g_array_unref(text_ids);
+    return NULL;
   }
-  ids = expand_images(c, text_ids, img_starts);
+  GArray *ids = expand_images(c, text_ids, img_starts);
+  g_array_unref(text_ids);
+  return ids;
+}
 
+/* The ids of a past answer: its text encoded again, without BOS. */
+static GArray *encode_answer(JfChat *c, const char *answer, GError **error)
+{
+  GArray *ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
+  if (answer && *answer && !tokenizer_encode(c->m->tok, answer, -1, FALSE, ids, error)) {
+    g_array_unref(ids);
+    return NULL;
+  }
+  return ids;
+}
+
+/* A turn of n_prompt ids (n_images of them in image blocks) followed by n_answer ids must leave
+ * one more position: for the first sampled token (chat_send) or for the EOS that closes a
+ * replayed answer. */
+static gboolean check_room(JfChat *c, uint32_t n_prompt, uint32_t n_answer, int n_images, gboolean replay,
+                           GError **error)
+{
   uint32_t room = c->capacity - c->n_cached;
-  if (ids->len + 1 > room) {
+  uint64_t need = (uint64_t)n_prompt + n_answer + 1;
+  if (need <= room)
+    return TRUE;
+  uint32_t left = room > 0 ? room - 1 : 0;
+  if (replay) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                "the past turn needs %" G_GUINT64_FORMAT " tokens (%u for the message, %u for the answer, 1 "
+                "to close it) but only %u are left in the context of %u tokens", need, n_prompt, n_answer,
+                room, c->capacity);
+  } else if (n_images > 0) {
     uint32_t per_image = c->img_tokens + 2;
-    if (n_images > 0)
-      g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
-                  "the message needs %u tokens but only %u are left in the context of %u (each image "
-                  "takes %u; at most %u image(s) fit with this text)", ids->len, room > 0 ? room - 1 : 0,
-                  c->capacity, per_image,
-                  (room > ids->len - (uint32_t)n_images * per_image + 1)
-                    ? (room - (ids->len - n_images * per_image) - 1) / per_image : 0);
-    else
-      g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
-                  "the prompt is %u tokens but only %u are left in the context of %u tokens",
-                  ids->len, room > 0 ? room - 1 : 0, c->capacity);
-    goto out;
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                "the message needs %u tokens but only %u are left in the context of %u (each image "
+                "takes %u; at most %u image(s) fit with this text)", n_prompt, left, c->capacity, per_image,
+                (room > n_prompt - (uint32_t)n_images * per_image + 1)
+                  ? (room - (n_prompt - n_images * per_image) - 1) / per_image : 0);
+  } else {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                "the prompt is %u tokens but only %u are left in the context of %u tokens",
+                n_prompt, left, c->capacity);
   }
+  return FALSE;
+}
 
+/* SigLIP embeddings of each image into embeds[i] (new buffers; the caller frees them). */
+static gboolean encode_images(JfChat *c, const JfImage *const *images, int n_images, VkrtBuffer **embeds,
+                              GCancellable *cancel, GError **error)
+{
+  JfModel *m = c->m;
+  const uint32_t H = llm_config(m->llm)->hidden;
   for (int i = 0; i < n_images; i++) {
     if (!check_cancel(cancel, error))
-      goto out;
+      return FALSE;
     float *pix = image_preprocess(images[i], &m->cfg->proc);
     if (!(embeds[i] = vkrt_buffer_new(m->ctx, (uint64_t)c->img_tokens * H * 4, error))) {
       g_free(pix);
-      goto out;
+      return FALSE;
     }
     vkrt_seq_begin(c->seq);
-    gboolean eok = siglip_encode(m->siglip, c->seq, pix, vkrt_tensor(embeds[i]), error) &&
-                   vkrt_seq_submit(c->seq, error);
+    gboolean ok = siglip_encode(m->siglip, c->seq, pix, vkrt_tensor(embeds[i]), error) &&
+                  vkrt_seq_submit(c->seq, error);
     g_free(pix);
-    if (!eok)
-      goto out;
+    if (!ok)
+      return FALSE;
   }
+  return TRUE;
+}
+
+static void free_embeds(VkrtBuffer **embeds, int n_images)
+{
+  for (int i = 0; i < n_images; i++)
+    if (embeds[i]) vkrt_buffer_free(embeds[i]);
+  g_free(embeds);
+}
+
+static gboolean is_first_turn(const JfChat *c)
+{
+  return c->n_cached == 0 && c->pending->len == 0;
+}
+
+gboolean chat_send(JfChat *c, const char *question, const JfImage *const *images, int n_images,
+                   const JfSampling *s, JfTextFunc on_text, void *user, GCancellable *cancel,
+                   char **answer, GError **error)
+{
+  JfModel *m = c->m;
+  const JfSpecialIds *sp = &m->ids;
+  const uint32_t H = llm_config(m->llm)->hidden;
+  SavedState saved = state_save(c);
+  gboolean ok = FALSE, first_turn = is_first_turn(c);
+  GArray *img_starts = g_array_new(FALSE, FALSE, sizeof(guint));
+  GArray *ids = NULL, *out_ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
+  VkrtBuffer **embeds = g_new0(VkrtBuffer *, MAX(n_images, 1));
+  TextStream ts = { g_byte_array_new(), on_text, user };
+
+  if (s->max_new_tokens < 1) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "max new tokens must be at least 1");
+    goto out;
+  }
+  if (!(ids = build_turn(c, question, n_images, first_turn, first_turn ? NULL : c->pending, img_starts, error)) ||
+      !check_room(c, ids->len, 0, n_images, FALSE, error) ||
+      !encode_images(c, images, n_images, embeds, cancel, error))
+    goto out;
 
   if (c->dump_dir) {
     g_mkdir_with_parents(c->dump_dir, 0755);
@@ -450,20 +536,65 @@ gboolean chat_send(JfChat *c, const char *question, const JfImage *const *images
   ok = TRUE;
 
 out:
-  if (!ok) {
-    c->n_cached = saved_cached;
-    g_array_set_size(c->pending, 0);
-    g_array_append_vals(c->pending, saved_pending->data, saved_pending->len);
-  }
-  for (int i = 0; i < n_images; i++)
-    if (embeds[i]) vkrt_buffer_free(embeds[i]);
-  g_free(embeds);
-  g_array_unref(saved_pending);
-  g_array_unref(text_ids);
+  if (!ok)
+    state_restore(c, &saved);
+  state_clear(&saved);
+  free_embeds(embeds, n_images);
   g_array_unref(img_starts);
   if (ids) g_array_unref(ids);
   g_array_unref(out_ids);
   g_byte_array_unref(ts.held);
-  g_free(text);
+  return ok;
+}
+
+gboolean chat_replay_turn(JfChat *c, const char *question, const JfImage *const *images, int n_images,
+                          const char *answer, GCancellable *cancel, GError **error)
+{
+  SavedState saved = state_save(c);
+  gboolean ok = FALSE, first_turn = is_first_turn(c);
+  GArray *img_starts = g_array_new(FALSE, FALSE, sizeof(guint));
+  GArray *ids = NULL, *answer_ids = NULL;
+  VkrtBuffer **embeds = g_new0(VkrtBuffer *, MAX(n_images, 1));
+
+  if (!(ids = build_turn(c, question, n_images, first_turn, first_turn ? NULL : c->pending, img_starts, error)) ||
+      !(answer_ids = encode_answer(c, answer, error)) ||
+      !check_room(c, ids->len, answer_ids->len, n_images, TRUE, error) ||
+      !encode_images(c, images, n_images, embeds, cancel, error))
+    goto out;
+  /* question and answer in one prefill: the answer's K/V are what decoding them one by one
+   * would have stored */
+  g_array_append_vals(ids, answer_ids->data, answer_ids->len);
+  uint32_t last_row = 0;
+  if (!prefill(c, (const int32_t *)ids->data, ids->len, img_starts, embeds, NULL, cancel, &last_row, error))
+    goto out;
+  c->n_cached += ids->len;
+  /* as after an answer that ended with EOS: the EOS is fed with the next turn */
+  g_array_set_size(c->pending, 0);
+  g_array_append_val(c->pending, c->m->ids.eos);
+  ok = TRUE;
+
+out:
+  if (!ok)
+    state_restore(c, &saved);
+  state_clear(&saved);
+  free_embeds(embeds, n_images);
+  g_array_unref(img_starts);
+  if (ids) g_array_unref(ids);
+  if (answer_ids) g_array_unref(answer_ids);
+  return ok;
+}
+
+gboolean chat_measure_turn(JfChat *c, const char *question, int n_images, const char *answer, gboolean first,
+                           uint32_t *n_tokens, GError **error)
+{
+  GArray *img_starts = g_array_new(FALSE, FALSE, sizeof(guint));
+  GArray *ids = build_turn(c, question, n_images, first, NULL, img_starts, error);
+  GArray *answer_ids = ids ? encode_answer(c, answer, error) : NULL;
+  gboolean ok = answer_ids != NULL;
+  if (ok)
+    *n_tokens = ids->len + answer_ids->len + 1;
+  g_array_unref(img_starts);
+  if (ids) g_array_unref(ids);
+  if (answer_ids) g_array_unref(answer_ids);
   return ok;
 }

@@ -36,4 +36,22 @@ gboolean chat_send(JfChat *c, const char *question, const JfImage *const *images
                    const JfSampling *s, JfTextFunc on_text, void *user, GCancellable *cancel,
                    char **answer, GError **error);
 
+/* Puts one past exchange back into the conversation without generating: the user turn exactly
+ * as chat_send builds it (template, images encoded and spliced the same way), then the answer's
+ * text encoded again (no BOS), then the state chat_send leaves after an answer that ended with
+ * EOS (the EOS is fed with the next turn). Used to continue a saved conversation. The answer's
+ * ids may differ from the ones originally sampled when its text has several tokenizations (and
+ * special tokens the decoder dropped are gone), so the model's memory can differ slightly from
+ * the original session's. Errors as chat_send's (G_IO_ERROR_NO_SPACE, with the counts, when the
+ * exchange does not fit in what is left of the context; G_IO_ERROR_CANCELLED); after an error
+ * the conversation is as it was before the call. */
+gboolean chat_replay_turn(JfChat *c, const char *question, const JfImage *const *images, int n_images,
+                          const char *answer, GCancellable *cancel, GError **error);
+/* How much chat_n_tokens grows when chat_replay_turn replays this exchange as the first turn of
+ * a conversation (first) or as a later one: the sum over a conversation's turns is its size, so
+ * a caller can choose which past turns fit before replaying any. Touches no GPU state. Errors:
+ * the bad-input ones of chat_replay_turn. */
+gboolean chat_measure_turn(JfChat *c, const char *question, int n_images, const char *answer, gboolean first,
+                           uint32_t *n_tokens, GError **error);
+
 G_END_DECLS

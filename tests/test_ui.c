@@ -68,6 +68,11 @@ static gboolean engine_loaded(gpointer data)
 
 /* Opens the window (a new one after the last was closed) and loads the model, as
  * `janusflow --model DIR --vae DIR` does. */
+static gboolean engine_idle(gpointer data)
+{
+  return jf_engine_n_pending(data) == 0;
+}
+
 static JfWindow *open_window(void)
 {
   JfWindow *w = jf_application_get_window(app);
@@ -601,7 +606,74 @@ static gboolean chat_restored(gpointer data)
   return jf_chat_pane_is_restored(data);
 }
 
-/* A new application instance on the same XDG folders finds the conversation again. */
+/* What happens on the new engine after a restart: the pane has it read the conversation back,
+ * and a question sent while it does so waits for it. */
+typedef struct {
+  JfChatPane *pane;
+  JfEngine *engine;
+  gboolean saw_status, sent, restored, restore_first, chat_finished;
+  guint dropped, remembered, tokens_restored, tokens_answered;
+  GError *error;
+} RestartWatch;
+
+static void on_replaying(JfChatPane *pane, GParamSpec *pspec, RestartWatch *rw)
+{
+  (void)pspec;
+  if (!jf_chat_pane_is_replaying(pane) || rw->sent)
+    return;
+  rw->saw_status = gtk_widget_get_visible(child(pane, JF_TYPE_CHAT_PANE, "restore_box"));
+  GtkTextView *input = GTK_TEXT_VIEW(child(pane, JF_TYPE_CHAT_PANE, "input_view"));
+  gtk_text_buffer_set_text(gtk_text_view_get_buffer(input), "And what else?", -1);
+  /* a short answer: the turn then adds far fewer tokens than a fresh conversation has */
+  GtkAdjustment *max_tokens = adjustment(pane, JF_TYPE_CHAT_PANE, "max_tokens_adj");
+  double was = gtk_adjustment_get_value(max_tokens);
+  gtk_adjustment_set_value(max_tokens, 4);
+  rw->sent = jf_chat_pane_send(pane);
+  gtk_adjustment_set_value(max_tokens, was);
+}
+
+static void on_restart_restored(JfEngine *e, guint job, GArray *flags, guint dropped, GError *error,
+                                RestartWatch *rw)
+{
+  (void)job;
+  rw->restored = TRUE;
+  rw->restore_first = !rw->chat_finished;
+  rw->dropped = dropped;
+  for (guint i = 0; flags && i < flags->len; i++)
+    rw->remembered += g_array_index(flags, gboolean, i);
+  rw->tokens_restored = jf_engine_get_chat_tokens(e);
+  if (error && !rw->error)
+    rw->error = g_error_copy(error);
+}
+
+static void on_restart_answered(JfEngine *e, guint job, const char *answer, GError *error, RestartWatch *rw)
+{
+  (void)job;
+  (void)answer;
+  rw->chat_finished = TRUE;
+  rw->tokens_answered = jf_engine_get_chat_tokens(e);
+  if (error && !rw->error)
+    rw->error = g_error_copy(error);
+}
+
+static gboolean restart_done(gpointer data)
+{
+  RestartWatch *rw = data;
+  return rw->restored && rw->chat_finished && !jf_chat_pane_is_busy(rw->pane) && !jf_chat_pane_is_replaying(rw->pane) &&
+         !jf_chat_pane_is_saving(rw->pane);
+}
+
+static guint count_dividers(JfChatPane *pane)
+{
+  guint n = 0;
+  GtkWidget *box = child(pane, JF_TYPE_CHAT_PANE, "messages_box");
+  for (GtkWidget *c = gtk_widget_get_first_child(box); c; c = gtk_widget_get_next_sibling(c))
+    n += gtk_widget_has_css_class(c, "restored-divider");
+  return n;
+}
+
+/* A new application instance on the same XDG folders finds the conversation again, and the
+ * model remembers it: the next question continues it. */
 static void test_restart(void)
 {
   JfChatPane *pane = jf_window_get_chat_pane(win);
@@ -612,29 +684,79 @@ static void test_restart(void)
     g_ptr_array_add(texts, g_strdup(jf_chat_message_get_text(jf_chat_pane_get_message(pane, i))));
   guint images = jf_chat_message_get_n_images(jf_chat_pane_get_message(pane, 0));
   g_assert_cmpuint(images, ==, 1);
+  guint tokens_before = jf_engine_get_chat_tokens(jf_application_get_engine(app));
+  g_assert_cmpuint(tokens_before, >, 0);
 
   close_window(win);
+  /* the new window and engine exist before the main loop runs again: watch them from the start */
+  JfWindow *w2 = jf_application_get_window(app);
+  RestartWatch rw = { 0 };
+  rw.pane = jf_window_get_chat_pane(w2);
+  rw.engine = jf_application_get_engine(app);
+  gulong h0 = g_signal_connect(rw.pane, "notify::replaying", G_CALLBACK(on_replaying), &rw);
+  gulong h1 = g_signal_connect_after(rw.engine, "chat-restore-finished", G_CALLBACK(on_restart_restored), &rw);
+  gulong h2 = g_signal_connect_after(rw.engine, "chat-finished", G_CALLBACK(on_restart_answered), &rw);
   win = open_window();
+  g_assert_true(win == w2);
 
   /* the model folders were remembered (the settings are read again for the new window) */
   g_assert_cmpstr(jf_application_get_settings(app)->model_dir, ==, model_dir);
   g_assert_cmpstr(jf_application_get_settings(app)->vae_dir, ==, vae_dir);
   JfChatPane *pane2 = jf_window_get_chat_pane(win);
   wait_for(chat_restored, pane2, "the conversation to be restored");
-  g_assert_cmpuint(jf_chat_pane_get_n_messages(pane2), ==, n);
+  wait_for(restart_done, &rw, "the conversation to be read back and the next question answered");
+  g_signal_handler_disconnect(pane2, h0);
+  g_signal_handler_disconnect(rw.engine, h1);
+  g_signal_handler_disconnect(rw.engine, h2);
+  g_assert_no_error(rw.error);
+  /* the status line showed while it was read back; the question sent meanwhile waited for it */
+  g_assert_true(rw.sent);
+  g_assert_true(rw.saw_status);
+  g_assert_false(gtk_widget_get_visible(child(pane2, JF_TYPE_CHAT_PANE, "restore_box")));
+  g_assert_true(rw.restore_first);
+  /* all of it is in the model's memory again (a size close to the first session's: answers are
+   * encoded again from their text) and no divider says otherwise */
+  g_test_message("conversation: %u tokens before the restart, %u read back, %u after the next answer",
+                 tokens_before, rw.tokens_restored, rw.tokens_answered);
+  g_assert_cmpuint(rw.dropped, ==, 0);
+  g_assert_cmpuint(rw.remembered, ==, n);
+  g_assert_cmpuint(rw.tokens_restored, >=, tokens_before * 3 / 4);
+  g_assert_cmpuint(rw.tokens_restored, <=, tokens_before + n);
+  g_assert_cmpuint(count_dividers(pane2), ==, 0);
+  /* the next question continued the conversation: it added its own turn (about 16 tokens of
+   * template and question, at most 4 of answer, EOS) on top of what was read back, where a fresh
+   * conversation (system prompt, question, answer) would be smaller than what was read back */
+  g_assert_cmpuint(rw.tokens_answered, >, rw.tokens_restored);
+  g_assert_cmpuint(rw.tokens_answered - rw.tokens_restored, <=, 32);
+
+  g_assert_cmpuint(jf_chat_pane_get_n_messages(pane2), ==, n + 2);
   for (guint i = 0; i < n; i++)
     g_assert_cmpstr(jf_chat_message_get_text(jf_chat_pane_get_message(pane2, i)), ==, g_ptr_array_index(texts, i));
+  g_assert_cmpstr(jf_chat_message_get_text(jf_chat_pane_get_message(pane2, n)), ==, "And what else?");
   g_assert_cmpuint(jf_chat_message_get_n_images(jf_chat_pane_get_message(pane2, 0)), ==, 1);
+  /* saved as remembered */
+  {
+    GError *error = NULL;
+    g_autofree char *dir = jf_chat_store_dir();
+    GPtrArray *entries = jf_chat_store_load(dir, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(entries->len, ==, n + 2);
+    for (guint i = 0; i < entries->len; i++)
+      g_assert_true(((JfChatEntry *)g_ptr_array_index(entries, i))->remembered);
+    g_ptr_array_unref(entries);
+  }
   /* the answer settings were remembered (the last ones set: greedy, 64 tokens) */
   g_assert_cmpfloat_with_epsilon(gtk_adjustment_get_value(adjustment(pane2, JF_TYPE_CHAT_PANE, "temperature_adj")), 0.0, 1e-9);
   g_assert_cmpfloat_with_epsilon(gtk_adjustment_get_value(adjustment(pane2, JF_TYPE_CHAT_PANE, "max_tokens_adj")), 64, 1e-9);
   /* the gallery came back from the Pictures folder too */
   g_assert_cmpuint(jf_gallery_strip_get_n_items(jf_canvas_pane_get_gallery(jf_window_get_canvas_pane(win))), >, 0);
 
-  /* new chat clears it, on screen and on disk */
+  /* new chat clears it, on screen, on disk and in the model */
   g_action_group_activate_action(G_ACTION_GROUP(win), "new-chat", NULL);
   g_assert_cmpuint(jf_chat_pane_get_n_messages(pane2), ==, 0);
   jf_chat_pane_flush(pane2);
+  wait_for(engine_idle, rw.engine, "the conversation to be reset");
+  g_assert_cmpuint(jf_engine_get_chat_tokens(rw.engine), ==, 0);
   GError *error = NULL;
   g_autofree char *dir = jf_chat_store_dir();
   GPtrArray *entries = jf_chat_store_load(dir, &error);
@@ -642,6 +764,178 @@ static void test_restart(void)
   g_assert_cmpuint(entries->len, ==, 0);
   g_ptr_array_unref(entries);
   g_ptr_array_unref(texts);
+}
+
+/* The engine's restore job on its own: a history longer than the context keeps its newest pairs
+ * (room is left for the next turn), turns the model never saw are left out, a chat turn queued
+ * behind it runs after it, and a cancelled one leaves an empty conversation. */
+typedef struct {
+  guint restores, chats;
+  guint order;               /* 1 = restore finished first */
+  guint dropped;
+  GArray *flags;
+  GError *error;
+  guint tokens;
+} EngineWatch;
+
+static void on_watch_restored(JfEngine *e, guint job, GArray *flags, guint dropped, GError *error, EngineWatch *w)
+{
+  (void)job;
+  w->restores++;
+  if (!w->order)
+    w->order = w->chats == 0 ? 1 : 2;
+  w->dropped = dropped;
+  if (w->flags)
+    g_array_unref(w->flags);
+  w->flags = flags ? g_array_copy(flags) : NULL;
+  g_clear_error(&w->error);
+  if (error)
+    w->error = g_error_copy(error);
+  w->tokens = jf_engine_get_chat_tokens(e);
+}
+
+static void on_watch_chat(JfEngine *e, guint job, const char *answer, GError *error, EngineWatch *w)
+{
+  (void)e;
+  (void)job;
+  (void)answer;
+  g_assert_no_error(error);
+  w->chats++;
+}
+
+static void test_restore_drop(void)
+{
+  JfEngine *engine = jf_application_get_engine(app);
+  wait_for(engine_idle, engine, "the engine to be idle");
+  EngineWatch w = { 0 };
+  gulong h1 = g_signal_connect(engine, "chat-restore-finished", G_CALLBACK(on_watch_restored), &w);
+  gulong h2 = g_signal_connect(engine, "chat-finished", G_CALLBACK(on_watch_chat), &w);
+  GPtrArray *entries = g_ptr_array_new_with_free_func((GDestroyNotify)jf_chat_entry_free);
+  const guint pairs = 24;
+  for (guint i = 0; i < pairs; i++) {
+    g_autofree char *q = g_strdup_printf("Question %u: what happened next in the story?", i);
+    g_ptr_array_add(entries, jf_chat_entry_new("user", q));
+    JfChatEntry *a = jf_chat_entry_new("assistant", "Then the traveller walked on along the river until night fell.");
+    if (i == pairs - 2) {
+      /* a turn that failed before any answer: never in the model's memory */
+      g_free(a->text);
+      a->text = g_strdup("");
+      a->stopped = TRUE;
+    }
+    g_ptr_array_add(entries, a);
+  }
+  g_ptr_array_add(entries, jf_chat_entry_new("user", "An unanswered question"));
+  guint job = jf_engine_chat_restore(engine, entries);
+  g_assert_cmpuint(job, >, 0);
+  JfSampling s = sampler_defaults();
+  s.temperature = 0;
+  s.max_new_tokens = 4;
+  jf_engine_chat_send(engine, "And then?", NULL, &s);
+  wait_for(engine_idle, engine, "the restore and the question after it");
+  g_assert_no_error(w.error);
+  g_assert_cmpuint(w.restores, ==, 1);
+  g_assert_cmpuint(w.chats, ==, 1);
+  g_assert_cmpuint(w.order, ==, 1);
+  guint capacity = jf_engine_get_chat_capacity(engine);
+  g_test_message("%u pairs: %u dropped, %u of %u tokens in use", pairs, w.dropped, w.tokens, capacity);
+  g_assert_cmpuint(w.dropped, >, 0);
+  g_assert_cmpuint(w.dropped, <, pairs - 2);
+  g_assert_cmpuint(w.tokens, >, 0);
+  g_assert_cmpuint(w.tokens, <=, capacity - capacity / 4);
+  g_assert_nonnull(w.flags);
+  g_assert_cmpuint(w.flags->len, ==, entries->len);
+  for (guint i = 0; i < entries->len; i++) {
+    gboolean want = i >= 2 * w.dropped && i / 2 != pairs - 2 && i < 2 * pairs;
+    g_assert_cmpint(g_array_index(w.flags, gboolean, i), ==, want);
+  }
+  /* room was left: the question after it was answered in the same conversation */
+  g_assert_cmpuint(jf_engine_get_chat_tokens(engine), >, w.tokens);
+
+  /* cancelled: an error, and the model remembers nothing */
+  job = jf_engine_chat_restore(engine, entries);
+  jf_engine_cancel(engine, job);
+  wait_for(engine_idle, engine, "the cancelled restore");
+  g_assert_cmpuint(w.restores, ==, 2);
+  g_assert_error(w.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_null(w.flags);
+  g_assert_cmpuint(jf_engine_get_chat_tokens(engine), ==, 0);
+
+  g_signal_handler_disconnect(engine, h1);
+  g_signal_handler_disconnect(engine, h2);
+  g_clear_error(&w.error);
+  g_clear_pointer(&w.flags, g_array_unref);
+  g_ptr_array_unref(entries);
+}
+
+static gboolean pane_settled(gpointer data)
+{
+  JfChatPane *pane = data;
+  return jf_chat_pane_is_restored(pane) && !jf_chat_pane_is_replaying(pane) && !jf_chat_pane_is_saving(pane) &&
+         jf_engine_n_pending(jf_application_get_engine(app)) == 0;
+}
+
+/* Messages shown before the (only) divider; G_MAXUINT if there is none. */
+static guint messages_before_divider(JfChatPane *pane)
+{
+  guint n = 0;
+  GtkWidget *box = child(pane, JF_TYPE_CHAT_PANE, "messages_box");
+  for (GtkWidget *c = gtk_widget_get_first_child(box); c; c = gtk_widget_get_next_sibling(c)) {
+    if (gtk_widget_has_css_class(c, "restored-divider"))
+      return n;
+    n += JF_IS_CHAT_MESSAGE(c);
+  }
+  return G_MAXUINT;
+}
+
+/* A saved conversation longer than the context: after a restart (and again after the model is
+ * loaded again) the pane marks where the model's memory begins, once. */
+static void test_restore_divider(void)
+{
+  GPtrArray *entries = g_ptr_array_new_with_free_func((GDestroyNotify)jf_chat_entry_free);
+  const guint pairs = 24;
+  for (guint i = 0; i < pairs; i++) {
+    g_autofree char *q = g_strdup_printf("Question %u: what happened next in the story?", i);
+    g_ptr_array_add(entries, jf_chat_entry_new("user", q));
+    g_ptr_array_add(entries, jf_chat_entry_new("assistant", "Then the traveller walked on along the river until night fell."));
+  }
+  JfChatPane *pane = jf_window_get_chat_pane(win);
+  jf_chat_pane_flush(pane);
+  close_window(win);
+  GError *error = NULL;
+  g_autofree char *dir = jf_chat_store_dir();
+  g_assert_true(jf_chat_store_save(dir, entries, &error));
+  g_assert_no_error(error);
+
+  JfWindow *w2 = jf_application_get_window(app);
+  EngineWatch w = { 0 };
+  JfEngine *engine = jf_application_get_engine(app);
+  gulong h = g_signal_connect(engine, "chat-restore-finished", G_CALLBACK(on_watch_restored), &w);
+  win = open_window();
+  g_assert_true(win == w2);
+  pane = jf_window_get_chat_pane(win);
+  wait_for(pane_settled, pane, "the long conversation to be read back");
+  g_assert_no_error(w.error);
+  g_assert_cmpuint(w.restores, ==, 1);
+  g_assert_cmpuint(w.dropped, >, 0);
+  g_assert_cmpuint(jf_chat_pane_get_n_messages(pane), ==, 2 * pairs);
+  g_assert_cmpuint(count_dividers(pane), ==, 1);
+  g_assert_cmpuint(messages_before_divider(pane), ==, 2 * w.dropped);
+
+  /* the model is loaded again: read back again, still one divider */
+  jf_window_open_model(win, model_dir, vae_dir);
+  wait_for(engine_loaded, engine, "the model to load again");
+  wait_for(pane_settled, pane, "the conversation to be read back again");
+  g_assert_no_error(w.error);
+  g_assert_cmpuint(w.restores, ==, 2);
+  g_assert_cmpuint(count_dividers(pane), ==, 1);
+  g_assert_cmpuint(messages_before_divider(pane), ==, 2 * w.dropped);
+  g_signal_handler_disconnect(engine, h);
+  g_clear_pointer(&w.flags, g_array_unref);
+
+  g_action_group_activate_action(G_ACTION_GROUP(win), "new-chat", NULL);
+  g_assert_cmpuint(count_dividers(pane), ==, 0);
+  jf_chat_pane_flush(pane);
+  g_ptr_array_unref(entries);
 }
 
 /* Closing the window during a run stops it and joins the worker (ASan checks for leaks). */
@@ -746,6 +1040,8 @@ int main(int argc, char **argv)
   g_test_add_func("/ui/7-chat-image", test_chat_image);
   g_test_add_func("/ui/8-chat-stop", test_chat_stop);
   g_test_add_func("/ui/9-chat-restart", test_restart);
+  g_test_add_func("/ui/9b-chat-restore-drop", test_restore_drop);
+  g_test_add_func("/ui/9c-chat-restore-divider", test_restore_divider);
   g_test_add_func("/ui/zz-close-during-run", test_close_during_run);
 
   /* the application runs for real (g_application_run, its command line, startup and

@@ -9,6 +9,7 @@ struct _JfChatPane {
   GtkWidget *overlay, *scroller, *messages_box, *empty_box, *drop_box;
   GtkWidget *attachments_box, *attach_button, *input_view, *placeholder_label;
   GtkWidget *sampling_button, *send_stack, *send_button, *stop_button;
+  GtkWidget *restore_box, *restore_label;
   GtkAdjustment *temperature_adj, *top_p_adj, *max_tokens_adj;
 
   JfEngine *engine;
@@ -23,13 +24,17 @@ struct _JfChatPane {
   gboolean stick_to_bottom;
   gboolean stop_requested;     /* Stop was pressed during the running turn */
   gboolean restored;
+  /* reading the shown conversation back into the model (jf_engine_chat_restore) */
+  guint restore_job;           /* 0 = none */
+  guint restore_n;             /* entries [0, restore_n) were handed to it */
+  const char *restore_afresh;  /* the divider shown if it fails */
   GCancellable *cancel;        /* for our threads (restore, file loading) */
   /* saving: one write at a time; a change during a write asks for another */
   gboolean saving, save_again;
   guint epoch;                 /* bumped by "new chat": results of older writes are ignored */
 };
 
-enum { PROP_0, PROP_BUSY, N_PROPS };
+enum { PROP_0, PROP_BUSY, PROP_REPLAYING, N_PROPS };
 static GParamSpec *props[N_PROPS];
 
 G_DEFINE_FINAL_TYPE(JfChatPane, jf_chat_pane, GTK_TYPE_BOX)
@@ -44,6 +49,14 @@ static void set_busy(JfChatPane *p, guint job)
   p->job = job;
   gtk_stack_set_visible_child_name(GTK_STACK(p->send_stack), job ? "stop" : "send");
   g_object_notify_by_pspec(G_OBJECT(p), props[PROP_BUSY]);
+}
+
+/* The status line while the engine reads the conversation back into the model. */
+static void show_restoring(JfChatPane *p, gboolean on)
+{
+  gtk_label_set_text(GTK_LABEL(p->restore_label), "Reading the conversation back…");
+  gtk_widget_set_visible(p->restore_box, on);
+  g_object_notify_by_pspec(G_OBJECT(p), props[PROP_REPLAYING]);
 }
 
 static void update_empty(JfChatPane *p)
@@ -574,6 +587,11 @@ void jf_chat_pane_new_chat(JfChatPane *p)
     p->answer_msg = NULL;
     set_busy(p, 0);
   }
+  if (p->restore_job) {
+    jf_engine_cancel(p->engine, p->restore_job);
+    p->restore_job = 0;
+    show_restoring(p, FALSE);
+  }
   clear_messages(p);
   p->epoch++;
   if (p->engine)
@@ -601,32 +619,112 @@ static gboolean on_input_key(GtkEventControllerKey *c, guint keyval, guint keyco
   return FALSE;
 }
 
-static void add_divider(JfChatPane *p, const char *text)
+/* A note between messages, before message `index` (at the end if there is none). */
+static void insert_divider(JfChatPane *p, guint index, const char *text)
 {
   GtkWidget *divider = gtk_label_new(text);
   gtk_label_set_wrap(GTK_LABEL(divider), TRUE);
   gtk_widget_add_css_class(divider, "restored-divider");
   gtk_widget_add_css_class(divider, "dim-label");
   gtk_widget_add_css_class(divider, "caption");
-  gtk_box_append(GTK_BOX(p->messages_box), divider);
+  JfChatMessage *at = jf_chat_pane_get_message(p, index);
+  if (at)
+    gtk_box_insert_child_after(GTK_BOX(p->messages_box), divider, gtk_widget_get_prev_sibling(GTK_WIDGET(at)));
+  else
+    gtk_box_append(GTK_BOX(p->messages_box), divider);
 }
 
-/* A (re)loaded model has an empty KV cache: what is on screen is no longer in its memory. */
+/* What the dividers said about the model's memory is out of date once it was read back again. */
+static void remove_dividers(JfChatPane *p)
+{
+  GtkWidget *c = gtk_widget_get_first_child(p->messages_box);
+  while (c) {
+    GtkWidget *next = gtk_widget_get_next_sibling(c);
+    if (gtk_widget_has_css_class(c, "restored-divider"))
+      gtk_box_remove(GTK_BOX(p->messages_box), c);
+    c = next;
+  }
+}
+
+/* --- reading the conversation back into the model -------------------------------------------- */
+
+/* The model's memory is empty (start, model loaded again): the engine replays the conversation
+ * on screen so the next question continues it. A message sent meanwhile is queued after it (the
+ * engine runs jobs in order). afresh: the divider to show if that fails. */
+static void start_restore(JfChatPane *p, const char *afresh)
+{
+  if (!p->engine || p->entries->len == 0)
+    return;
+  if (p->restore_job)
+    jf_engine_cancel(p->engine, p->restore_job);
+  GPtrArray *shown = g_ptr_array_new();
+  for (guint i = 0; i < p->entries->len; i++) {
+    JfChatEntry *e = g_ptr_array_index(p->entries, i);
+    /* a running turn is the engine's already; the entries are in order, so it is the tail */
+    if (e == p->question_entry || e == p->answer_entry)
+      break;
+    g_ptr_array_add(shown, e);
+  }
+  p->restore_n = shown->len;
+  p->restore_afresh = afresh;
+  p->restore_job = shown->len ? jf_engine_chat_restore(p->engine, shown) : 0;
+  g_ptr_array_unref(shown);
+  show_restoring(p, p->restore_job != 0);
+}
+
+static void on_restore_progress(JfEngine *e, guint job, guint done, guint total, JfChatPane *p)
+{
+  (void)e;
+  if (job != p->restore_job || total < 2)
+    return;
+  g_autofree char *text = g_strdup_printf("Reading the conversation back… (%u of %u)", done, total);
+  gtk_label_set_text(GTK_LABEL(p->restore_label), text);
+}
+
+static void on_restore_finished(JfEngine *e, guint job, GArray *flags, guint dropped, GError *error,
+                                JfChatPane *p)
+{
+  (void)e;
+  if (job != p->restore_job)
+    return;
+  p->restore_job = 0;
+  show_restoring(p, FALSE);
+  remove_dividers(p);
+  guint n = MIN(p->restore_n, p->entries->len);
+  if (error) {
+    for (guint i = 0; i < n; i++)
+      ((JfChatEntry *)g_ptr_array_index(p->entries, i))->remembered = FALSE;
+    if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+      g_autofree char *msg = g_strdup_printf("The model could not read the conversation back: %s", error->message);
+      toast(p, msg);
+    }
+    insert_divider(p, n, p->restore_afresh);
+  } else {
+    guint first = n;
+    for (guint i = 0; i < n && flags && i < flags->len; i++) {
+      JfChatEntry *entry = g_ptr_array_index(p->entries, i);
+      entry->remembered = g_array_index(flags, gboolean, i);
+      if (entry->remembered && first == n)
+        first = i;
+    }
+    if (dropped > 0)
+      insert_divider(p, first, "Older messages no longer fit in the model's context — it remembers from here");
+  }
+  start_save(p);
+}
+
+gboolean jf_chat_pane_is_replaying(JfChatPane *p)
+{
+  return p->restore_job != 0;
+}
+
+/* A (re)loaded model has an empty KV cache: read what is on screen back into it. */
 static void on_load_finished(JfEngine *e, GError *error, JfChatPane *p)
 {
   (void)e;
   if (error || p->entries->len == 0)
     return;
-  gboolean any = FALSE;
-  for (guint i = 0; i < p->entries->len; i++) {
-    JfChatEntry *entry = g_ptr_array_index(p->entries, i);
-    any |= entry->remembered;
-    entry->remembered = FALSE;
-  }
-  if (any) {
-    add_divider(p, "The model was loaded again — it starts afresh from here");
-    start_save(p);
-  }
+  start_restore(p, "The model was loaded again — it starts afresh from here");
 }
 
 /* --- restoring ------------------------------------------------------------------------------- */
@@ -668,7 +766,9 @@ static void restore_done(GObject *source, GAsyncResult *res, gpointer user)
       add_message(p, e);
       entries->pdata[i] = NULL;
     }
-    add_divider(p, "Restored from your last session — the model starts afresh from here");
+    /* while the model loads, its load-finished does it */
+    if (p->engine && jf_engine_is_loaded(p->engine) && !jf_engine_is_loading(p->engine))
+      start_restore(p, "Restored from your last session — the model starts afresh from here");
     g_idle_add_full(G_PRIORITY_LOW, scroll_idle, g_object_ref(p), g_object_unref);
   }
   g_ptr_array_unref(entries);
@@ -688,6 +788,8 @@ void jf_chat_pane_setup(JfChatPane *p, JfEngine *engine, JfSettings *settings, c
   g_signal_connect_object(engine, "chat-text", G_CALLBACK(on_chat_text), p, 0);
   g_signal_connect_object(engine, "chat-finished", G_CALLBACK(on_chat_finished), p, 0);
   g_signal_connect_object(engine, "load-finished", G_CALLBACK(on_load_finished), p, 0);
+  g_signal_connect_object(engine, "chat-restore-progress", G_CALLBACK(on_restore_progress), p, 0);
+  g_signal_connect_object(engine, "chat-restore-finished", G_CALLBACK(on_restore_finished), p, 0);
   gtk_adjustment_set_value(p->temperature_adj, settings->temperature);
   gtk_adjustment_set_value(p->top_p_adj, settings->top_p);
   gtk_adjustment_set_value(p->max_tokens_adj, settings->max_tokens);
@@ -718,7 +820,9 @@ static void jf_chat_pane_dispose(GObject *obj)
     g_cancellable_cancel(p->cancel);
   if (p->job && p->engine)
     jf_engine_cancel(p->engine, p->job);
-  p->job = 0;
+  if (p->restore_job && p->engine)
+    jf_engine_cancel(p->engine, p->restore_job);
+  p->job = p->restore_job = 0;
   g_clear_object(&p->engine);
   gtk_widget_dispose_template(GTK_WIDGET(p), JF_TYPE_CHAT_PANE);
   G_OBJECT_CLASS(jf_chat_pane_parent_class)->dispose(obj);
@@ -739,6 +843,7 @@ static void jf_chat_pane_get_property(GObject *obj, guint id, GValue *value, GPa
   JfChatPane *p = JF_CHAT_PANE(obj);
   switch (id) {
   case PROP_BUSY: g_value_set_boolean(value, p->job != 0); break;
+  case PROP_REPLAYING: g_value_set_boolean(value, p->restore_job != 0); break;
   default: G_OBJECT_WARN_INVALID_PROPERTY_ID(obj, id, pspec);
   }
 }
@@ -751,6 +856,7 @@ static void jf_chat_pane_class_init(JfChatPaneClass *klass)
   oc->finalize = jf_chat_pane_finalize;
   oc->get_property = jf_chat_pane_get_property;
   props[PROP_BUSY] = g_param_spec_boolean("busy", NULL, NULL, FALSE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  props[PROP_REPLAYING] = g_param_spec_boolean("replaying", NULL, NULL, FALSE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties(oc, N_PROPS, props);
 
   g_type_ensure(JF_TYPE_CHAT_MESSAGE);
@@ -768,6 +874,8 @@ static void jf_chat_pane_class_init(JfChatPaneClass *klass)
   gtk_widget_class_bind_template_child(wc, JfChatPane, send_stack);
   gtk_widget_class_bind_template_child(wc, JfChatPane, send_button);
   gtk_widget_class_bind_template_child(wc, JfChatPane, stop_button);
+  gtk_widget_class_bind_template_child(wc, JfChatPane, restore_box);
+  gtk_widget_class_bind_template_child(wc, JfChatPane, restore_label);
   gtk_widget_class_bind_template_child(wc, JfChatPane, temperature_adj);
   gtk_widget_class_bind_template_child(wc, JfChatPane, top_p_adj);
   gtk_widget_class_bind_template_child(wc, JfChatPane, max_tokens_adj);

@@ -2,8 +2,10 @@
  * drop (files or image data), paste, or the attach button. The conversation is saved after
  * every turn (jf-chat-store) and restored when the pane is set up.
  *
- * Restored turns are shown but are not in the model's KV cache: chat.h has no way to prefill
- * past answers, so the model starts a fresh context and the pane says so with a divider. */
+ * The model's memory (its KV cache) is empty after a start or a model (re)load, so the pane has
+ * the engine read the conversation on screen back into it (jf_engine_chat_restore) and the next
+ * question continues it. Older turns that no longer fit in the context are marked with a
+ * divider; if reading back fails, a divider says the model starts afresh there. */
 #pragma once
 #include <gtk/gtk.h>
 #include "jf-engine.h"
@@ -37,8 +39,11 @@ void jf_chat_pane_focus_input(JfChatPane *p);
 
 guint jf_chat_pane_get_n_messages(JfChatPane *p);
 JfChatMessage *jf_chat_pane_get_message(JfChatPane *p, guint index);
-/* Restoring finished (whether or not there was anything to restore). */
+/* Restoring (reading chat.json) finished (whether or not there was anything to restore). */
 gboolean jf_chat_pane_is_restored(JfChatPane *p);
+/* The engine is reading the conversation back into the model (messages sent now wait for it);
+ * the "replaying" property. */
+gboolean jf_chat_pane_is_replaying(JfChatPane *p);
 /* Waits (running the main loop) until pending writes of chat.json are done. */
 void jf_chat_pane_flush(JfChatPane *p);
 gboolean jf_chat_pane_is_saving(JfChatPane *p);

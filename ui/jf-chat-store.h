@@ -5,7 +5,7 @@
  * Format: {"version": 1, "messages": [{"role": "user"|"assistant", "text": "...",
  *          "images": ["chat-images/....png"], "remembered": true}]}
  * Image paths are relative to the data folder. "remembered" says whether the turn is in the
- * model's KV cache; restored turns are not (see jf-chat-pane.c). */
+ * model's KV cache; restored turns are once the pane has had them read back (jf-chat-pane.c). */
 #pragma once
 #include <gtk/gtk.h>
 

@@ -1,10 +1,15 @@
 #include "jf-engine.h"
 #include "jf-image-util.h"
+#include "jf-chat-store.h"
 #include "model.h"
 #include "chat.h"
 #include "vkrt.h"
 
-typedef enum { JOB_LOAD, JOB_CHAT, JOB_CHAT_RESET, JOB_GEN, JOB_QUIT } JobKind;
+typedef enum { JOB_LOAD, JOB_CHAT, JOB_CHAT_RESET, JOB_CHAT_RESTORE, JOB_GEN, JOB_QUIT } JobKind;
+
+/* A restored conversation keeps this share of the context free for the next turns: a history
+ * that fills the context to the brim could be continued by no question at all. */
+#define RESTORE_RESERVE_DIV 4
 
 typedef struct {
   JobKind kind;
@@ -13,6 +18,7 @@ typedef struct {
   char *model_dir, *vae_dir, *device;  /* JOB_LOAD */
   char *text;                          /* JOB_CHAT question / JOB_GEN prompt */
   GPtrArray *images;                   /* JOB_CHAT: GdkTexture */
+  GPtrArray *entries;                  /* JOB_CHAT_RESTORE: JfChatEntry copies */
   JfSampling sampling;
   JfGenParams gen;
   JfGenControl *control;               /* JOB_GEN: shared with the main thread (thread-safe) */
@@ -29,8 +35,8 @@ typedef struct {
 } Worker;
 
 typedef enum {
-  MSG_PROGRESS, MSG_LOADED, MSG_CHAT_TEXT, MSG_CHAT_DONE, MSG_GEN_STEP, MSG_GEN_DONE, MSG_MEMORY,
-  MSG_JOB_DONE,
+  MSG_PROGRESS, MSG_LOADED, MSG_CHAT_TEXT, MSG_CHAT_DONE, MSG_RESTORE_STEP, MSG_RESTORE_DONE, MSG_GEN_STEP,
+  MSG_GEN_DONE, MSG_MEMORY, MSG_JOB_DONE,
 } MsgKind;
 
 typedef struct {
@@ -41,6 +47,9 @@ typedef struct {
   char *text;
   GError *error;
   guint64 memory;
+  guint chat_tokens, chat_capacity;  /* MSG_MEMORY */
+  guint done, total;                 /* MSG_RESTORE_STEP; MSG_RESTORE_DONE: total = pairs dropped */
+  GArray *flags;                     /* MSG_RESTORE_DONE: gboolean per entry */
   gboolean can_generate, can_see;
   JfEngineStep step;
   GPtrArray *textures;
@@ -65,11 +74,12 @@ struct _JfEngine {
   gboolean shut, loaded, loading, can_generate, can_see;
   char *device_name;
   guint64 memory;
+  guint chat_tokens, chat_capacity;
   guint n_pending;
 };
 
-enum { SIG_LOAD_PROGRESS, SIG_LOAD_FINISHED, SIG_CHAT_TEXT, SIG_CHAT_FINISHED, SIG_GEN_STEP,
-       SIG_GEN_FINISHED, N_SIGNALS };
+enum { SIG_LOAD_PROGRESS, SIG_LOAD_FINISHED, SIG_CHAT_TEXT, SIG_CHAT_FINISHED, SIG_RESTORE_PROGRESS,
+       SIG_RESTORE_FINISHED, SIG_GEN_STEP, SIG_GEN_FINISHED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 enum { PROP_0, PROP_LOADED, PROP_LOADING, PROP_MEMORY, PROP_BUSY, N_PROPS };
 static GParamSpec *props[N_PROPS];
@@ -87,6 +97,8 @@ static void job_free(Job *j)
   g_free(j->text);
   if (j->images)
     g_ptr_array_unref(j->images);
+  if (j->entries)
+    g_ptr_array_unref(j->entries);
   if (j->control)
     gen_control_free(j->control);
   g_free(j);
@@ -100,6 +112,8 @@ static void msg_free(gpointer data)
   g_clear_object(&m->step.preview);
   if (m->textures)
     g_ptr_array_unref(m->textures);
+  if (m->flags)
+    g_array_unref(m->flags);
   g_object_unref(m->engine);
   g_free(m);
 }
@@ -141,6 +155,12 @@ static gboolean msg_dispatch(gpointer data)
     case MSG_CHAT_DONE:
       g_signal_emit(e, signals[SIG_CHAT_FINISHED], 0, m->job, m->text, m->error);
       break;
+    case MSG_RESTORE_STEP:
+      g_signal_emit(e, signals[SIG_RESTORE_PROGRESS], 0, m->job, m->done, m->total);
+      break;
+    case MSG_RESTORE_DONE:
+      g_signal_emit(e, signals[SIG_RESTORE_FINISHED], 0, m->job, m->flags, m->total, m->error);
+      break;
     case MSG_GEN_STEP:
       g_signal_emit(e, signals[SIG_GEN_STEP], 0, &m->step);
       break;
@@ -148,6 +168,8 @@ static gboolean msg_dispatch(gpointer data)
       g_signal_emit(e, signals[SIG_GEN_FINISHED], 0, m->job, m->textures, m->error);
       break;
     case MSG_MEMORY:
+      e->chat_tokens = m->chat_tokens;
+      e->chat_capacity = m->chat_capacity;
       if (e->memory != m->memory) {
         e->memory = m->memory;
         g_object_notify_by_pspec(G_OBJECT(e), props[PROP_MEMORY]);
@@ -192,6 +214,8 @@ static void post_memory(JfEngine *e)
 {
   Msg *m = msg_new(e, MSG_MEMORY, 0);
   m->memory = e->w.ctx ? vkrt_context_allocated(e->w.ctx) : 0;
+  m->chat_tokens = e->w.chat ? chat_n_tokens(e->w.chat) : 0;
+  m->chat_capacity = e->w.chat ? chat_capacity(e->w.chat) : 0;
   post(e, m);
 }
 
@@ -315,6 +339,134 @@ done:
   post(e, m);
 }
 
+/* The past exchanges of a saved conversation: user entry -> its answer. */
+typedef struct {
+  guint user;                /* index of the user entry; the answer follows it */
+  uint32_t first, later;     /* tokens as the first turn / as a later one (chat_measure_turn) */
+} Pair;
+
+static int n_usable_images(Worker *w, const JfChatEntry *q)
+{
+  int n = 0;
+  for (guint i = 0; w->model->siglip && i < q->textures->len; i++)
+    n += g_ptr_array_index(q->textures, i) != NULL;
+  return n;
+}
+
+/* The pane shows answers without the space the model starts them with (the template, too, puts
+ * one after "Assistant:"); put it back so the ids are the ones the model produced. */
+static char *answer_text(const JfChatEntry *a)
+{
+  if (!*a->text || g_ascii_isspace(a->text[0]))
+    return g_strdup(a->text);
+  return g_strconcat(" ", a->text, NULL);
+}
+
+/* The pairs worth replaying, measured. A turn chat_send would have refused (bad input) or that
+ * failed before any answer is left out: it never was in the model's memory. */
+static gboolean collect_pairs(Worker *w, GPtrArray *entries, GArray *pairs, GError **error)
+{
+  for (guint i = 0; i + 1 < entries->len; i++) {
+    const JfChatEntry *q = g_ptr_array_index(entries, i), *a = g_ptr_array_index(entries, i + 1);
+    if (g_strcmp0(q->role, "user") != 0 || g_strcmp0(a->role, "assistant") != 0)
+      continue;
+    i++;
+    if (a->stopped && !*a->text)
+      continue;
+    Pair p = { .user = i - 1 };
+    g_autofree char *answer = answer_text(a);
+    int n = n_usable_images(w, q);
+    GError *e = NULL;
+    if (!chat_measure_turn(w->chat, q->text, n, answer, TRUE, &p.first, &e) ||
+        !chat_measure_turn(w->chat, q->text, n, answer, FALSE, &p.later, &e)) {
+      if (g_error_matches(e, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT)) {
+        g_error_free(e);
+        continue;
+      }
+      g_propagate_error(error, e);
+      return FALSE;
+    }
+    g_array_append_val(pairs, p);
+  }
+  return TRUE;
+}
+
+static gboolean replay_pair(Worker *w, const JfChatEntry *q, const JfChatEntry *a, GCancellable *cancel,
+                            GError **error)
+{
+  int n = n_usable_images(w, q);
+  JfImage **imgs = g_new0(JfImage *, n + 1);
+  gboolean ok = TRUE;
+  for (guint i = 0, k = 0; n > 0 && i < q->textures->len && ok; i++) {
+    GdkTexture *t = g_ptr_array_index(q->textures, i);
+    if (!t)
+      continue;
+    if (!(imgs[k++] = jf_texture_to_image(t))) {
+      g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "Out of memory for an image");
+      ok = FALSE;
+    }
+  }
+  g_autofree char *answer = answer_text(a);
+  ok = ok && chat_replay_turn(w->chat, q->text, (const JfImage *const *)imgs, n, answer, cancel, error);
+  for (int i = 0; i < n; i++)
+    image_free(imgs[i]);
+  g_free(imgs);
+  return ok;
+}
+
+static void run_chat_restore(JfEngine *e, Job *job)
+{
+  Worker *w = &e->w;
+  GError *error = NULL;
+  GPtrArray *entries = job->entries;
+  GArray *flags = g_array_new(FALSE, TRUE, sizeof(gboolean));
+  g_array_set_size(flags, entries->len);
+  GArray *pairs = g_array_new(FALSE, FALSE, sizeof(Pair));
+  guint dropped = 0;
+  if (no_model(w, &error) || g_cancellable_set_error_if_cancelled(job->cancel, &error))
+    goto done;
+  if (!w->chat && !(w->chat = chat_new(w->model, NULL, 0, &error)))
+    goto done;
+  chat_reset(w->chat);
+  if (!collect_pairs(w, entries, pairs, &error))
+    goto done;
+  /* newest first: keep pairs while they fit (the oldest kept one is the first turn) */
+  uint64_t budget = chat_capacity(w->chat) - chat_capacity(w->chat) / RESTORE_RESERVE_DIV, later_sum = 0;
+  guint start = pairs->len;
+  while (start > 0) {
+    const Pair *p = &g_array_index(pairs, Pair, start - 1);
+    if (p->first + later_sum > budget)
+      break;
+    later_sum += p->later;
+    start--;
+  }
+  dropped = start;
+  for (guint k = start; k < pairs->len; k++) {
+    const Pair *p = &g_array_index(pairs, Pair, k);
+    if (!replay_pair(w, g_ptr_array_index(entries, p->user), g_ptr_array_index(entries, p->user + 1),
+                     job->cancel, &error))
+      break;
+    g_array_index(flags, gboolean, p->user) = g_array_index(flags, gboolean, p->user + 1) = TRUE;
+    Msg *m = msg_new(e, MSG_RESTORE_STEP, job->id);
+    m->done = k - start + 1;
+    m->total = pairs->len - start;
+    post(e, m);
+  }
+done:
+  if (error && w->chat)
+    chat_reset(w->chat);  /* half a history would be worse than none: the pane says it is gone */
+  g_array_unref(pairs);
+  post_memory(e);
+  Msg *m = msg_new(e, MSG_RESTORE_DONE, job->id);
+  m->error = error;
+  m->total = dropped;
+  if (error)
+    g_array_unref(flags);
+  else
+    m->flags = flags;
+  post(e, m);
+}
+
 static void on_gen_step(const JfGenStep *info, void *user)
 {
   Cb *cb = user;
@@ -391,7 +543,9 @@ static gpointer worker_main(gpointer data)
       case JOB_CHAT_RESET:
         if (e->w.chat)
           chat_reset(e->w.chat);
+        post_memory(e);
         break;
+      case JOB_CHAT_RESTORE: run_chat_restore(e, job); break;
       case JOB_GEN: run_gen(e, job); break;
       case JOB_QUIT: break;
       }
@@ -464,6 +618,17 @@ guint jf_engine_chat_reset(JfEngine *e)
   return submit(e, job);
 }
 
+guint jf_engine_chat_restore(JfEngine *e, GPtrArray *entries)
+{
+  g_return_val_if_fail(JF_IS_ENGINE(e) && entries, 0);
+  Job *job = g_new0(Job, 1);
+  job->kind = JOB_CHAT_RESTORE;
+  job->entries = g_ptr_array_new_with_free_func((GDestroyNotify)jf_chat_entry_free);
+  for (guint i = 0; i < entries->len; i++)
+    g_ptr_array_add(job->entries, jf_chat_entry_copy(g_ptr_array_index(entries, i)));
+  return submit(e, job);
+}
+
 guint jf_engine_generate(JfEngine *e, const JfGenParams *p)
 {
   g_return_val_if_fail(JF_IS_ENGINE(e) && p && p->prompt, 0);
@@ -524,6 +689,8 @@ gboolean jf_engine_can_generate(JfEngine *e) { return e->can_generate; }
 gboolean jf_engine_can_see(JfEngine *e) { return e->can_see; }
 const char *jf_engine_get_device_name(JfEngine *e) { return e->device_name; }
 guint64 jf_engine_get_memory(JfEngine *e) { return e->memory; }
+guint jf_engine_get_chat_tokens(JfEngine *e) { return e->chat_tokens; }
+guint jf_engine_get_chat_capacity(JfEngine *e) { return e->chat_capacity; }
 
 static void cancel_one(gpointer key, gpointer value, gpointer user)
 {
@@ -608,6 +775,10 @@ static void jf_engine_class_init(JfEngineClass *klass)
     0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
   signals[SIG_CHAT_FINISHED] = g_signal_new("chat-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
     0, NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_UINT, G_TYPE_STRING, G_TYPE_POINTER);
+  signals[SIG_RESTORE_PROGRESS] = g_signal_new("chat-restore-progress", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
+    0, NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_UINT, G_TYPE_UINT, G_TYPE_UINT);
+  signals[SIG_RESTORE_FINISHED] = g_signal_new("chat-restore-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
+    0, NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_UINT, G_TYPE_POINTER, G_TYPE_UINT, G_TYPE_POINTER);
   signals[SIG_GEN_STEP] = g_signal_new("gen-step", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
     0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
   signals[SIG_GEN_FINISHED] = g_signal_new("gen-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,

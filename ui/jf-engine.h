@@ -48,6 +48,23 @@ guint64 jf_engine_get_memory(JfEngine *e);
 guint jf_engine_chat_send(JfEngine *e, const char *text, GPtrArray *images, const JfSampling *s);
 /* Forgets the conversation (the KV cache). */
 guint jf_engine_chat_reset(JfEngine *e);
+/* Puts a saved conversation back into the model's memory, so the next turn continues it: resets
+ * the conversation, then replays (chat_replay_turn) each user entry that an assistant entry
+ * follows, in order. entries: JfChatEntry* (jf-chat-store.h), copied. Left out: a trailing
+ * user entry without an answer, and a turn that failed before any answer (empty answer marked
+ * stopped) or that chat_send would have refused: the model never saw those. Images are the
+ * entries' textures (one that could not be loaded is left out, as it is on screen); none when
+ * the model has no vision encoder. If the history does not fit in the context with room left
+ * for a next turn (a quarter of the context), the oldest pairs are dropped.
+ * Signals: "chat-restore-progress" (job, pairs done, pairs to replay) after each pair, then
+ * "chat-restore-finished" (job, GArray of gboolean or NULL, pairs dropped, GError* or NULL):
+ * the array (valid during the emission) says for each given entry whether it is now in the
+ * model's memory. After an error (G_IO_ERROR_CANCELLED included) the conversation is empty. */
+guint jf_engine_chat_restore(JfEngine *e, GPtrArray *entries);
+/* Tokens in the model's conversation and its capacity (0 before the first chat job), as of the
+ * last report from the worker. */
+guint jf_engine_get_chat_tokens(JfEngine *e);
+guint jf_engine_get_chat_capacity(JfEngine *e);
 
 /* Starts a generation (p->prompt is copied; p->noise is not supported here). Signals:
  * "gen-step" (JfEngineStep*) for every Euler step, then "gen-finished" (job, GPtrArray of
