@@ -48,12 +48,30 @@ JfGenParams gen_params_defaults(void)
   return p;
 }
 
+/* What a step's recording depends on besides the buffers JfGen owns for its whole life. Equal
+ * keys within a run: the recorded parts are replayed as they are. */
+typedef struct {
+  int n;               /* images */
+  uint32_t P;          /* prompt prefix length (positions, K/V rows, key mask) */
+  uint32_t kv_cap;     /* K/V cache and key mask size (prepare_run may reallocate them) */
+  gboolean preview;    /* whether the latent -> RGB preview is recorded */
+} StepKey;
+
 struct JfGen {
   JfModel *m;
   int max_batch;
   uint32_t C, h, w, per, T, H, img_h, img_w;  /* latent channels/size, tokens, hidden, image size */
-  VkrtSeq *seq;
+  VkrtSeq *seq;        /* prompt pass and VAE decodes */
   VkrtBuffer *z, *z_prev, *v, *x0, *vout, *t_emb, *x, *out, *tok, *dec_rows, *pos, *mask, *ids, *rgba, *rgb;
+  /* The Euler step: one sequence per submit part, recorded on the first step of a run and
+   * replayed on the others. Everything that changes from step to step is in device memory:
+   * step_params = { cfg, dt, t } for cfg_euler, and the time features uvit_set_time writes. */
+  VkrtBuffer *step_params;
+  GPtrArray *parts;    /* VkrtSeq *, grown as needed */
+  guint n_parts;       /* parts the current recording uses */
+  gboolean rec_valid;
+  StepKey rec_key;
+  gboolean replay;     /* FALSE: re-record every step (tests compare both) */
   /* per-run (sized by the prompt) */
   JfKvCache **kv;
   JfKvCache *kv_pre;
@@ -74,8 +92,16 @@ void gen_latent_size(const JfModel *m, int *channels, int *h, int *w)
   *w = side;
 }
 
+/* Forgets the step recording (it references the per-run buffers, or the key changed). */
+static void step_invalidate(JfGen *g)
+{
+  g->rec_valid = FALSE;
+  g->n_parts = 0;
+}
+
 static void free_run(JfGen *g)
 {
+  step_invalidate(g);
   if (g->kv) {
     for (int i = 0; i < g->max_batch; i++)
       llm_kv_free(g->kv[i]);
@@ -93,9 +119,11 @@ void gen_free(JfGen *g)
     return;
   free_run(g);
   VkrtBuffer **bufs[] = { &g->z, &g->z_prev, &g->v, &g->x0, &g->vout, &g->t_emb, &g->x, &g->out, &g->tok, &g->dec_rows,
-                          &g->pos, &g->rgba, &g->rgb };
+                          &g->pos, &g->rgba, &g->rgb, &g->step_params };
   for (size_t i = 0; i < G_N_ELEMENTS(bufs); i++)
     g_clear_pointer(bufs[i], vkrt_buffer_free);
+  if (g->parts)
+    g_ptr_array_free(g->parts, TRUE);
   if (g->seq) vkrt_seq_free(g->seq);
   g_free(g->dump_dir);
   g_free(g);
@@ -119,6 +147,8 @@ JfGen *gen_new(JfModel *m, int max_batch, GError **error)
   JfGen *g = g_new0(JfGen, 1);
   g->m = m;
   g->max_batch = max_batch;
+  g->parts = g_ptr_array_new_with_free_func((GDestroyNotify)vkrt_seq_free);
+  g->replay = TRUE;
   int c, h, w;
   gen_latent_size(m, &c, &h, &w);
   g->C = c; g->h = h; g->w = w;
@@ -155,7 +185,8 @@ JfGen *gen_new(JfModel *m, int max_batch, GError **error)
       !(g->dec_rows = vkrt_buffer_new(ctx, 2 * n * g->T * g->H * 4, error)) ||
       !(g->pos = vkrt_buffer_new(ctx, MAX(rows, 4096) * 4, error)) ||
       !(g->rgba = vkrt_buffer_new(ctx, n * g->h * g->w * 4, error)) ||
-      !(g->rgb = vkrt_buffer_new(ctx, n * 3 * (uint64_t)g->img_h * g->img_w * 4, error))) {
+      !(g->rgb = vkrt_buffer_new(ctx, n * 3 * (uint64_t)g->img_h * g->img_w * 4, error)) ||
+      !(g->step_params = vkrt_buffer_new(ctx, 4 * 4, error))) {
     gen_free(g);
     return NULL;
   }
@@ -186,9 +217,18 @@ static gboolean prepare_run(JfGen *g, uint32_t P, int n, GError **error)
 static gboolean ensure_kv(JfGen *g, int n, GError **error)
 {
   for (int i = 0; i < n; i++)
-    if (!g->kv[i] && !(g->kv[i] = llm_kv_new(g->m->llm, 2, g->kv_cap, error)))
-      return FALSE;
+    if (!g->kv[i]) {
+      step_invalidate(g);
+      if (!(g->kv[i] = llm_kv_new(g->m->llm, 2, g->kv_cap, error)))
+        return FALSE;
+    }
   return TRUE;
+}
+
+void gen_set_replay(JfGen *g, gboolean replay)
+{
+  g->replay = replay;
+  step_invalidate(g);
 }
 
 static gboolean dump(JfGen *g, const char *name, NpyDtype dt, int ndim, const int64_t *shape, const void *data, GError **error)
@@ -238,20 +278,131 @@ static JfImage *rgb_to_image(const float *rgb, uint32_t H, uint32_t W)
   return img;
 }
 
-static gboolean submit(JfGen *g, GCancellable *cancel, double *gpu_ms, GError **error)
+/* Sequence of submit part i of a step, made on first use. */
+static VkrtSeq *step_part(JfGen *g, guint i, GError **error)
 {
-  /* timings exist only between marks: without this, a part of a step that ends in a submit
-   * before the "step" mark would not count in gpu_ms */
-  vkrt_seq_mark(g->seq, "part");
-  if (!vkrt_seq_submit(g->seq, error))
-    return FALSE;
-  if (gpu_ms) {
-    uint32_t n = 0;
-    const VkrtTiming *t = vkrt_seq_timings(g->seq, &n);
-    for (uint32_t i = 0; i < n; i++)
-      *gpu_ms += t[i].ms;
+  while (g->parts->len <= i) {
+    VkrtSeq *s = vkrt_seq_new(g->m->ctx, error);
+    if (!s)
+      return NULL;
+    g_ptr_array_add(g->parts, s);
   }
-  return !g_cancellable_set_error_if_cancelled(cancel, error);
+  return g_ptr_array_index(g->parts, i);
+}
+
+/* Ends the part being recorded and starts the next one. */
+static VkrtSeq *step_next_part(JfGen *g, VkrtSeq *cur, guint *i, GError **error)
+{
+  /* timings exist only between marks: without this, a part that ends before the "step" mark
+   * would not count in gpu_ms */
+  vkrt_seq_mark(cur, "part");
+  VkrtSeq *s = step_part(g, ++*i, error);
+  if (s)
+    vkrt_seq_begin(s);
+  return s;
+}
+
+/* Records every submit part of one Euler step over n images (nothing is submitted here). The
+ * parts split the LLM into groups of LAYERS_PER_SUBMIT layers per image, so no submit runs long
+ * enough for a driver watchdog and a cancel waits at most one group. */
+static gboolean step_record(JfGen *g, const StepKey *key, GError **error)
+{
+  JfModel *m = g->m;
+  const int n = key->n;
+  const uint32_t P = key->P, T = g->T, R = T + 1;
+  const uint64_t rowb = (uint64_t)g->H * 4;
+  guint pi = 0;
+  step_invalidate(g);
+  VkrtSeq *s = step_part(g, 0, error);
+  if (!s)
+    return FALSE;
+  vkrt_seq_begin(s);
+  /* encoder once for both CFG rows of every image */
+  uvit_record_time_embed(m->uvit, s, (uint32_t)n, vkrt_tensor(g->t_emb));
+  uvit_record_encode(m->uvit, s, (uint32_t)n, vkrt_tensor(g->z), vkrt_tensor(g->t_emb), vkrt_tensor(g->tok), 0);
+  for (int i = 0; i < n; i++) {
+    /* per image, one LLM pass over two sequences: [t_emb | tokens] for cond and for uncond
+     * (same rows; only the key mask differs) */
+    VkrtTensor x = vkrt_tensor_sub(vkrt_tensor(g->x), 0, 2 * R * rowb);
+    vkrt_seq_copy(s, vkrt_tensor_sub(x, 0, rowb), vkrt_tensor_sub(vkrt_tensor(g->t_emb), i * rowb, rowb), rowb);
+    vkrt_seq_copy(s, vkrt_tensor_sub(x, rowb, T * rowb),
+                  vkrt_tensor_sub(vkrt_tensor(g->tok), (uint64_t)i * T * rowb, T * rowb), T * rowb);
+    vkrt_seq_copy(s, vkrt_tensor_sub(x, R * rowb, R * rowb), vkrt_tensor_sub(x, 0, R * rowb), R * rowb);
+    int n_layers = llm_n_layers(m->llm);
+    for (int l0 = 0; l0 < n_layers; l0 += LAYERS_PER_SUBMIT) {
+      if (l0 > 0 && !(s = step_next_part(g, s, &pi, error)))
+        return FALSE;
+      if (!llm_record_layers(m->llm, s, g->kv[i], x, vkrt_tensor_sub(vkrt_tensor(g->pos), 0, 2 * R * 4),
+                             vkrt_tensor(g->mask), R, P, l0, l0 + LAYERS_PER_SUBMIT, error))
+        return FALSE;
+    }
+    VkrtTensor o = vkrt_tensor_sub(vkrt_tensor(g->out), 0, 2 * R * rowb);
+    llm_record_final_norm(m->llm, s, x, 2 * R, o);
+    /* decoder rows: cond of image i at row i, uncond at row n + i; the t_emb row is not used */
+    vkrt_seq_copy(s, vkrt_tensor_sub(vkrt_tensor(g->dec_rows), (uint64_t)i * T * rowb, T * rowb),
+                  vkrt_tensor_sub(o, rowb, T * rowb), T * rowb);
+    vkrt_seq_copy(s, vkrt_tensor_sub(vkrt_tensor(g->dec_rows), (uint64_t)(n + i) * T * rowb, T * rowb),
+                  vkrt_tensor_sub(o, (R + 1) * rowb, T * rowb), T * rowb);
+    if (i + 1 < n && !(s = step_next_part(g, s, &pi, error)))
+      return FALSE;
+  }
+  uvit_record_decode(m->uvit, s, 2 * (uint32_t)n, vkrt_tensor(g->dec_rows), 0, vkrt_tensor(g->t_emb),
+                     (uint32_t)n, vkrt_tensor(g->v));
+  vkrt_seq_copy(s, vkrt_tensor(g->z_prev), vkrt_tensor(g->z), (uint64_t)n * g->per * 4);
+  vkrt_op_cfg_euler(s, vkrt_tensor(g->z), vkrt_tensor(g->x0), vkrt_tensor(g->vout), vkrt_tensor(g->v),
+                    vkrt_tensor_sub(vkrt_tensor(g->step_params), 0, 3 * 4), (uint32_t)n, g->per);
+  if (key->preview)
+    vkrt_op_latent_rgb(s, vkrt_tensor(g->rgba), vkrt_tensor(g->x0), 1, g->h, g->w,
+                       vkrt_sdxl_rgb_factors, vkrt_sdxl_rgb_bias);
+  vkrt_seq_mark(s, "step");
+  vkrt_seq_mark(s, "part");
+  g->n_parts = pi + 1;
+  g->rec_key = *key;
+  return TRUE;
+}
+
+static gboolean step_key_equal(const StepKey *a, const StepKey *b)
+{
+  return a->n == b->n && a->P == b->P && a->kv_cap == b->kv_cap && a->preview == b->preview;
+}
+
+/* One Euler step: the per-step values go to device memory, then every part is submitted (just
+ * recorded) or replayed, with the cancel checked after each. */
+static gboolean step_run(JfGen *g, const StepKey *key, float cfg, float dt, float t01, GCancellable *cancel,
+                         double *gpu_ms, GError **error)
+{
+  gboolean fresh = FALSE;
+  if (!g->replay || !g->rec_valid || !step_key_equal(key, &g->rec_key)) {
+    if (!step_record(g, key, error))
+      return FALSE;
+    fresh = TRUE;
+  }
+  float prm[3] = { cfg, dt, t01 };
+  float *tv = g_new(float, key->n);
+  for (int i = 0; i < key->n; i++)
+    tv[i] = t01 * 1000.0f;
+  gboolean ok = uvit_set_time(g->m->uvit, tv, (uint32_t)key->n, error) &&
+                vkrt_buffer_write(g->step_params, 0, prm, sizeof prm, error);
+  g_free(tv);
+  if (!ok)
+    return FALSE;
+  for (guint i = 0; i < g->n_parts; i++) {
+    VkrtSeq *s = g_ptr_array_index(g->parts, i);
+    /* a just-recorded part counted its FLOPs while recording; a replay counts them again */
+    if (!(fresh ? vkrt_seq_submit(s, error) : vkrt_seq_replay(s, error))) {
+      step_invalidate(g);
+      return FALSE;
+    }
+    uint32_t nt = 0;
+    const VkrtTiming *tm = vkrt_seq_timings(s, &nt);
+    for (uint32_t j = 0; j < nt; j++)
+      *gpu_ms += tm[j].ms;
+    if (g_cancellable_set_error_if_cancelled(cancel, error))
+      return FALSE;
+  }
+  /* complete: later steps of this run replay it */
+  g->rec_valid = TRUE;
+  return TRUE;
 }
 
 /* Decodes latents (in the model's z space) of n images into g->rgb through the VAE, in
@@ -368,6 +519,11 @@ gboolean gen_run(JfGen *g, const JfGenParams *p, JfGenControl *control, JfGenSte
   }
 
   px = g_new(uint32_t, (gsize)g->h * g->w);
+  /* Recordings are not kept from one run to the next: they also reference the UViT's and the
+   * LLM's buffers, and the model may replace those between runs (model_ensure_gen_batch) with
+   * new ones that can reuse the old addresses, so no cheap check could prove them still valid. */
+  step_invalidate(g);
+  const StepKey key = { .n = n, .P = P, .kv_cap = g->kv_cap, .preview = p->preview != JF_PREVIEW_NONE };
   double s0 = 0.0;     /* start of the current schedule segment (fraction of the way to t = 1) */
   int seg_first = 0;   /* step index where that segment began */
   int total = control ? gen_control_get_steps(control) : p->steps;
@@ -387,60 +543,7 @@ gboolean gen_run(JfGen *g, const JfGenParams *p, JfGenControl *control, JfGenSte
     gint64 t_start = g_get_monotonic_time();
     double gpu_ms = 0;
 
-    float *tv = g_new(float, n);
-    for (int i = 0; i < n; i++)
-      tv[i] = t;
-    gboolean tok = uvit_set_time(m->uvit, tv, (uint32_t)n, error);
-    g_free(tv);
-    if (!tok)
-      goto out;
-    /* encoder once for both CFG rows of every image */
-    vkrt_seq_begin(g->seq);
-    uvit_record_time_embed(m->uvit, g->seq, (uint32_t)n, vkrt_tensor(g->t_emb));
-    uvit_record_encode(m->uvit, g->seq, (uint32_t)n, vkrt_tensor(g->z), vkrt_tensor(g->t_emb),
-                       vkrt_tensor(g->tok), 0);
-    for (int i = 0; i < n; i++) {
-      /* per image, one LLM pass over two sequences: [t_emb | tokens] for cond and for uncond
-       * (same rows; only the key mask differs) */
-      VkrtTensor x = vkrt_tensor_sub(vkrt_tensor(g->x), 0, 2 * R * rowb);
-      vkrt_seq_copy(g->seq, vkrt_tensor_sub(x, 0, rowb), vkrt_tensor_sub(vkrt_tensor(g->t_emb), i * rowb, rowb), rowb);
-      vkrt_seq_copy(g->seq, vkrt_tensor_sub(x, rowb, T * rowb),
-                    vkrt_tensor_sub(vkrt_tensor(g->tok), (uint64_t)i * T * rowb, T * rowb), T * rowb);
-      vkrt_seq_copy(g->seq, vkrt_tensor_sub(x, R * rowb, R * rowb), vkrt_tensor_sub(x, 0, R * rowb), R * rowb);
-      int n_layers = llm_n_layers(m->llm);
-      for (int l0 = 0; l0 < n_layers; l0 += LAYERS_PER_SUBMIT) {
-        if (l0 > 0) {
-          if (!submit(g, cancel, &gpu_ms, error))
-            goto out;
-          vkrt_seq_begin(g->seq);
-        }
-        if (!llm_record_layers(m->llm, g->seq, g->kv[i], x, vkrt_tensor_sub(vkrt_tensor(g->pos), 0, 2 * R * 4),
-                               vkrt_tensor(g->mask), R, P, l0, l0 + LAYERS_PER_SUBMIT, error))
-          goto out;
-      }
-      VkrtTensor o = vkrt_tensor_sub(vkrt_tensor(g->out), 0, 2 * R * rowb);
-      llm_record_final_norm(m->llm, g->seq, x, 2 * R, o);
-      /* decoder rows: cond of image i at row i, uncond at row n + i; the t_emb row is not used */
-      vkrt_seq_copy(g->seq, vkrt_tensor_sub(vkrt_tensor(g->dec_rows), (uint64_t)i * T * rowb, T * rowb),
-                    vkrt_tensor_sub(o, rowb, T * rowb), T * rowb);
-      vkrt_seq_copy(g->seq, vkrt_tensor_sub(vkrt_tensor(g->dec_rows), (uint64_t)(n + i) * T * rowb, T * rowb),
-                    vkrt_tensor_sub(o, (R + 1) * rowb, T * rowb), T * rowb);
-      if (i + 1 < n) {
-        if (!submit(g, cancel, &gpu_ms, error))
-          goto out;
-        vkrt_seq_begin(g->seq);
-      }
-    }
-    uvit_record_decode(m->uvit, g->seq, 2 * (uint32_t)n, vkrt_tensor(g->dec_rows), 0, vkrt_tensor(g->t_emb),
-                       (uint32_t)n, vkrt_tensor(g->v));
-    vkrt_seq_copy(g->seq, vkrt_tensor(g->z_prev), vkrt_tensor(g->z), (uint64_t)n * g->per * 4);
-    vkrt_op_cfg_euler(g->seq, vkrt_tensor(g->z), vkrt_tensor(g->x0), vkrt_tensor(g->vout), vkrt_tensor(g->v),
-                      (uint32_t)n, g->per, cfg, dt, t01);
-    if (p->preview != JF_PREVIEW_NONE)
-      vkrt_op_latent_rgb(g->seq, vkrt_tensor(g->rgba), vkrt_tensor(g->x0), 1, g->h, g->w,
-                         vkrt_sdxl_rgb_factors, vkrt_sdxl_rgb_bias);
-    vkrt_seq_mark(g->seq, "step");
-    if (!submit(g, cancel, &gpu_ms, error))
+    if (!step_run(g, &key, cfg, dt, t01, cancel, &gpu_ms, error))
       goto out;
     g->have_last = TRUE;
     g->last_t = t01;

@@ -74,6 +74,10 @@ void gen_free(JfGen *g);
 gboolean gen_run(JfGen *g, const JfGenParams *p, JfGenControl *control, JfGenStepFunc on_step,
                  void *user, GCancellable *cancel, JfImage ***images, GError **error);
 void gen_set_dump_dir(JfGen *g, const char *dir);
+/* Steps are recorded once per run (one command buffer per submit part) and replayed while the
+ * shapes stay the same; the per-step values (cfg, dt, t) are read from device memory. FALSE
+ * re-records every step instead (the tests check both give the same images). Default TRUE. */
+void gen_set_replay(JfGen *g, gboolean replay);
 
 /* After a run (or a cancelled one that finished at least one step): a preview of image `index`
  * from the last step's two velocities combined with another CFG weight, without running the

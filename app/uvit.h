@@ -15,7 +15,7 @@
  *   ... the caller builds the LLM input per CFG row ([t_emb row b % n | tokens of image b % n]),
  *       runs the LLM and gets the hidden states after its final norm ...
  *   uvit_record_decode(u, seq, 2n, H, hs, t_emb, n, v)   v [2n, 4, h, w] (row r at H + r*hs floats)
- *   vkrt_op_cfg_euler(seq, z, x0, v_out, v, n, 4*h*w, cfg, dt, t/1000)    (vk/ops_gen.h)
+ *   vkrt_op_cfg_euler(seq, z, x0, v_out, v, {cfg, dt, t/1000}, n, 4*h*w)  (vk/ops_gen.h)
  *
  * The encoder runs once per step for both CFG rows: in the decoder, row r uses the skip, t_emb
  * and FiLM modulation of image r % n. The time embedding is read from a buffer that

@@ -104,23 +104,25 @@ layout(std430, binding = 0) buffer Z { float z[]; };
 layout(std430, binding = 1) readonly buffer V { float v[]; };
 layout(std430, binding = 2) writeonly buffer X0 { float x0[]; };
 layout(std430, binding = 3) writeonly buffer VO { float vo[]; };
+// cfg, dt, t live in memory, not push constants: a recorded step is replayed with new values
+layout(std430, binding = 4) readonly buffer PR { float prm[]; };
 layout(push_constant) uniform P {
   uint e0, count, total;   // total = n * per: v_uncond starts there
-  float cfg, dt, t;
   uint flags;              // 1: write x0, 2: write v_out
-  int z_add, v_add, x0_add, vo_add;
+  int z_add, v_add, x0_add, vo_add, p_add;
 } p;
 void main() {
+  float cfg = prm[p.p_add], dt = prm[p.p_add + 1], t = prm[p.p_add + 2];
   LOOP {
     uint e = p.e0 + i;
     float vc = v[int(e) + p.v_add], vu = v[int(e + p.total) + p.v_add];
-    float vel = p.cfg * vc - (p.cfg - 1.0) * vu;
+    float vel = cfg * vc - (cfg - 1.0) * vu;
     float zk = z[int(e) + p.z_add];
     if ((p.flags & 1u) != 0u)
-      x0[int(e) + p.x0_add] = zk + (1.0 - p.t) * vel;
+      x0[int(e) + p.x0_add] = zk + (1.0 - t) * vel;
     if ((p.flags & 2u) != 0u)
       vo[int(e) + p.vo_add] = vel;
-    z[int(e) + p.z_add] = zk + p.dt * vel;
+    z[int(e) + p.z_add] = zk + dt * vel;
   }
 }
 #endif

@@ -1,13 +1,16 @@
 /* No wasted work (issue 7): the FLOPs the engine dispatches for one Euler step of the real
  * generation loop (counted by the op layer) are within 5% of the minimum the model's math needs
  * with the prompt K/V reused and the CFG rows batched (bench_cost_euler_step), and a step takes
- * only a few queue submits. Also the bench command end to end on the tiny model: every stage runs,
+ * only a few queue submits. Steps after the first replay their recorded command buffers (no new
+ * dispatches recorded) with the same FLOPs and submits, a new shape re-records, and replayed
+ * runs, steering included, give the same images as re-recording every step. Also the bench command end to end on the tiny model: every stage runs,
  * its JSON report is well-formed, and a model too large for the device is refused before anything
  * is written. No timing is asserted anywhere. */
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include "model.h"
@@ -24,17 +27,69 @@ static char *data_path(const char *rel)
 
 typedef struct {
   VkrtContext *ctx;
+  JfGen *gen;                /* set: compare each preview with the host's CFG of that step */
+  JfGenControl *control;     /* set: steer at steps 0 and 2 */
   int n;
-  uint64_t flops[16], submits[16];
+  uint64_t start_dispatches, start_submits;
+  uint64_t flops[16], submits[16], dispatches[16];
+  double gpu_ms[16];
+  float cfg[16], t[16];
+  JfImage *preview[16];
 } Watch;
+
+/* The x0 preview the GPU made this step, against the host's from the same step's velocities with
+ * the CFG weight and t the step reports: both come through step_params on the GPU, so a replay
+ * that used stale values fails here. Rounding may differ by one level. */
+static void check_preview_cfg(JfGen *g, const JfGenStep *info)
+{
+  JfImage *host = gen_preview_with_cfg(g, 0, info->cfg);
+  g_assert_nonnull(host);
+  g_assert_cmpint(host->width, ==, info->preview->width);
+  g_assert_cmpint(host->height, ==, info->preview->height);
+  size_t n = (size_t)host->width * host->height * 4;
+  int worst = 0;
+  for (size_t i = 0; i < n; i++)
+    worst = MAX(worst, abs((int)host->rgba[i] - (int)info->preview->rgba[i]));
+  g_assert_cmpint(worst, <=, 2);
+  image_free(host);
+}
 
 static void on_step(const JfGenStep *info, void *user)
 {
   Watch *w = user;
   g_assert_cmpint(info->step, <, 16);
-  w->flops[info->step] = vkrt_context_flops(w->ctx);
-  w->submits[info->step] = vkrt_context_submits(w->ctx);
-  w->n = info->step + 1;
+  int k = info->step;
+  w->flops[k] = vkrt_context_flops(w->ctx);
+  w->submits[k] = vkrt_context_submits(w->ctx);
+  w->dispatches[k] = vkrt_context_recorded_dispatches(w->ctx);
+  w->gpu_ms[k] = info->gpu_ms;
+  w->cfg[k] = info->cfg;
+  w->t[k] = info->t;
+  if (info->preview) {
+    w->preview[k] = image_new(info->preview->width, info->preview->height);
+    memcpy(w->preview[k]->rgba, info->preview->rgba, (size_t)info->preview->width * info->preview->height * 4);
+    if (w->gen)
+      check_preview_cfg(w->gen, info);
+  }
+  if (w->control && k == 0) {
+    gen_control_set_cfg(w->control, 5.0f);  /* takes effect at step 1 */
+    gen_control_set_steps(w->control, 5);   /* 3 -> 5: dt and t re-planned */
+  }
+  if (w->control && k == 2)
+    gen_control_set_cfg(w->control, 1.5f);
+  w->n = k + 1;
+}
+
+static void watch_clear(Watch *w)
+{
+  for (int i = 0; i < 16; i++)
+    g_clear_pointer(&w->preview[i], image_free);
+}
+
+/* Dispatches recorded by step k alone (step 0 also holds the prompt pass). */
+static uint64_t step_dispatches(const Watch *w, int k)
+{
+  return w->dispatches[k] - (k ? w->dispatches[k - 1] : w->start_dispatches);
 }
 
 static void check_step_flops(int batch)
@@ -59,7 +114,7 @@ static void check_step_flops(int batch)
   g_assert_true(bench_cost_euler_step(m->cfg, m->st, P, (uint32_t)batch, &min, &e));
   g_assert_no_error(e);
 
-  Watch w = { .ctx = ctx };
+  Watch w = { .ctx = ctx, .start_dispatches = vkrt_context_recorded_dispatches(ctx) };
   JfGenParams p = gen_params_defaults();
   p.prompt = prompt;
   p.steps = 3;
@@ -73,19 +128,31 @@ static void check_step_flops(int batch)
     image_free(images[i]);
   g_free(images);
 
-  /* steps 1 and 2 (step 0's counters also hold the prompt pass): same work, near the minimum */
+  /* steps 1 and 2 (step 0's counters also hold the prompt pass): same work, near the minimum,
+   * replayed from step 0's recording */
   int n_layers = m->cfg->llm.n_layers;
+  g_assert_cmpuint(step_dispatches(&w, 0), >, 0);
   for (int k = 1; k < 3; k++) {
     double counted = (double)(w.flops[k] - w.flops[k - 1]);
     uint64_t submits = w.submits[k] - w.submits[k - 1];
     g_test_message("batch %d, P %u, step %d: counted %.0f FLOPs, minimum %.0f (ratio %.4f), %" G_GUINT64_FORMAT
-                   " submits", batch, P, k, counted, min.flops, counted / min.flops, submits);
+                   " submits, %" G_GUINT64_FORMAT " dispatches recorded, %.3f GPU ms", batch, P, k, counted,
+                   min.flops, counted / min.flops, submits, step_dispatches(&w, k), w.gpu_ms[k]);
     g_assert_cmpfloat(fabs(counted / min.flops - 1.0), <=, 0.05);
-    /* one submit per 4 LLM layers per image (driver watchdogs, cancellation) and the tail */
-    g_assert_cmpuint(submits, >=, 1);
-    g_assert_cmpuint(submits, <=, (uint64_t)batch * ((n_layers + 3) / 4) + 1);
+    g_assert_cmpuint(step_dispatches(&w, k), ==, 0);
+    /* one submit per 4 LLM layers per image (driver watchdogs, cancellation), the tail in the
+     * last; without host-mapped memory the per-step writes add staging transfers */
+    uint64_t parts = (uint64_t)batch * ((n_layers + 3) / 4);
+    if (vkrt_context_host_mapped(ctx))
+      g_assert_cmpuint(submits, ==, parts);
+    g_assert_cmpuint(submits, >=, parts);
+    g_assert_cmpuint(submits, <=, parts + 2);
+    /* timestamps are written by the replayed command buffers too */
+    if (vkrt_context_info(ctx)->has_timestamps)
+      g_assert_cmpfloat(w.gpu_ms[k], >, 0);
   }
   g_assert_cmpuint(w.flops[2] - w.flops[1], ==, w.flops[1] - w.flops[0]);
+  g_assert_cmpuint(w.submits[2] - w.submits[1], ==, w.submits[1] - w.submits[0]);
   g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
 
   g_array_unref(ids);
@@ -101,6 +168,150 @@ static void check_step_flops(int batch)
 
 static void test_euler_step_batch1(void) { check_step_flops(1); }
 static void test_euler_step_batch2(void) { check_step_flops(2); }
+
+static JfImage **run_watched(JfGen *g, const char *prompt, int batch, JfPreviewMode preview, JfGenControl *control,
+                             Watch *w, int expect_error)
+{
+  GError *e = NULL;
+  JfGenParams p = gen_params_defaults();
+  p.prompt = prompt;
+  p.steps = 3;
+  p.cfg = 2.0f;
+  p.batch = batch;
+  p.seed = 11;
+  p.preview = preview;
+  w->control = control;
+  w->gen = preview != JF_PREVIEW_NONE ? g : NULL;
+  w->start_dispatches = vkrt_context_recorded_dispatches(w->ctx);
+  w->start_submits = vkrt_context_submits(w->ctx);
+  JfImage **images = NULL;
+  gboolean ok = gen_run(g, &p, control, on_step, w, NULL, &images, &e);
+  if (expect_error) {
+    g_assert_false(ok);
+    g_assert_error(e, VKRT_ERROR, expect_error);
+    g_clear_error(&e);
+    return NULL;
+  }
+  g_assert_no_error(e);
+  g_assert_true(ok);
+  return images;
+}
+
+static void assert_same_images(JfImage **a, JfImage **b, int n)
+{
+  for (int i = 0; i < n; i++) {
+    g_assert_cmpint(a[i]->width, ==, b[i]->width);
+    g_assert_cmpint(a[i]->height, ==, b[i]->height);
+    g_assert_cmpmem(a[i]->rgba, (gsize)a[i]->width * a[i]->height * 4, b[i]->rgba,
+                    (gsize)b[i]->width * b[i]->height * 4);
+  }
+}
+
+static void free_images(JfImage **imgs, int n)
+{
+  for (int i = 0; i < n; i++)
+    image_free(imgs[i]);
+  g_free(imgs);
+}
+
+/* Replay against re-recording every step on one JfGen: a steered batch-2 run with previews (CFG
+ * and step count changed mid-run, so cfg, dt and t differ from step to step), then a batch-1 run
+ * on the same JfGen (a new shape: re-recorded, and its replayed steps cost batch 1's minimum,
+ * not batch 2's). Images and previews must be identical byte for byte. */
+static void test_euler_step_replay(void)
+{
+  GError *e = NULL;
+  VkrtContext *ctx = vkrt_context_new(&(VkrtOptions){ 0 }, &e);
+  g_assert_no_error(e);
+  char *dir = data_path("tiny/janusflow"), *vae = data_path("tiny/vae"), *pf = data_path("tiny/inputs/prompt_gen.txt");
+  char *prompt = NULL;
+  g_assert_true(g_file_get_contents(pf, &prompt, NULL, NULL));
+  JfModel *m = model_load(ctx, dir, vae, JF_LOAD_ALL, NULL, NULL, &e);
+  g_assert_no_error(e);
+  JfGen *g = gen_new(m, 2, &e);
+  g_assert_no_error(e);
+  char *text = prompt_generation(prompt, m->cfg->proc.image_start_tag);
+  GArray *ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
+  g_assert_true(tokenizer_encode(m->tok, text, -1, TRUE, ids, &e));
+  BenchCost min1;
+  g_assert_true(bench_cost_euler_step(m->cfg, m->st, ids->len - 1, 1, &min1, &e));
+
+  Watch rs[2] = { { .ctx = ctx }, { .ctx = ctx } }, r1[2] = { { .ctx = ctx }, { .ctx = ctx } };
+  JfImage **steered[2], **one[2];
+  for (int replay = 1; replay >= 0; replay--) {
+    gen_set_replay(g, replay);
+    JfGenControl *c = gen_control_new(2.0f, 3);
+    steered[replay] = run_watched(g, prompt, 2, JF_PREVIEW_FAST, c, &rs[replay], 0);
+    gen_control_free(c);
+    one[replay] = run_watched(g, prompt, 1, JF_PREVIEW_NONE, NULL, &r1[replay], 0);
+  }
+
+  /* the steering took effect: 5 steps, CFG 2, 5, 5, 1.5, 1.5, re-planned t after step 0 */
+  g_assert_cmpint(rs[1].n, ==, 5);
+  const float want_cfg[5] = { 2.0f, 5.0f, 5.0f, 1.5f, 1.5f };
+  for (int k = 0; k < 5; k++) {
+    g_assert_cmpfloat(rs[1].cfg[k], ==, want_cfg[k]);
+    g_assert_cmpfloat(fabs(rs[1].t[k] - 1000.0 * (k ? 1.0 / 3.0 + (k - 1) * (2.0 / 3.0) / 4.0 : 0.0)), <, 1e-2);
+  }
+  for (int replay = 0; replay < 2; replay++) {
+    /* step 0 records (the new shape of the batch-1 run too); later steps record nothing when
+     * replaying and the same as step 0's step part otherwise */
+    const Watch *ws[2] = { &rs[replay], &r1[replay] };
+    for (int r = 0; r < 2; r++) {
+      g_assert_cmpuint(step_dispatches(ws[r], 0), >, 0);
+      for (int k = 1; k < ws[r]->n; k++) {
+        if (replay)
+          g_assert_cmpuint(step_dispatches(ws[r], k), ==, 0);
+        else
+          g_assert_cmpuint(step_dispatches(ws[r], k), ==, step_dispatches(ws[r], 1));
+        g_assert_cmpuint(ws[r]->submits[k] - ws[r]->submits[k - 1], ==, ws[r]->submits[1] - ws[r]->submits[0]);
+        g_assert_cmpuint(ws[r]->flops[k] - ws[r]->flops[k - 1], ==, ws[r]->flops[1] - ws[r]->flops[0]);
+      }
+    }
+    g_assert_cmpuint(step_dispatches(&rs[0], 1), >, 0);
+    double counted = (double)(r1[replay].flops[2] - r1[replay].flops[1]);
+    g_assert_cmpfloat(fabs(counted / min1.flops - 1.0), <=, 0.05);
+  }
+  /* same work either way; the recording is the only thing replay saves */
+  g_assert_cmpuint(rs[1].flops[3] - rs[1].flops[2], ==, rs[0].flops[3] - rs[0].flops[2]);
+  g_assert_cmpuint(rs[1].submits[3] - rs[1].submits[2], ==, rs[0].submits[3] - rs[0].submits[2]);
+  g_assert_cmpuint(r1[1].flops[2] - r1[1].flops[1], ==, r1[0].flops[2] - r1[0].flops[1]);
+  g_assert_cmpint(rs[0].n, ==, rs[1].n);
+  for (int k = 0; k < rs[1].n; k++) {
+    g_assert_nonnull(rs[1].preview[k]);
+    assert_same_images(&rs[1].preview[k], &rs[0].preview[k], 1);
+  }
+  assert_same_images(steered[1], steered[0], 2);
+  assert_same_images(one[1], one[0], 1);
+  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
+
+  /* a device lost in a replayed part (the first submit of step 1) fails the run as it would a
+   * recorded one; with staging transfers the count of sequence submits is not known here */
+  if (vkrt_context_host_mapped(ctx)) {
+    gen_set_replay(g, TRUE);
+    Watch lost = { .ctx = ctx };
+    vkrt_context_fail_submit_after(ctx, (uint32_t)(r1[1].submits[0] - r1[1].start_submits) + 1);
+    g_assert_null(run_watched(g, prompt, 1, JF_PREVIEW_NONE, NULL, &lost, VKRT_ERROR_DEVICE_LOST));
+    g_assert_cmpint(lost.n, ==, 1);
+    g_test_message("device lost in step 1's replay: reported after %d finished step", lost.n);
+  }
+
+  for (int replay = 0; replay < 2; replay++) {
+    free_images(steered[replay], 2);
+    free_images(one[replay], 1);
+    watch_clear(&rs[replay]);
+    watch_clear(&r1[replay]);
+  }
+  g_array_unref(ids);
+  g_free(text);
+  gen_free(g);
+  model_free(m);
+  vkrt_context_free(ctx);
+  g_free(prompt);
+  g_free(pf);
+  g_free(dir);
+  g_free(vae);
+}
 
 /* The analytic model against the spec's arithmetic for the real 1.3B shapes (MODEL.md §6.2). */
 static void test_cost_full_shapes(void)
@@ -285,6 +496,7 @@ int main(int argc, char **argv)
   g_test_add_func("/flops/cost-full-shapes", test_cost_full_shapes);
   g_test_add_func("/flops/euler-step/batch1", test_euler_step_batch1);
   g_test_add_func("/flops/euler-step/batch2", test_euler_step_batch2);
+  g_test_add_func("/flops/euler-step/replay", test_euler_step_replay);
   g_test_add_func("/bench/model-folder", test_bench_model_folder);
   g_test_add_func("/bench/synthetic-tiny", test_bench_synthetic);
   g_test_add_func("/bench/too-large", test_bench_too_large);

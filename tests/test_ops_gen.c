@@ -459,26 +459,43 @@ static void test_eltwise(void)
   check_concat(4, 10, 6, 5, 2);
 }
 
+/* cfg, dt and t come from a small buffer (at an unaligned offset), so a recorded step replays
+ * with new values: the second run replays the same recording after rewriting them. */
 static void check_cfg(uint32_t n, uint32_t per, bool outputs)
 {
   size_t t = (size_t)n * per;
   float *z = rand_f32(t, -2, 2), *v = rand_f32(2 * t, -2, 2);
   float *zw = g_memdup2(z, t * 4), *x0w = g_new(float, t), *vw = g_new(float, t), *got = g_new(float, t);
-  ref_cfg_euler(zw, x0w, vw, v, n, per, 2.5f, 1.0f / 3.0f, 1.0f / 3.0f);
+  float prm[2][3] = { { 2.5f, 1.0f / 3.0f, 1.0f / 3.0f },
+                      { (float)g_rand_double_range(rng, 1, 8), (float)g_rand_double_range(rng, 0.01, 0.5),
+                        (float)g_rand_double_range(rng, 0, 1) } };
   TBuf bz = upload_at(z, t * 4, 4), bv = upload(v, 2 * t * 4), bx0 = upload(NULL, t * 4), bvo = upload_at(NULL, t * 4, 8);
+  TBuf bp = upload_at(prm[0], sizeof prm[0], 12);
+  GError *err = NULL;
   VkrtSeq *seq = seq_begin();
   vkrt_op_cfg_euler(seq, tens(bz), outputs ? tens(bx0) : vkrt_tensor_none(),
-                    outputs ? tens(bvo) : vkrt_tensor_none(), tens(bv), n, per, 2.5f, 1.0f / 3.0f, 1.0f / 3.0f);
-  seq_run(seq);
-  download(bz, got);
-  expect_close("cfg_euler z", got, zw, t, 1e-6);
-  if (outputs) {
-    download(bx0, got);
-    expect_close("cfg_euler x0", got, x0w, t, 1e-6);
-    download(bvo, got);
-    expect_close("cfg_euler v", got, vw, t, 1e-6);
+                    outputs ? tens(bvo) : vkrt_tensor_none(), tens(bv), tens(bp), n, per);
+  for (int run = 0; run < 2; run++) {
+    ref_cfg_euler(zw, x0w, vw, v, n, per, prm[run][0], prm[run][1], prm[run][2]);
+    if (run == 0) {
+      g_assert_true(vkrt_seq_submit(seq, &err));
+    } else {
+      g_assert_true(vkrt_buffer_write(bp.buf, bp.pad, prm[1], sizeof prm[1], &err));
+      g_assert_true(vkrt_seq_replay(seq, &err));
+    }
+    g_assert_no_error(err);
+    download(bz, got);
+    expect_close(run ? "cfg_euler z (replay)" : "cfg_euler z", got, zw, t, 1e-6);
+    if (outputs) {
+      download(bx0, got);
+      expect_close(run ? "cfg_euler x0 (replay)" : "cfg_euler x0", got, x0w, t, 1e-6);
+      download(bvo, got);
+      expect_close(run ? "cfg_euler v (replay)" : "cfg_euler v", got, vw, t, 1e-6);
+    }
   }
-  tfree(bz); tfree(bv); tfree(bx0); tfree(bvo);
+  vkrt_seq_free(seq);
+  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
+  tfree(bz); tfree(bv); tfree(bx0); tfree(bvo); tfree(bp);
   g_free(z); g_free(v); g_free(zw); g_free(x0w); g_free(vw); g_free(got);
 }
 

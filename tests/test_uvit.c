@@ -147,9 +147,11 @@ static void run_step(const StepCase *c, gboolean strided)
   uvit_record_time_embed(uv, seq, 1, vkrt_tensor(bt));
   uvit_record_encode(uv, seq, 1, vkrt_tensor(bz), vkrt_tensor(bt), tok, tok_stride);
   uvit_record_decode(uv, seq, 2, hidden, hid_stride, vkrt_tensor(bt), 1, vkrt_tensor(bv));
-  vkrt_op_cfg_euler(seq, vkrt_tensor(bz), vkrt_tensor(bx0), vkrt_tensor(bvo), vkrt_tensor(bv), 1, per, 2.0f,
-                    1.0f / 3.0f, t / 1000.0f);
+  float prm[3] = { 2.0f, 1.0f / 3.0f, t / 1000.0f };  /* cfg, dt, t (read from memory by the op) */
+  VkrtBuffer *bp = buf(prm, 3);
+  vkrt_op_cfg_euler(seq, vkrt_tensor(bz), vkrt_tensor(bx0), vkrt_tensor(bvo), vkrt_tensor(bv), vkrt_tensor(bp), 1, per);
   submit(seq);
+  vkrt_buffer_free(bp);
   vkrt_seq_free(seq);
 
   char *pre = g_strdup_printf("t=%g%s", t, strided ? " strided" : "");

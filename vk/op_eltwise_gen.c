@@ -236,13 +236,12 @@ void vkrt_op_concat(VkrtSeq *seq, VkrtTensor y, VkrtTensor a, VkrtTensor b_, uin
 
 typedef struct {
   uint32_t e0, count, total;
-  float cfg, dt, t;
   uint32_t flags;
-  int32_t z_add, v_add, x0_add, vo_add;
+  int32_t z_add, v_add, x0_add, vo_add, p_add;
 } CfgPush;
 
 void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor x0, VkrtTensor v_out, VkrtTensor v,
-                       uint32_t n, uint32_t per, float cfg, float dt, float t)
+                       VkrtTensor params, uint32_t n, uint32_t per)
 {
   static const char op[] = "cfg_euler";
   uint64_t total = (uint64_t)n * per;
@@ -252,9 +251,10 @@ void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor x0, VkrtTensor v_o
     gen_fail(seq, op, "tensors exceed the 32-bit index range");
     return;
   }
-  GenWin zw, vw, xw, ow;
+  GenWin zw, vw, xw, ow, pw;
   if (!gen_window_whole(seq, op, "z", z, total * 4, 4, &zw) ||
-      !gen_window_whole(seq, op, "v", v, 2 * total * 4, 4, &vw))
+      !gen_window_whole(seq, op, "v", v, 2 * total * 4, 4, &vw) ||
+      !gen_window_whole(seq, op, "params", params, 3 * 4, 4, &pw))
     return;
   uint32_t flags = 0;
   xw = zw;
@@ -269,11 +269,11 @@ void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor x0, VkrtTensor v_o
       return;
     flags |= 2;
   }
-  CfgPush push = { 0, (uint32_t)total, (uint32_t)total, cfg, dt, t, flags, zw.add, vw.add, xw.add, ow.add };
+  CfgPush push = { 0, (uint32_t)total, (uint32_t)total, flags, zw.add, vw.add, xw.add, ow.add, pw.add };
   VkrtDispatch d = {
     .shader = "gen_cfg_euler",
-    .n_bindings = 4,
-    .bindings = { zw.bind, vw.bind, xw.bind, ow.bind },
+    .n_bindings = 5,
+    .bindings = { zw.bind, vw.bind, xw.bind, ow.bind, pw.bind },
     .push = &push,
     .push_size = sizeof push,
     .groups = { gen_stride_groups(total), 1, 1 },

@@ -133,9 +133,11 @@ void vkrt_op_concat(VkrtSeq *seq, VkrtTensor y, VkrtTensor a, VkrtTensor b_, uin
  *   x0 = z + (1 - t) * v   (the clean-latent estimate from the z *before* the step, t in [0,1]);
  *   z  = z + dt * v.
  * z fp32 [n, per] (updated in place), v fp32 [2n, per]; x0 and v_out ([n, per]) are optional
- * outputs (vkrt_tensor_none() to skip). Everything must fit one binding. */
+ * outputs (vkrt_tensor_none() to skip). Everything must fit one binding.
+ * params fp32 [3] = { cfg, dt, t } is read from device memory when the dispatch runs, not baked
+ * into the recording: a recorded step can be replayed with new values written to it. */
 void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor x0, VkrtTensor v_out, VkrtTensor v,
-                       uint32_t n, uint32_t per, float cfg, float dt, float t);
+                       VkrtTensor params, uint32_t n, uint32_t per);
 
 /* y[c, r] = x[r, c] for x fp32 [rows, cols]. Both must fit one binding. */
 void vkrt_op_transpose(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t rows, uint32_t cols);

@@ -612,6 +612,7 @@ bool vkrt_context_host_mapped(const VkrtContext *ctx) { return ctx->mapped; }
 uint64_t vkrt_context_flops(const VkrtContext *ctx) { return ctx->flops; }
 void vkrt_context_reset_flops(VkrtContext *ctx) { ctx->flops = 0; }
 uint64_t vkrt_context_submits(const VkrtContext *ctx) { return ctx->submits; }
+uint64_t vkrt_context_recorded_dispatches(const VkrtContext *ctx) { return ctx->recorded_dispatches; }
 
 void vkrt_context_add_flops(VkrtContext *ctx, uint64_t flops)
 {

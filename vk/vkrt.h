@@ -96,6 +96,9 @@ void vkrt_context_add_flops(VkrtContext *ctx, uint64_t flops);
 /* Queue submits made through this context so far (sequences and staging transfers): the
  * no-wasted-work test checks that a generation step stays at a few. */
 uint64_t vkrt_context_submits(const VkrtContext *ctx);
+/* Dispatches recorded through this context since its creation (replays add none): the test of
+ * command-buffer replay checks that later Euler steps record nothing. */
+uint64_t vkrt_context_recorded_dispatches(const VkrtContext *ctx);
 /* Whether buffers live in host-visible device-local memory (read/write are memcpy), else staging. */
 bool vkrt_context_host_mapped(const VkrtContext *ctx);
 

@@ -51,6 +51,7 @@ struct VkrtContext {
   uint64_t allocated;
   uint64_t flops;
   uint64_t submits;                 /* queue submits (vkrt_context_submits), under lock */
+  uint64_t recorded_dispatches;     /* vkrt_context_recorded_dispatches, under lock */
   uint32_t fail_alloc_in;           /* 0 = off, 1 = the next allocation fails, ... */
   uint32_t fail_submit_in;
   bool lost;                        /* sticky: a submit saw VK_ERROR_DEVICE_LOST */

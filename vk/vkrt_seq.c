@@ -378,7 +378,10 @@ void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d)
   barrier(seq);
   seq->n_dispatch++;
   seq->flops += d->flops;
-  vkrt_context_add_flops(ctx, d->flops);
+  g_mutex_lock(&ctx->lock);
+  ctx->flops += d->flops;
+  ctx->recorded_dispatches++;
+  g_mutex_unlock(&ctx->lock);
 }
 
 /* --- submission ------------------------------------------------------------------------------ */
@@ -480,8 +483,16 @@ gboolean vkrt_seq_submit(VkrtSeq *seq, GError **error)
   return execute(seq, error);
 }
 
+/* The command buffer is reused as it is: it resets its own query pool and writes the same
+ * timestamps, so vkrt_seq_timings() is fresh after every replay. */
 gboolean vkrt_seq_replay(VkrtSeq *seq, GError **error)
 {
+  if (seq->state == SEQ_IDLE && !seq->error) {
+    /* never recorded, or its recording failed and was reported: running nothing would look
+     * like success to a caller that believes the work was done */
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_FAILED, "replay of a sequence with no complete recording");
+    return FALSE;
+  }
   if (seq->state != SEQ_READY) return vkrt_seq_submit(seq, error);
   vkrt_context_add_flops(seq->ctx, seq->flops);
   return execute(seq, error);
