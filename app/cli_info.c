@@ -1,6 +1,7 @@
 /* janusflow info: every Vulkan device with the limits that matter to the engine, the one that
  * would be chosen (and why), and which optional Vulkan features the engine uses on it. */
 #include "cli.h"
+#include "ops.h"
 #include "vkrt.h"
 
 #include <json-glib/json-glib.h>
@@ -60,21 +61,58 @@ static void json_device(JsonBuilder *b, const VkrtDeviceInfo *d)
 /* The optional features, as (name, used by the engine on this device, note). */
 typedef struct { const char *key, *name; bool used; const char *note; } Feature;
 
-static int features_of(const VkrtDeviceInfo *d, bool validation, Feature *f)
+/* Notes built at run time live in `owned` (freed by the caller). */
+static int features_of(VkrtContext *ctx, bool validation, Feature *f, GPtrArray *owned)
 {
+  const VkrtDeviceInfo *d = vkrt_context_info(ctx);
   int n = 0;
   f[n++] = (Feature){ "push_descriptor", "push descriptors (VK_KHR_push_descriptor)", d->has_push_descriptor, "required" };
   f[n++] = (Feature){ "texel_buffers", "uniform texel buffers for GEMM operands", true, "always" };
   bool gpu = d->type != VKRT_DEVICE_CPU;
-  f[n++] = (Feature){ "shared_memory_gemm", "shared-memory tiled GEMM", gpu,
-                      gpu ? "GPU kernel" : "CPU device: register-tiled texel-buffer GEMM instead" };
+  VkrtGemmTile big, mid;
+  vkrt_ops_gemm_tile(d, 8192, 8192, &big);
+  vkrt_ops_gemm_tile(d, 64, 64, &mid);
+  char *tiles = big.bm == mid.bm && big.bn == mid.bn
+    ? g_strdup_printf("%ux%u tiles, %ux%u per thread, BK %u", mid.bm, mid.bn, mid.tm, mid.tn, mid.bk)
+    : g_strdup_printf("%ux%u tiles (%ux%u per thread) for large outputs, else %ux%u (%ux%u), BK %u", big.bm, big.bn,
+                      big.tm, big.tn, mid.bm, mid.bn, mid.tm, mid.tn, mid.bk);
+  g_ptr_array_add(owned, tiles);
+  char *smem = gpu ? g_strdup_printf("GPU kernel: %s", tiles)
+                   : g_strdup("CPU device: register-tiled texel-buffer GEMM instead; JANUSFLOW_GEMM=shared forces it");
+  g_ptr_array_add(owned, smem);
+  f[n++] = (Feature){ "shared_memory_gemm", "shared-memory tiled GEMM", gpu, smem };
+  f[n++] = (Feature){ "flash_attention", "flash attention (>= 16 queries per sequence)", gpu,
+                      gpu ? "GPU kernel: query blocks share K/V tiles in shared memory"
+                          : "CPU device: one invocation per query instead; JANUSFLOW_ATTENTION=flash forces it" };
   f[n++] = (Feature){ "timestamps", "timestamp queries", d->has_timestamps, d->has_timestamps ? "per-stage timings" : "unsupported" };
   f[n++] = (Feature){ "fp16", "fp16 arithmetic", false, d->has_fp16 ? "supported, not used (fp32 math)" : "unsupported" };
   f[n++] = (Feature){ "int8", "int8 arithmetic", false, d->has_int8 ? "supported, not used" : "unsupported" };
-  f[n++] = (Feature){ "cooperative_matrix", "cooperative matrix", false, d->has_coopmat ? "supported, not used" : "unsupported" };
+  /* runs the self-check on devices that have the NV extension (never run on such hardware) */
+  const char *why = NULL;
+  bool coop = vkrt_ops_coopmat_usable(ctx, &why);
+  char *cnote = d->coopmat_m ? g_strdup_printf("NV %ux%ux%u fp16 -> fp32: %s", d->coopmat_m, d->coopmat_n, d->coopmat_k, why)
+                             : g_strdup(why && *why ? why : "unsupported");
+  g_ptr_array_add(owned, cnote);
+  f[n++] = (Feature){ "cooperative_matrix", "cooperative-matrix GEMM (>= 64 rows)", coop, cnote };
   f[n++] = (Feature){ "subgroup_ops", "subgroup arithmetic (GEMV, decode attention)", d->has_subgroup_arith,
                       d->has_subgroup_arith ? "used" : "unsupported: fallback kernels" };
   f[n++] = (Feature){ "validation", "validation layer", validation, validation ? "on (JANUSFLOW_VALIDATE)" : "off" };
+  return n;
+}
+
+/* Which kernel each kind of work gets (as vkrt_op_matmul / vkrt_op_attention choose). */
+typedef struct { const char *key, *name, *path; } Kernel;
+
+static int kernels_of(VkrtContext *ctx, Kernel *k)
+{
+  int n = 0;
+  /* K = 2048: aligned operands, as every LLM GEMM; 16 heads as the LLM */
+  k[n++] = (Kernel){ "gemm_decode", "GEMM, 1 row (decode)", vkrt_ops_gemm_path(ctx, 1, 2048) };
+  k[n++] = (Kernel){ "gemm_small", "GEMM, 20 rows", vkrt_ops_gemm_path(ctx, 20, 2048) };
+  k[n++] = (Kernel){ "gemm_prefill", "GEMM, 600 rows (prefill, image block)", vkrt_ops_gemm_path(ctx, 600, 2048) };
+  k[n++] = (Kernel){ "attention_decode", "attention, 1 query (decode)", vkrt_ops_attention_path(ctx, 1, 16) };
+  k[n++] = (Kernel){ "attention_prefill", "attention, 600 queries (prefill)", vkrt_ops_attention_path(ctx, 600, 16) };
+  k[n++] = (Kernel){ "attention_image", "attention, 577 queries (image block)", vkrt_ops_attention_path(ctx, 577, 16) };
   return n;
 }
 
@@ -142,13 +180,24 @@ int cli_info_main(int argc, char **argv)
       json_builder_set_member_name(b, "features");
       json_builder_begin_object(b);
       Feature f[16];
-      int nf = features_of(chosen, validation, f);
+      GPtrArray *owned = g_ptr_array_new_with_free_func(g_free);
+      int nf = features_of(ctx, validation, f, owned);
       for (int i = 0; i < nf; i++) {
         json_builder_set_member_name(b, f[i].key);
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "used"); json_builder_add_boolean_value(b, f[i].used);
         json_builder_set_member_name(b, "note"); json_builder_add_string_value(b, f[i].note);
         json_builder_end_object(b);
+      }
+      json_builder_end_object(b);
+      g_ptr_array_free(owned, TRUE);
+      json_builder_set_member_name(b, "kernels");
+      json_builder_begin_object(b);
+      Kernel k[8];
+      int nk = kernels_of(ctx, k);
+      for (int i = 0; i < nk; i++) {
+        json_builder_set_member_name(b, k[i].key);
+        json_builder_add_string_value(b, k[i].path);
       }
       json_builder_end_object(b);
       json_builder_end_object(b);
@@ -180,8 +229,14 @@ int cli_info_main(int argc, char **argv)
                                                            : "device-local with staging copies");
       printf("Features used by the engine:\n");
       Feature f[16];
-      int nf = features_of(chosen, validation, f);
+      GPtrArray *owned = g_ptr_array_new_with_free_func(g_free);
+      int nf = features_of(ctx, validation, f, owned);
       for (int i = 0; i < nf; i++) printf("  %-44s %-3s  (%s)\n", f[i].name, f[i].used ? "yes" : "no", f[i].note);
+      g_ptr_array_free(owned, TRUE);
+      printf("Kernels on this device (JANUSFLOW_GEMM, JANUSFLOW_ATTENTION override):\n");
+      Kernel k[8];
+      int nk = kernels_of(ctx, k);
+      for (int i = 0; i < nk; i++) printf("  %-44s %s\n", k[i].name, k[i].path);
     }
   }
   int rc = 0;

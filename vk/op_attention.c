@@ -1,14 +1,86 @@
-/* Attention over a K/V cache with an online softmax (shaders/attention.comp). All sequences go
- * in one dispatch when their K/V regions fit one binding, else one dispatch per sequence (a
- * single sequence's K/V must fit one texel binding: 128 MiB+ on every device seen). */
+/* Attention over a K/V cache with an online softmax. Kernels: attention.comp (one invocation
+ * per query; CPU devices, and GPUs for small query counts), its SPLIT variant (decode on GPUs:
+ * a subgroup per query) and flash_attn.comp (GPUs with >= FLASH_MIN_Q queries per sequence:
+ * blocks of queries share K/V tiles staged in shared memory). All sequences go in one dispatch
+ * when their K/V regions fit one binding, else one dispatch per sequence (a single sequence's
+ * K/V must fit one texel binding: 128 MiB+ on every device seen). */
 #include "ops.h"
 #include "op_util.h"
 
 #define ATTN_WG 64u
 #define ATTN_SPLIT_ITEMS 8u  /* (sequence, head, query) items per workgroup (ITEMS in attention.comp) */
 #define ATTN_MAX_D 256u
+#define FLASH_MIN_Q 16u
+#define FLASH_WG 128u
 
 static volatile gint force_split = -1;
+static volatile gint force_flash = -2;  /* -2: not read from the environment yet */
+static volatile gint flash_br, flash_bc, flash_wg;  /* tests: forced blocks, 0 = per device */
+
+void vkrt_ops_force_attention_flash(int mode)
+{
+  g_atomic_int_set(&force_flash, mode < 0 ? -1 : mode > 0);
+}
+
+void vkrt_ops_force_flash_blocks(uint32_t br, uint32_t bc, uint32_t wg)
+{
+  g_atomic_int_set(&flash_br, (gint)br);
+  g_atomic_int_set(&flash_bc, (gint)bc);
+  g_atomic_int_set(&flash_wg, (gint)wg);
+}
+
+static int flash_mode(void)
+{
+  gint m = g_atomic_int_get(&force_flash);
+  if (m == -2) {
+    const char *e = g_getenv("JANUSFLOW_ATTENTION");
+    m = e && g_ascii_strcasecmp(e, "flash") == 0 ? 1 : e && g_ascii_strcasecmp(e, "online") == 0 ? 0 : -1;
+    g_atomic_int_set(&force_flash, m);
+  }
+  return m;
+}
+
+static uint32_t flash_shared_bytes(uint32_t d4, uint32_t br, uint32_t bc)
+{
+  /* Q block, one K/V tile (rows padded by a vec4), scores, and 3 floats per query */
+  return 16u * (br * d4 + bc * (d4 + 1)) + 4u * (br * bc + 3u * br);
+}
+
+/* Largest query block and key tile whose shared memory fits the device: 32 x 32 at head_dim 128
+ * needs 38 KiB (NVIDIA/AMD have 48-64), 32 x 16 fits 32 KiB. Bigger BR means fewer K/V
+ * fetches; 128 threads hold BR * head_dim / 128 outputs each (32 floats at 32 x 128). */
+static void flash_blocks(const VkrtDeviceInfo *di, uint32_t d4, uint32_t *br, uint32_t *bc)
+{
+  static const uint32_t cand[][2] = { { 32, 32 }, { 32, 16 }, { 16, 32 }, { 16, 16 }, { 16, 8 }, { 8, 8 }, { 4, 4 } };
+  /* CPU devices only run this kernel when it is forced (tests): there small blocks, because
+   * lavapipe's JIT time grows with the unrolled block (15 s for 32 x 16 at head_dim 128) */
+  for (size_t i = di->type == VKRT_DEVICE_CPU ? 4 : 0; i < G_N_ELEMENTS(cand); i++)
+    if (flash_shared_bytes(d4, cand[i][0], cand[i][1]) <= di->max_shared_bytes || i + 1 == G_N_ELEMENTS(cand)) {
+      *br = cand[i][0];
+      *bc = cand[i][1];
+      return;
+    }
+}
+
+typedef enum { ATTN_ONLINE, ATTN_SPLIT, ATTN_FLASH } AttnPath;
+
+static AttnPath attention_path(const VkrtDeviceInfo *di, uint32_t n_q, uint64_t items)
+{
+  int fm = flash_mode();
+  bool gpu = di->type != VKRT_DEVICE_CPU;
+  if (fm > 0 || (fm < 0 && gpu && n_q >= FLASH_MIN_Q)) return ATTN_FLASH;
+  gint fs = g_atomic_int_get(&force_split);
+  /* few queries (decode) on a GPU: spread each query's keys over a subgroup instead (a CPU
+   * device already fills its SIMD lanes with one query per lane) */
+  if (items < 512 && di->has_subgroup_arith && (fs < 0 ? gpu : fs)) return ATTN_SPLIT;
+  return ATTN_ONLINE;
+}
+
+const char *vkrt_ops_attention_path(VkrtContext *ctx, uint32_t n_q, uint32_t n_seq_heads)
+{
+  static const char *const names[] = { [ATTN_ONLINE] = "online", [ATTN_SPLIT] = "split", [ATTN_FLASH] = "flash" };
+  return names[attention_path(vkrt_context_info(ctx), n_q, (uint64_t)n_q * n_seq_heads)];
+}
 
 void vkrt_ops_force_attention_split(int mode)
 {
@@ -67,14 +139,12 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
     uint64_t pairs = 0;
     for (uint32_t i = 0; i < p->n_q; i++)
       pairs += p->causal ? MIN((uint64_t)p->n_kv, (uint64_t)p->q_start + i + 1) : p->n_kv;
-    /* few queries (decode) on a GPU: spread each query's keys over a subgroup instead (a CPU
-     * device already fills its SIMD lanes with one query per lane) */
     uint64_t items = nb * p->n_heads * p->n_q;
-    gint fs = g_atomic_int_get(&force_split);
     const VkrtDeviceInfo *di = vkrt_context_info(vkrt_seq_context(seq));
-    bool split = items < 512 && di->has_subgroup_arith && (fs < 0 ? di->type != VKRT_DEVICE_CPU : fs);
+    AttnPath path = attention_path(di, p->n_q, items);
+    bool split = path == ATTN_SPLIT;
     VkrtDispatch d = {
-      .shader = split ? "attention_split" : "attention",
+      .shader = path == ATTN_FLASH ? "flash_attn" : split ? "attention_split" : "attention",
       .n_bindings = 5,
       .bindings = { bo.bind, bq.bind, bk.bind, bv.bind, bm.bind },
       .texel_mask = 0xc,
@@ -84,7 +154,21 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
       .n_spec = 1,
       .flops = 4ull * pairs * HD * nb,
     };
-    if (split)
+    if (path == ATTN_FLASH) {
+      uint32_t d4 = p->head_dim / 4, br = (uint32_t)g_atomic_int_get(&flash_br), bc = (uint32_t)g_atomic_int_get(&flash_bc);
+      uint32_t wg = (uint32_t)g_atomic_int_get(&flash_wg);
+      if (!br || !bc) flash_blocks(di, d4, &br, &bc);
+      if (!wg) wg = FLASH_WG;
+      if (flash_shared_bytes(d4, br, bc) > di->max_shared_bytes || wg > di->max_wg_invocations) {
+        op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "flash attention blocks %ux%u (%u threads) do not fit this device", br, bc, wg);
+        return;
+      }
+      d.spec[1] = br;
+      d.spec[2] = bc;
+      d.spec[3] = wg;
+      d.n_spec = 4;
+      vkrt_groups_linear(nb * p->n_heads * ((p->n_q + br - 1) / br), d.groups);
+    } else if (split)
       vkrt_groups_linear((items + ATTN_SPLIT_ITEMS - 1) / ATTN_SPLIT_ITEMS, d.groups);
     else
       vkrt_groups_linear((items + ATTN_WG - 1) / ATTN_WG, d.groups);

@@ -28,8 +28,41 @@ void vkrt_op_matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
 /* The GEMM kernel: AUTO picks the register-tiled texel kernel on CPU devices (lavapipe) and the
  * shared-memory tiled kernel on GPUs. Tests and benchmarks may force one (process-wide); the
  * environment variable JANUSFLOW_GEMM=register|shared does the same. */
-typedef enum { VKRT_GEMM_AUTO, VKRT_GEMM_REGISTER, VKRT_GEMM_SHARED } VkrtGemmKernel;
+typedef enum { VKRT_GEMM_AUTO, VKRT_GEMM_REGISTER, VKRT_GEMM_SHARED,
+               /* gpu helper: */
+               VKRT_GEMM_SHARED_F16EMU,  /* the shared-memory kernel rounding its operands to fp16 as
+                                          * the coopmat kernel does (tests; JANUSFLOW_GEMM=shared-f16) */
+               VKRT_GEMM_COOPMAT         /* cooperative matrices wherever they passed their self-check,
+                                          * else AUTO (JANUSFLOW_GEMM=coopmat) */
+} VkrtGemmKernel;
 void vkrt_ops_force_gemm(VkrtGemmKernel kernel);
+
+/* --- GPU kernel selection (gpu helper) --- */
+/* The shared-memory GEMM's tile: BM x BN outputs per workgroup of (BM/TM) x (BN/TN) threads,
+ * k steps of BK (specialization constants of matmul_gemm_smem). */
+typedef struct { uint32_t bm, bn, bk, tm, tn; } VkrtGemmTile;
+/* The tile chosen for this device and an M x N output (reasons in vk/op_matmul.c). */
+void vkrt_ops_gemm_tile(const VkrtDeviceInfo *info, uint32_t M, uint32_t N, VkrtGemmTile *tile);
+/* Tests: use this tile whatever the device (NULL: back to the per-device choice). A tile the
+ * device cannot run makes the op fail with VKRT_ERROR_UNSUPPORTED. Process-wide. */
+void vkrt_ops_force_gemm_tile(const VkrtGemmTile *tile);
+/* The kernel an M-row GEMM with aligned operands gets on this context: "gemv", "register",
+ * "shared", "shared-f16", "coopmat" or "generic" (may run the coopmat self-check). */
+const char *vkrt_ops_gemm_path(VkrtContext *ctx, uint32_t M, uint32_t K);
+/* Whether the cooperative-matrix GEMM (shaders/matmul_coop.comp; GPUs with
+ * VK_NV_cooperative_matrix) is used on this context. The first call on a context runs its
+ * self-check: a 37x100x64 GEMM through it and through the fp32 kernel, compared with a
+ * double-precision reference; on any failure the path stays off for the context and a
+ * g_message says so once. JANUSFLOW_COOPMAT=0 turns it off. *note (owned by the context or
+ * the library): why. */
+bool vkrt_ops_coopmat_usable(VkrtContext *ctx, const char **note);
+/* Tests, on devices without cooperative matrices: pretend there are some. EMULATE: the
+ * fp16-emulating shared-memory kernel stands in for matmul_coop.comp (the self-check passes);
+ * BROKEN: its pipeline cannot be built; MISMATCH: the self-check's tolerance is 0. The state
+ * of the stand-in is process-wide and starts over at every call. */
+typedef enum { VKRT_COOPMAT_TEST_OFF, VKRT_COOPMAT_TEST_EMULATE, VKRT_COOPMAT_TEST_BROKEN,
+               VKRT_COOPMAT_TEST_MISMATCH } VkrtCoopmatTest;
+void vkrt_ops_coopmat_test_mode(VkrtCoopmatTest mode);
 
 /* y[n, dim] = float(table[ids[i], :]) for a bf16 table [vocab, dim]; ids are int32. Ids outside
  * [0, vocab) give a zero row. */
@@ -68,6 +101,16 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
  * CPU devices it does not (no gain there). Tests may force it: -1 auto, 0 never, 1 always when
  * there are few queries (process-wide). */
 void vkrt_ops_force_attention_split(int mode);
+/* Flash attention (shaders/flash_attn.comp: blocks of queries per workgroup, K/V tiles in
+ * shared memory) is used on GPUs when a sequence has >= 16 queries (prefill, the image block).
+ * -1 auto, 0 never, 1 always (any n_q, any device); JANUSFLOW_ATTENTION=flash|online does the
+ * same as 1|0. Process-wide. */
+void vkrt_ops_force_attention_flash(int mode);
+/* The attention kernel n_q queries per sequence get on this context: "flash", "split" or
+ * "online". */
+const char *vkrt_ops_attention_path(VkrtContext *ctx, uint32_t n_q, uint32_t n_seq_heads);
+/* Tests: the flash kernel's query block, key tile and workgroup size (0 = per device). */
+void vkrt_ops_force_flash_blocks(uint32_t br, uint32_t bc, uint32_t wg);
 
 /* y[i] = silu(gate[i]) * up[i] for n elements. */
 void vkrt_op_silu_mul(VkrtSeq *seq, VkrtTensor y, VkrtTensor gate, VkrtTensor up, uint32_t n);

@@ -219,7 +219,52 @@ static int compute_queue_family(VkPhysicalDevice phys, uint32_t *valid_bits)
   return best;
 }
 
-static void device_info_fill(VkPhysicalDevice phys, uint32_t index, VkrtDeviceInfo *info,
+/* The best fp16 x fp16 -> fp32 subgroup shape of VK_NV_cooperative_matrix that tiles the
+ * 32 x 32 x 32 block of one subgroup in shaders/matmul_coop.comp, when the features the shader
+ * needs are there too. Never run on hardware (no such device was available). */
+static void coopmat_nv_probe(VkInstance inst, VkPhysicalDevice phys, bool v12, VkrtDeviceInfo *info)
+{
+  if (!inst || !v12 || !has_device_ext(phys, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) return;
+  info->has_coopmat_nv = true;
+  VkPhysicalDeviceVulkanMemoryModelFeatures vmm = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES };
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .pNext = &vmm };
+  VkPhysicalDeviceShaderFloat16Int8Features f16 = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .pNext = &cf };
+  VkPhysicalDeviceFeatures2 f2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f16 };
+  vkGetPhysicalDeviceFeatures2(phys, &f2);
+  if (!cf.cooperativeMatrix || !f16.shaderFloat16 || !vmm.vulkanMemoryModel) return;
+  PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
+    vkGetInstanceProcAddr(inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
+  uint32_t n = 0;
+  if (!get || get(phys, &n, NULL) != VK_SUCCESS || n == 0) return;
+  VkCooperativeMatrixPropertiesNV *props = g_new0(VkCooperativeMatrixPropertiesNV, n);
+  for (uint32_t i = 0; i < n; i++) props[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+  if (get(phys, &n, props) == VK_SUCCESS) {
+    uint64_t best = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      const VkCooperativeMatrixPropertiesNV *c = &props[i];
+      if (c->AType != VK_COMPONENT_TYPE_FLOAT16_NV || c->BType != VK_COMPONENT_TYPE_FLOAT16_NV ||
+          c->CType != VK_COMPONENT_TYPE_FLOAT32_NV || c->DType != VK_COMPONENT_TYPE_FLOAT32_NV ||
+          c->scope != VK_SCOPE_SUBGROUP_NV)
+        continue;
+      if (!c->MSize || !c->NSize || !c->KSize || 32 % c->MSize || 32 % c->NSize || 32 % c->KSize ||
+          c->KSize % 8)
+        continue;
+      uint64_t vol = (uint64_t)c->MSize * c->NSize * c->KSize;
+      if (vol > best) {
+        best = vol;
+        info->coopmat_m = c->MSize;
+        info->coopmat_n = c->NSize;
+        info->coopmat_k = c->KSize;
+      }
+    }
+  }
+  g_free(props);
+}
+
+static void device_info_fill(VkInstance inst, VkPhysicalDevice phys, uint32_t index, VkrtDeviceInfo *info,
                              uint64_t *max_buffer_size)
 {
   memset(info, 0, sizeof *info);
@@ -289,6 +334,7 @@ static void device_info_fill(VkPhysicalDevice phys, uint32_t index, VkrtDeviceIn
   info->has_coopmat = has_device_ext(phys, "VK_KHR_cooperative_matrix") ||
                       has_device_ext(phys, "VK_NV_cooperative_matrix");
   info->usable = v12 && qf >= 0;
+  coopmat_nv_probe(inst, phys, v12, info);
   if (max_buffer_size) *max_buffer_size = v13 ? m4.maxBufferSize : info->max_alloc;
 
   /* JANUSFLOW_MAX_BINDING lowers the binding limits so windowing is exercised with small
@@ -320,7 +366,7 @@ static GArray *list_devices(VkInstance inst, GPtrArray *physs, GError **error)
   GArray *arr = g_array_new(FALSE, TRUE, sizeof(VkrtDeviceInfo));
   for (uint32_t i = 0; i < n; i++) {
     VkrtDeviceInfo info;
-    device_info_fill(devs[i], i, &info, NULL);
+    device_info_fill(inst, devs[i], i, &info, NULL);
     g_array_append_val(arr, info);
     if (physs) g_ptr_array_add(physs, devs[i]);
   }
@@ -480,15 +526,34 @@ static bool device_create(VkrtContext *ctx, GError **error)
     .queueCount = 1,
     .pQueuePriorities = &prio,
   };
-  const char *exts[] = { VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME };
+  const char *exts[] = { VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME };
+  /* cooperative matrices: only what matmul_coop.comp needs, and only where coopmat_nv_probe
+   * found all of it; if the driver still refuses, the device is made again without them */
+  VkPhysicalDeviceVulkanMemoryModelFeatures vmm = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES, .vulkanMemoryModel = VK_TRUE };
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .pNext = &vmm,
+    .cooperativeMatrix = VK_TRUE };
+  VkPhysicalDeviceShaderFloat16Int8Features f16 = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .pNext = &cf, .shaderFloat16 = VK_TRUE };
+  bool coop = ctx->info.coopmat_m != 0;
   VkDeviceCreateInfo dci = {
     .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+    .pNext = coop ? &f16 : NULL,
     .queueCreateInfoCount = 1,
     .pQueueCreateInfos = &qci,
-    .enabledExtensionCount = G_N_ELEMENTS(exts),
+    .enabledExtensionCount = coop ? 2 : 1,
     .ppEnabledExtensionNames = exts,
   };
   VkResult r = vkCreateDevice(ctx->phys, &dci, NULL, &ctx->device);
+  if (r != VK_SUCCESS && coop) {
+    char *note = g_strdup_printf("vkCreateDevice with VK_NV_cooperative_matrix failed (VkResult %d)", r);
+    vkrt_context_set_coopmat_state(ctx, -1, note);
+    g_free(note);
+    dci.pNext = NULL;
+    dci.enabledExtensionCount = 1;
+    r = vkCreateDevice(ctx->phys, &dci, NULL, &ctx->device);
+  }
   if (r != VK_SUCCESS) {
     vkrt_set_vk_error(error, r, "vkCreateDevice");
     return false;
@@ -551,7 +616,7 @@ VkrtContext *vkrt_context_new(const VkrtOptions *opt, GError **error)
   int pick = vkrt_select_device(devs, sel, NULL, error);
   if (pick >= 0) {
     ctx->phys = g_ptr_array_index(physs, pick);
-    device_info_fill(ctx->phys, g_array_index(devs, VkrtDeviceInfo, pick).index, &ctx->info, &ctx->max_buffer_size);
+    device_info_fill(ctx->instance, ctx->phys, g_array_index(devs, VkrtDeviceInfo, pick).index, &ctx->info, &ctx->max_buffer_size);
   }
   g_array_free(devs, TRUE);
   g_ptr_array_free(physs, TRUE);
@@ -563,6 +628,10 @@ VkrtContext *vkrt_context_new(const VkrtOptions *opt, GError **error)
     ctx->max_texel_bytes = MIN((uint64_t)props.limits.maxTexelBufferElements * 16, ctx->info.max_alloc);
     for (int i = 0; i < 3; i++) ctx->max_groups[i] = props.limits.maxComputeWorkGroupCount[i];
   }
+  if (ctx->info.coopmat_m == 0)
+    vkrt_context_set_coopmat_state(ctx, -1, !ctx->info.has_coopmat ? "the device has no cooperative matrices"
+                                   : !ctx->info.has_coopmat_nv ? "only VK_KHR_cooperative_matrix, the kernel needs the NV extension"
+                                   : "no fp16 x fp16 -> fp32 subgroup shape (or a needed feature) in VK_NV_cooperative_matrix");
   if (!device_create(ctx, error)) goto fail;
   ctx->fail_alloc_in = (uint32_t)env_u64("JANUSFLOW_FAIL_ALLOC", 0);
   ctx->fail_submit_in = (uint32_t)env_u64("JANUSFLOW_FAIL_SUBMIT", 0);
@@ -594,6 +663,7 @@ void vkrt_context_free(VkrtContext *ctx)
     vkDestroyDevice(ctx->device, NULL);
   }
   g_hash_table_destroy(ctx->pipelines);
+  g_free(ctx->coopmat_note);
   if (ctx->messenger) ctx->destroy_messenger(ctx->instance, ctx->messenger, NULL);
   if (ctx->instance) vkDestroyInstance(ctx->instance, NULL);
   g_mutex_clear(&ctx->lock);
@@ -618,6 +688,26 @@ void vkrt_context_add_flops(VkrtContext *ctx, uint64_t flops)
 {
   g_mutex_lock(&ctx->lock);
   ctx->flops += flops;
+  g_mutex_unlock(&ctx->lock);
+}
+
+int vkrt_context_coopmat_state(VkrtContext *ctx, const char **note)
+{
+  g_mutex_lock(&ctx->lock);
+  int s = ctx->coopmat_state;
+  if (note) *note = ctx->coopmat_note ? ctx->coopmat_note : "";
+  g_mutex_unlock(&ctx->lock);
+  return s;
+}
+
+void vkrt_context_set_coopmat_state(VkrtContext *ctx, int state, const char *note)
+{
+  g_mutex_lock(&ctx->lock);
+  /* the state leaves 0 once and is final then, so a note handed out stays valid */
+  if (ctx->coopmat_state == 0 && state != 0) {
+    ctx->coopmat_state = state;
+    ctx->coopmat_note = g_strdup(note ? note : "");
+  }
   g_mutex_unlock(&ctx->lock);
 }
 

@@ -56,6 +56,13 @@ typedef struct {
   uint64_t max_texel_range;       /* bytes one RGBA32 texel-buffer view may span (effective) */
   bool usable;                    /* Vulkan >= 1.2 with a compute queue: the engine can run on it */
   bool has_subgroup_arith;        /* subgroupAdd/Max in compute shaders (GEMV, split attention) */
+  /* added for the GPU kernels (gpu helper). has_coopmat above says the device lists
+   * VK_KHR_ or VK_NV_cooperative_matrix; the engine's kernel (shaders/matmul_coop.comp) needs
+   * VK_NV_cooperative_matrix (Debian's glslc knows no GL_KHR_cooperative_matrix) with its
+   * cooperativeMatrix, shaderFloat16 and vulkanMemoryModel features, and a fp16 x fp16 -> fp32
+   * subgroup shape: coopmat_m x coopmat_n x coopmat_k, all 0 when there is none. */
+  bool has_coopmat_nv;
+  uint32_t coopmat_m, coopmat_n, coopmat_k;
 } VkrtDeviceInfo;
 
 /* "discrete", "integrated", "virtual", "cpu", "other". */
@@ -101,6 +108,13 @@ uint64_t vkrt_context_submits(const VkrtContext *ctx);
 uint64_t vkrt_context_recorded_dispatches(const VkrtContext *ctx);
 /* Whether buffers live in host-visible device-local memory (read/write are memcpy), else staging. */
 bool vkrt_context_host_mapped(const VkrtContext *ctx);
+
+/* State of the cooperative-matrix GEMM on this context, kept for vk/op_matmul.c (which runs its
+ * self-check): 0 = not checked yet, 1 = passed the self-check, -1 = unavailable or disabled.
+ * It leaves 0 once and is final then (later sets are ignored). *note (optional; owned by the
+ * context) says why. */
+int vkrt_context_coopmat_state(VkrtContext *ctx, const char **note);
+void vkrt_context_set_coopmat_state(VkrtContext *ctx, int state, const char *note);
 
 /* Fault injection for tests (issue 6): make the Nth buffer allocation from now fail with OOM
  * (n = 0 disables), and make the next submit report device-lost. Also read from the environment

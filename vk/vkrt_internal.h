@@ -55,6 +55,8 @@ struct VkrtContext {
   uint32_t fail_alloc_in;           /* 0 = off, 1 = the next allocation fails, ... */
   uint32_t fail_submit_in;
   bool lost;                        /* sticky: a submit saw VK_ERROR_DEVICE_LOST */
+  int coopmat_state;                /* vkrt_context_coopmat_state; under lock */
+  char *coopmat_note;
 };
 
 struct VkrtBuffer {
