@@ -1,4 +1,5 @@
 #include "bench.h"
+#include "budget.h"
 #include "generate.h"
 #include "ops.h"
 #include "ops_gen.h"
@@ -301,20 +302,31 @@ static gboolean chat_prepare(BenchSession *s, GError **error)
   return ok;
 }
 
-/* One prefill: the prompt in chunks of at most llm_max_rows rows (one submit each, as chat does),
- * then lm_head on the last row and argmax. */
+/* One prefill as chat does it: the prompt in chunks of at most llm_max_rows rows, each in submits
+ * of at most budget_submit_flops() of layers, then lm_head on the last row and argmax. */
 static gboolean prefill_once(BenchSession *s, double *gpu_ms, GError **error)
 {
   JfLlm *llm = s->m->llm;
   const uint64_t row = (uint64_t)llm_config(llm)->hidden * 4;
+  const uint64_t budget = budget_submit_flops(s->ctx);
   for (uint32_t done = 0; done < s->n_chat;) {
     uint32_t T = MIN(s->chunk, s->n_chat - done);
     VkrtTensor x = vkrt_tensor_sub(vkrt_tensor(s->x), 0, T * row);
     vkrt_seq_begin(s->seq);
     vkrt_seq_copy(s->seq, x, vkrt_tensor_sub(vkrt_tensor(s->x0), done * row, T * row), T * row);
-    if (!llm_record_forward(llm, s->seq, s->kv, x, vkrt_tensor_sub(vkrt_tensor(s->pos), done * 4ull, T * 4ull),
-                            vkrt_tensor_none(), T, done, x, error))
-      return FALSE;
+    uint64_t part_start = vkrt_context_flops(s->ctx);
+    for (int l = 0; l < llm_n_layers(llm); l++) {
+      if (l > 0 && vkrt_context_flops(s->ctx) - part_start >= budget) {
+        if (!submit_timed(s->seq, "prefill", gpu_ms, error))
+          return FALSE;
+        vkrt_seq_begin(s->seq);
+        part_start = vkrt_context_flops(s->ctx);
+      }
+      if (!llm_record_layers(llm, s->seq, s->kv, x, vkrt_tensor_sub(vkrt_tensor(s->pos), done * 4ull, T * 4ull),
+                             vkrt_tensor_none(), T, done, l, l + 1, error))
+        return FALSE;
+    }
+    llm_record_final_norm(llm, s->seq, x, T, x);
     done += T;
     if (done == s->n_chat) {
       llm_record_logits(llm, s->seq, vkrt_tensor_sub(x, (T - 1) * row, row), 1, vkrt_tensor(s->logits));

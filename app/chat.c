@@ -1,4 +1,5 @@
 #include "chat.h"
+#include "budget.h"
 #include "ops.h"
 #include "prompt.h"
 #include "npy.h"
@@ -7,8 +8,6 @@
 #include <math.h>
 
 #define TOPK_MAX 256
-/* LLM layers per submit while prefilling (see prefill) */
-#define PREFILL_LAYERS_PER_SUBMIT 4
 
 struct JfChat {
   JfModel *m;
@@ -254,14 +253,22 @@ static gboolean prefill(JfChat *c, const int32_t *ids, uint32_t n, const GArray 
       }
     }
     VkrtTensor out = vkrt_tensor_sub(vkrt_tensor(c->out), 0, T * row_bytes);
-    /* a chunk is submitted in groups of layers: a long prompt then never makes one long submit
-     * (driver watchdogs), and a cancel is seen between groups */
+    /* a chunk is submitted in groups of layers of at most budget_submit_flops() of work: a long
+     * prompt then never makes one long submit (driver watchdogs), and a cancel is seen between
+     * groups */
     int n_layers = llm_n_layers(c->m->llm);
-    for (int l0 = 0; l0 < n_layers; l0 += PREFILL_LAYERS_PER_SUBMIT) {
-      if (l0 > 0 && (!vkrt_seq_submit(c->seq, error) || !check_cancel(cancel, error)))
-        return FALSE;
+    VkrtContext *ctx = c->m->ctx;
+    const uint64_t budget = budget_submit_flops(ctx);
+    uint64_t part_start = vkrt_context_flops(ctx);
+    for (int l = 0; l < n_layers; l++) {
+      if (l > 0 && vkrt_context_flops(ctx) - part_start >= budget) {
+        if (!vkrt_seq_submit(c->seq, error) || !check_cancel(cancel, error))
+          return FALSE;
+        vkrt_seq_begin(c->seq);
+        part_start = vkrt_context_flops(ctx);
+      }
       if (!llm_record_layers(c->m->llm, c->seq, c->kv, x, vkrt_tensor_sub(vkrt_tensor(c->pos), 0, T * 4),
-                             vkrt_tensor_none(), T, c->n_cached + done, l0, l0 + PREFILL_LAYERS_PER_SUBMIT, error))
+                             vkrt_tensor_none(), T, c->n_cached + done, l, l + 1, error))
         return FALSE;
     }
     llm_record_final_norm(c->m->llm, c->seq, x, T, out);

@@ -1,4 +1,5 @@
 #include "generate.h"
+#include "budget.h"
 #include "ops.h"
 #include "ops_gen.h"
 #include "uvit.h"
@@ -11,7 +12,6 @@
 
 /* Layers per submit inside a step: bounds how long one submit runs (driver watchdogs) and how
  * long a cancel waits. */
-#define LAYERS_PER_SUBMIT 4
 
 struct JfGenControl {
   GMutex lock;
@@ -302,9 +302,9 @@ static VkrtSeq *step_next_part(JfGen *g, VkrtSeq *cur, guint *i, GError **error)
   return s;
 }
 
-/* Records every submit part of one Euler step over n images (nothing is submitted here). The
- * parts split the LLM into groups of LAYERS_PER_SUBMIT layers per image, so no submit runs long
- * enough for a driver watchdog and a cancel waits at most one group. */
+/* Records every submit part of one Euler step over n images (nothing is submitted here). A part
+ * ends between LLM layers once it holds budget_submit_flops() of work, and after each image, so
+ * no submit runs long enough for a driver watchdog and a cancel waits at most one part. */
 static gboolean step_record(JfGen *g, const StepKey *key, GError **error)
 {
   JfModel *m = g->m;
@@ -312,6 +312,9 @@ static gboolean step_record(JfGen *g, const StepKey *key, GError **error)
   const uint32_t P = key->P, T = g->T, R = T + 1;
   const uint64_t rowb = (uint64_t)g->H * 4;
   guint pi = 0;
+  /* parts are cut by recorded work, so that their size follows the model and the device */
+  const uint64_t budget = budget_submit_flops(m->ctx);
+  uint64_t part_start = vkrt_context_flops(m->ctx);
   step_invalidate(g);
   VkrtSeq *s = step_part(g, 0, error);
   if (!s)
@@ -329,11 +332,14 @@ static gboolean step_record(JfGen *g, const StepKey *key, GError **error)
                   vkrt_tensor_sub(vkrt_tensor(g->tok), (uint64_t)i * T * rowb, T * rowb), T * rowb);
     vkrt_seq_copy(s, vkrt_tensor_sub(x, R * rowb, R * rowb), vkrt_tensor_sub(x, 0, R * rowb), R * rowb);
     int n_layers = llm_n_layers(m->llm);
-    for (int l0 = 0; l0 < n_layers; l0 += LAYERS_PER_SUBMIT) {
-      if (l0 > 0 && !(s = step_next_part(g, s, &pi, error)))
-        return FALSE;
+    for (int l = 0; l < n_layers; l++) {
+      if (l > 0 && vkrt_context_flops(m->ctx) - part_start >= budget) {
+        if (!(s = step_next_part(g, s, &pi, error)))
+          return FALSE;
+        part_start = vkrt_context_flops(m->ctx);
+      }
       if (!llm_record_layers(m->llm, s, g->kv[i], x, vkrt_tensor_sub(vkrt_tensor(g->pos), 0, 2 * R * 4),
-                             vkrt_tensor(g->mask), R, P, l0, l0 + LAYERS_PER_SUBMIT, error))
+                             vkrt_tensor(g->mask), R, P, l, l + 1, error))
         return FALSE;
     }
     VkrtTensor o = vkrt_tensor_sub(vkrt_tensor(g->out), 0, 2 * R * rowb);
@@ -343,8 +349,11 @@ static gboolean step_record(JfGen *g, const StepKey *key, GError **error)
                   vkrt_tensor_sub(o, rowb, T * rowb), T * rowb);
     vkrt_seq_copy(s, vkrt_tensor_sub(vkrt_tensor(g->dec_rows), (uint64_t)(n + i) * T * rowb, T * rowb),
                   vkrt_tensor_sub(o, (R + 1) * rowb, T * rowb), T * rowb);
-    if (i + 1 < n && !(s = step_next_part(g, s, &pi, error)))
-      return FALSE;
+    if (i + 1 < n) {
+      if (!(s = step_next_part(g, s, &pi, error)))
+        return FALSE;
+      part_start = vkrt_context_flops(m->ctx);
+    }
   }
   uvit_record_decode(m->uvit, s, 2 * (uint32_t)n, vkrt_tensor(g->dec_rows), 0, vkrt_tensor(g->t_emb),
                      (uint32_t)n, vkrt_tensor(g->v));

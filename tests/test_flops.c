@@ -92,7 +92,7 @@ static uint64_t step_dispatches(const Watch *w, int k)
   return w->dispatches[k] - (k ? w->dispatches[k - 1] : w->start_dispatches);
 }
 
-static void check_step_flops(int batch)
+static void check_step_flops(int batch, gboolean one_layer_per_part)
 {
   GError *e = NULL;
   VkrtContext *ctx = vkrt_context_new(&(VkrtOptions){ 0 }, &e);
@@ -140,9 +140,11 @@ static void check_step_flops(int batch)
                    min.flops, counted / min.flops, submits, step_dispatches(&w, k), w.gpu_ms[k]);
     g_assert_cmpfloat(fabs(counted / min.flops - 1.0), <=, 0.05);
     g_assert_cmpuint(step_dispatches(&w, k), ==, 0);
-    /* one submit per 4 LLM layers per image (driver watchdogs, cancellation), the tail in the
-     * last; without host-mapped memory the per-step writes add staging transfers */
-    uint64_t parts = (uint64_t)batch * ((n_layers + 3) / 4);
+    /* per image, one submit per budget_submit_flops() of LLM layers (driver watchdogs,
+     * cancellation), the tail in the last: the tiny model's whole step is far below the default
+     * budget (one part per image), and a budget of 1 FLOP puts every layer in a part of its own.
+     * Without host-mapped memory the per-step writes add staging transfers. */
+    uint64_t parts = (uint64_t)batch * (one_layer_per_part ? (uint64_t)n_layers : 1);
     if (vkrt_context_host_mapped(ctx))
       g_assert_cmpuint(submits, ==, parts);
     g_assert_cmpuint(submits, >=, parts);
@@ -166,8 +168,14 @@ static void check_step_flops(int batch)
   g_free(vae);
 }
 
-static void test_euler_step_batch1(void) { check_step_flops(1); }
-static void test_euler_step_batch2(void) { check_step_flops(2); }
+static void test_euler_step_batch1(void) { check_step_flops(1, FALSE); }
+static void test_euler_step_batch2(void) { check_step_flops(2, FALSE); }
+static void test_euler_step_small_budget(void)
+{
+  g_setenv("JANUSFLOW_SUBMIT_GFLOP", "1e-9", TRUE);
+  check_step_flops(2, TRUE);
+  g_unsetenv("JANUSFLOW_SUBMIT_GFLOP");
+}
 
 static JfImage **run_watched(JfGen *g, const char *prompt, int batch, JfPreviewMode preview, JfGenControl *control,
                              Watch *w, int expect_error)
@@ -496,6 +504,7 @@ int main(int argc, char **argv)
   g_test_add_func("/flops/cost-full-shapes", test_cost_full_shapes);
   g_test_add_func("/flops/euler-step/batch1", test_euler_step_batch1);
   g_test_add_func("/flops/euler-step/batch2", test_euler_step_batch2);
+  g_test_add_func("/flops/euler-step/small-budget", test_euler_step_small_budget);
   g_test_add_func("/flops/euler-step/replay", test_euler_step_replay);
   g_test_add_func("/bench/model-folder", test_bench_model_folder);
   g_test_add_func("/bench/synthetic-tiny", test_bench_synthetic);
