@@ -12,6 +12,7 @@
 #include "jf-canvas-view.h"
 #include "jf-chat-store.h"
 #include "jf-gallery.h"
+#include "jf-preferences-window.h"
 #include "image.h"
 
 static char *tmp_root;
@@ -938,6 +939,282 @@ static void test_restore_divider(void)
   g_ptr_array_unref(entries);
 }
 
+/* --- language model weights (8-bit) ---------------------------------------------------------- */
+
+/* The choice survives the keyfile; a value the app does not know falls back to full precision. */
+static void test_weights_setting(void)
+{
+  JfSettings *live = jf_application_get_settings(app);
+  {
+    g_autoptr(JfSettings) d = jf_settings_new();
+    g_assert_cmpint(d->weights, ==, JF_WEIGHTS_BF16);
+  }
+  g_autoptr(JfSettings) s = jf_settings_load();
+  g_assert_cmpint(s->weights, ==, JF_WEIGHTS_BF16);
+  s->weights = JF_WEIGHTS_Q8_0;
+  GError *error = NULL;
+  g_assert_true(jf_settings_save(s, &error));
+  g_assert_no_error(error);
+  g_autofree char *path = jf_settings_path();
+  g_autofree char *text = NULL;
+  g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+  g_assert_nonnull(strstr(text, "weights=q8_0"));
+  {
+    g_autoptr(JfSettings) back = jf_settings_load();
+    g_assert_cmpint(back->weights, ==, JF_WEIGHTS_Q8_0);
+    /* the rest came back too */
+    g_assert_cmpstr(back->model_dir, ==, s->model_dir);
+  }
+  GKeyFile *kf = g_key_file_new();
+  g_assert_true(g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL));
+  g_key_file_set_string(kf, "Model", "weights", "int3");
+  g_assert_true(g_key_file_save_to_file(kf, path, NULL));
+  g_key_file_free(kf);
+  {
+    g_autoptr(JfSettings) back = jf_settings_load();
+    g_assert_cmpint(back->weights, ==, JF_WEIGHTS_BF16);
+  }
+  /* leave the file as the application has it */
+  g_assert_true(jf_settings_save(live, &error));
+  g_assert_no_error(error);
+}
+
+typedef struct {
+  guint loads;
+  guint64 memory;        /* right after the load, before any chat or generation */
+  JfWeightFormat weights;
+  GError *error;
+} LoadWatch;
+
+static void on_load_watch(JfEngine *e, GError *error, LoadWatch *lw)
+{
+  lw->loads++;
+  lw->memory = jf_engine_get_memory(e);
+  lw->weights = jf_engine_get_weights(e);
+  g_clear_error(&lw->error);
+  if (error)
+    lw->error = g_error_copy(error);
+}
+
+typedef struct {
+  JfWindow *win;
+  char *title;   /* the window title when the pane started reading the conversation back */
+} TitleWatch;
+
+static void on_replaying_title(JfChatPane *pane, GParamSpec *pspec, TitleWatch *tw)
+{
+  (void)pspec;
+  if (jf_chat_pane_is_replaying(pane) && !tw->title)
+    tw->title = g_strdup(gtk_window_get_title(GTK_WINDOW(tw->win)));
+}
+
+static JfPreferencesWindow *find_preferences(void)
+{
+  for (GList *l = gtk_application_get_windows(GTK_APPLICATION(app)); l; l = l->next)
+    if (JF_IS_PREFERENCES_WINDOW(l->data))
+      return l->data;
+  return NULL;
+}
+
+static gboolean prefs_gone(gpointer data)
+{
+  (void)data;
+  return find_preferences() == NULL;
+}
+
+/* Chosen in the preferences while the model is loaded: the window offers to reload it, the
+ * reload uses 8-bit weights and the memory shown shrinks. Switching back while an image is being
+ * made waits for the image. */
+static void test_weights_reload(void)
+{
+  JfEngine *engine = jf_application_get_engine(app);
+  JfSettings *settings = jf_application_get_settings(app);
+  JfChatPane *chat = jf_window_get_chat_pane(win);
+  wait_for(engine_idle, engine, "the engine to be idle");
+  g_assert_cmpint(jf_engine_get_weights(engine), ==, JF_WEIGHTS_BF16);
+  guint64 saving = jf_engine_get_q8_saving(engine);
+  g_assert_cmpuint(saving, >, 0);
+
+  /* a conversation, so that the reload has it read back */
+  jf_window_show_page(win, "chat");
+  gtk_adjustment_set_value(adjustment(chat, JF_TYPE_CHAT_PANE, "temperature_adj"), 0.0);
+  gtk_adjustment_set_value(adjustment(chat, JF_TYPE_CHAT_PANE, "max_tokens_adj"), 4);
+  GtkTextView *input = GTK_TEXT_VIEW(child(chat, JF_TYPE_CHAT_PANE, "input_view"));
+  gtk_text_buffer_set_text(gtk_text_view_get_buffer(input), "Say hello.", -1);
+  g_assert_true(jf_chat_pane_send(chat));
+  wait_for(pane_settled, chat, "the answer");
+  g_assert_cmpuint(jf_chat_pane_get_n_messages(chat), ==, 2);
+
+  /* the preferences: full precision chosen, the note names the saving for this model */
+  g_action_group_activate_action(G_ACTION_GROUP(app), "preferences", NULL);
+  JfPreferencesWindow *prefs = find_preferences();
+  g_assert_nonnull(prefs);
+  GtkDropDown *dd = GTK_DROP_DOWN(child(prefs, JF_TYPE_PREFERENCES_WINDOW, "weights_dropdown"));
+  GtkLabel *note = GTK_LABEL(child(prefs, JF_TYPE_PREFERENCES_WINDOW, "weights_note"));
+  GtkWidget *reload = child(prefs, JF_TYPE_PREFERENCES_WINDOW, "reload_button");
+  g_assert_cmpuint(gtk_drop_down_get_selected(dd), ==, 0);
+  g_autofree char *saving_text = g_format_size(saving);
+  g_assert_nonnull(strstr(gtk_label_get_text(note), saving_text));
+  g_assert_false(gtk_widget_has_css_class(reload, "suggested-action"));
+
+  /* 8-bit: applies at the next load; the note says so and Reload is the suggested action */
+  gtk_drop_down_set_selected(dd, 1);
+  g_assert_cmpint(settings->weights, ==, JF_WEIGHTS_Q8_0);
+  g_assert_nonnull(strstr(gtk_label_get_text(note), "reload"));
+  g_assert_true(gtk_widget_has_css_class(reload, "suggested-action"));
+  /* back and forth: nothing to reload */
+  gtk_drop_down_set_selected(dd, 0);
+  g_assert_false(gtk_widget_has_css_class(reload, "suggested-action"));
+  gtk_drop_down_set_selected(dd, 1);
+
+  /* closed without reloading: saved, and the main window offers the reload */
+  gtk_window_close(GTK_WINDOW(prefs));
+  wait_for(prefs_gone, NULL, "the preferences to close");
+  {
+    g_autoptr(JfSettings) saved = jf_settings_load();
+    g_assert_cmpint(saved->weights, ==, JF_WEIGHTS_Q8_0);
+  }
+  g_assert_cmpstr(jf_window_get_toast_action(win), ==, "app.reload-model");
+  g_assert_nonnull(strstr(jf_window_get_toast(win), "8-bit"));
+  g_assert_true(jf_engine_is_loaded(engine));
+  g_assert_false(jf_engine_is_loading(engine));
+
+  /* taking the offer reloads with 8-bit weights; the conversation is read back */
+  LoadWatch lw = { 0 };
+  TitleWatch tw = { win, NULL };
+  gulong h1 = g_signal_connect_after(engine, "load-finished", G_CALLBACK(on_load_watch), &lw);
+  gulong h2 = g_signal_connect_after(chat, "notify::replaying", G_CALLBACK(on_replaying_title), &tw);
+  g_signal_emit_by_name(child(win, JF_TYPE_WINDOW, "toast_button"), "clicked");
+  g_assert_true(jf_engine_is_loading(engine));
+  g_assert_null(jf_window_get_toast_action(win));
+  g_assert_cmpstr(gtk_window_get_title(GTK_WINDOW(win)), ==, "JanusFlow — Loading");
+  wait_for(engine_loaded, engine, "the model to load with 8-bit weights");
+  wait_for(pane_settled, chat, "the conversation to be read back");
+  g_assert_no_error(lw.error);
+  g_assert_cmpuint(lw.loads, ==, 1);
+  g_assert_cmpint(lw.weights, ==, JF_WEIGHTS_Q8_0);
+  g_assert_cmpint(jf_engine_get_weights(engine), ==, JF_WEIGHTS_Q8_0);
+  g_assert_cmpstr(jf_window_get_page(win), ==, "chat");
+  /* the restore showed in the title like the other busy states, and is over */
+  g_assert_cmpstr(tw.title, ==, "JanusFlow — Restoring Chat");
+  g_assert_cmpstr(gtk_window_get_title(GTK_WINDOW(win)), ==, "JanusFlow");
+  g_assert_cmpuint(jf_engine_get_chat_tokens(engine), >, 0);
+  /* the header shows the engine's figure */
+  g_autofree char *mem_text = g_format_size(jf_engine_get_memory(engine));
+  g_assert_cmpstr(gtk_label_get_text(GTK_LABEL(child(win, JF_TYPE_WINDOW, "memory_label"))), ==, mem_text);
+  guint64 mem_q8 = lw.memory;
+
+  /* back to full precision while an image is being made: the reload waits for it */
+  settings->weights = JF_WEIGHTS_BF16;
+  JfCanvasPane *canvas = jf_window_get_canvas_pane(win);
+  jf_window_show_page(win, "create");
+  jf_canvas_pane_set_prompt(canvas, "a red square");
+  gtk_spin_button_set_value(GTK_SPIN_BUTTON(child(canvas, JF_TYPE_CANVAS_PANE, "steps_spin")), 4);
+  GenWatch gw;
+  gen_watch_init(&gw);
+  gulong h3 = g_signal_connect_after(engine, "gen-finished", G_CALLBACK(on_gen_finished), &gw);
+  g_assert_true(jf_canvas_pane_generate(canvas));
+  g_action_group_activate_action(G_ACTION_GROUP(app), "reload-model", NULL);
+  g_assert_true(jf_window_is_reload_pending(win));
+  g_assert_nonnull(strstr(jf_window_get_toast(win), "reloaded when"));
+  g_assert_false(jf_engine_is_loading(engine));
+  g_assert_true(jf_canvas_pane_is_busy(canvas));
+  wait_for(gen_done, &gw, "the image");
+  g_assert_no_error(gw.error);
+  g_assert_cmpuint(gw.n_images, ==, 1);
+  wait_for(engine_loaded, engine, "the model to load with full-precision weights");
+  wait_for(pane_settled, chat, "the conversation to be read back");
+  g_assert_false(jf_window_is_reload_pending(win));
+  g_assert_no_error(lw.error);
+  g_assert_cmpuint(lw.loads, ==, 2);
+  g_assert_cmpint(lw.weights, ==, JF_WEIGHTS_BF16);
+  g_test_message("model memory right after loading: %" G_GUINT64_FORMAT " bytes with bf16, %" G_GUINT64_FORMAT
+                 " with q8_0 (the weights' tensor table says %" G_GUINT64_FORMAT " less)",
+                 lw.memory, mem_q8, saving);
+  /* the difference is the weights' (allocations round up a little) */
+  g_assert_cmpuint(mem_q8, <, lw.memory);
+  g_assert_cmpuint(lw.memory - mem_q8, >=, saving / 2);
+  g_assert_cmpuint(lw.memory - mem_q8, <=, saving * 2);
+
+  g_signal_handler_disconnect(engine, h1);
+  g_signal_handler_disconnect(chat, h2);
+  g_signal_handler_disconnect(engine, h3);
+  gen_watch_clear(&gw);
+  g_free(tw.title);
+  g_clear_error(&lw.error);
+  jf_window_show_page(win, "chat");
+  g_action_group_activate_action(G_ACTION_GROUP(win), "new-chat", NULL);
+  jf_chat_pane_flush(chat);
+  wait_for(engine_idle, engine, "the conversation to be reset");
+}
+
+/* A model that does not fit with full-precision weights: the setup page offers 8-bit ones, and
+ * taking the offer loads the model (and remembers the choice). The out-of-memory error is
+ * injected (JANUSFLOW_FAIL_ALLOC, read when the engine opens the GPU: a new device selector
+ * makes it open it again). */
+static void test_weights_fit_offer(void)
+{
+  JfEngine *engine = jf_application_get_engine(app);
+  JfSettings *settings = jf_application_get_settings(app);
+  JfSetupPage *setup = jf_window_get_setup_page(win);
+  wait_for(engine_idle, engine, "the engine to be idle");
+  g_assert_cmpint(settings->weights, ==, JF_WEIGHTS_BF16);
+  g_free(settings->device);
+  settings->device = g_strdup("0");
+  g_setenv("JANUSFLOW_FAIL_ALLOC", "1", TRUE);
+  LoadWatch lw = { 0 };
+  gulong h = g_signal_connect_after(engine, "load-finished", G_CALLBACK(on_load_watch), &lw);
+  jf_window_open_model(win, model_dir, vae_dir);
+  wait_for(engine_loaded, engine, "the load to fail");
+  g_unsetenv("JANUSFLOW_FAIL_ALLOC");
+  g_assert_error(lw.error, VKRT_ERROR, VKRT_ERROR_OOM);
+  g_assert_false(jf_engine_is_loaded(engine));
+  g_assert_cmpstr(gtk_window_get_title(GTK_WINDOW(win)), ==, "JanusFlow — Setup");
+  GtkLabel *status = GTK_LABEL(child(setup, JF_TYPE_SETUP_PAGE, "status_label"));
+  g_test_message("setup page: %s", gtk_label_get_text(status));
+  g_assert_nonnull(strstr(gtk_label_get_text(status), "injected failure"));
+  g_assert_nonnull(strstr(gtk_label_get_text(status), "8-bit"));
+  g_autofree char *saving_text = g_format_size(jf_engine_get_q8_saving(engine));
+  g_assert_nonnull(strstr(gtk_label_get_text(status), saving_text));
+  g_assert_null(strstr(gtk_label_get_text(status), "--weights"));
+  g_assert_cmpstr(jf_setup_page_get_error_action(setup), ==, "win.load-8bit");
+  GtkWidget *button = child(setup, JF_TYPE_SETUP_PAGE, "error_button");
+  g_assert_true(gtk_widget_get_visible(button));
+
+  g_signal_emit_by_name(button, "clicked");
+  g_assert_true(jf_engine_is_loading(engine));
+  g_assert_null(jf_setup_page_get_error_action(setup));
+  wait_for(engine_loaded, engine, "the model to load with 8-bit weights");
+  g_assert_no_error(lw.error);
+  g_assert_cmpint(lw.weights, ==, JF_WEIGHTS_Q8_0);
+  g_assert_true(jf_engine_can_generate(engine));
+  g_assert_cmpint(settings->weights, ==, JF_WEIGHTS_Q8_0);
+  {
+    g_autoptr(JfSettings) saved = jf_settings_load();
+    g_assert_cmpint(saved->weights, ==, JF_WEIGHTS_Q8_0);
+  }
+  g_assert_cmpstr(gtk_window_get_title(GTK_WINDOW(win)), ==, "JanusFlow");
+  /* a quick answer with 8-bit weights */
+  JfChatPane *chat = jf_window_get_chat_pane(win);
+  wait_for(pane_settled, chat, "the chat pane");
+  ChatWatch cw = { 0 };
+  gulong hc = g_signal_connect_after(engine, "chat-finished", G_CALLBACK(on_chat_finished), &cw);
+  GtkTextView *input = GTK_TEXT_VIEW(child(chat, JF_TYPE_CHAT_PANE, "input_view"));
+  gtk_text_buffer_set_text(gtk_text_view_get_buffer(input), "Say hello.", -1);
+  g_assert_true(jf_chat_pane_send(chat));
+  wait_for(pane_settled, chat, "the answer");
+  g_assert_true(cw.finished);
+  g_assert_no_error(cw.error);
+  g_assert_nonnull(cw.answer);
+  g_assert_cmpuint(jf_chat_pane_get_n_messages(chat), ==, 2);
+  g_signal_handler_disconnect(engine, hc);
+  g_free(cw.answer);
+  g_signal_handler_disconnect(engine, h);
+  g_clear_error(&lw.error);
+  /* the next load picks the device automatically again */
+  g_clear_pointer(&settings->device, g_free);
+}
+
 /* Closing the window during a run stops it and joins the worker (ASan checks for leaks). */
 static void test_close_during_run(void)
 {
@@ -1042,6 +1319,9 @@ int main(int argc, char **argv)
   g_test_add_func("/ui/9-chat-restart", test_restart);
   g_test_add_func("/ui/9b-chat-restore-drop", test_restore_drop);
   g_test_add_func("/ui/9c-chat-restore-divider", test_restore_divider);
+  g_test_add_func("/ui/9d-weights-setting", test_weights_setting);
+  g_test_add_func("/ui/9e-weights-reload", test_weights_reload);
+  g_test_add_func("/ui/9f-weights-fit-offer", test_weights_fit_offer);
   g_test_add_func("/ui/zz-close-during-run", test_close_during_run);
 
   /* the application runs for real (g_application_run, its command line, startup and

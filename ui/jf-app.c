@@ -46,8 +46,10 @@ JfWindow *jf_application_get_window(JfApplication *app)
 static void on_prefs_changed(JfPreferencesWindow *prefs, JfApplication *app)
 {
   (void)prefs;
-  if (app->window)
+  if (app->window) {
     jf_canvas_pane_apply_settings(jf_window_get_canvas_pane(app->window));
+    jf_window_offer_reload(app->window);
+  }
 }
 
 static void act_preferences(GSimpleAction *a, GVariant *p, gpointer data)
@@ -74,7 +76,7 @@ static void act_reload_model(GSimpleAction *a, GVariant *p, gpointer data)
     g_warning("settings: %s", error->message);
     g_error_free(error);
   }
-  jf_window_open_model(app->window, app->settings->model_dir, app->settings->vae_dir);
+  jf_window_reload_model(app->window);
 }
 
 static void act_about(GSimpleAction *a, GVariant *p, gpointer data)

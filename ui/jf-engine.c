@@ -16,6 +16,7 @@ typedef struct {
   guint id;
   GCancellable *cancel;
   char *model_dir, *vae_dir, *device;  /* JOB_LOAD */
+  JfWeightFormat weights;              /* JOB_LOAD */
   char *text;                          /* JOB_CHAT question / JOB_GEN prompt */
   GPtrArray *images;                   /* JOB_CHAT: GdkTexture */
   GPtrArray *entries;                  /* JOB_CHAT_RESTORE: JfChatEntry copies */
@@ -51,6 +52,8 @@ typedef struct {
   guint done, total;                 /* MSG_RESTORE_STEP; MSG_RESTORE_DONE: total = pairs dropped */
   GArray *flags;                     /* MSG_RESTORE_DONE: gboolean per entry */
   gboolean can_generate, can_see;
+  JfWeightFormat weights;            /* MSG_LOADED: as loaded (or as tried) */
+  guint64 q8_saving;                 /* MSG_LOADED */
   JfEngineStep step;
   GPtrArray *textures;
   gboolean wait;     /* lockstep: the worker waits for `handled` */
@@ -72,6 +75,8 @@ struct _JfEngine {
 
   /* main thread only */
   gboolean shut, loaded, loading, can_generate, can_see;
+  JfWeightFormat weights;
+  guint64 q8_saving;
   char *device_name;
   guint64 memory;
   guint chat_tokens, chat_capacity;
@@ -143,6 +148,8 @@ static gboolean msg_dispatch(gpointer data)
       e->loaded = m->error == NULL;
       e->can_generate = e->loaded && m->can_generate;
       e->can_see = e->loaded && m->can_see;
+      e->weights = m->weights;
+      e->q8_saving = m->q8_saving;
       g_free(e->device_name);
       e->device_name = g_strdup(m->text);
       g_object_notify_by_pspec(G_OBJECT(e), props[PROP_LOADING]);
@@ -248,6 +255,26 @@ static void worker_free_all(Worker *w)
   g_clear_pointer(&w->ctx_device, g_free);
 }
 
+/* Device bytes the language model's weights take in bf16 less what they take in 8 bits, from the
+ * checkpoint's tensor table (what model_load's fit check counts); 0 if it cannot be read. */
+static guint64 q8_saving(const StFile *st, const char *model_dir)
+{
+  StFile *own = NULL;
+  if (!st) {
+    g_autofree char *path = g_build_filename(model_dir, "model.safetensors", NULL);
+    if (!(st = own = safetensors_open(path, NULL)))
+      return 0;
+  }
+  guint64 saving = 0;
+  for (guint i = 0; i < safetensors_n_tensors(st); i++) {
+    const StTensor *t = safetensors_tensor(st, i);
+    saving += llm_tensor_device_bytes(t, JF_WEIGHTS_BF16) - llm_tensor_device_bytes(t, JF_WEIGHTS_Q8_0);
+  }
+  if (own)
+    safetensors_close(own);
+  return saving;
+}
+
 static void run_load(JfEngine *e, Job *job)
 {
   Worker *w = &e->w;
@@ -268,10 +295,13 @@ static void run_load(JfEngine *e, Job *job)
     unsigned what = JF_LOAD_LLM | JF_LOAD_VISION;
     if (job->vae_dir && *job->vae_dir)
       what = JF_LOAD_ALL;
-    w->model = model_load(w->ctx, job->model_dir, job->vae_dir && *job->vae_dir ? job->vae_dir : NULL,
-                          what, on_load_progress, &cb, &error);
+    JfLoadOptions opt = { .weights = job->weights };
+    w->model = model_load_opts(w->ctx, job->model_dir, job->vae_dir && *job->vae_dir ? job->vae_dir : NULL,
+                               what, &opt, on_load_progress, &cb, &error);
   }
   Msg *m = msg_new(e, MSG_LOADED, job->id);
+  m->weights = w->model && w->model->llm ? llm_weight_format(w->model->llm) : job->weights;
+  m->q8_saving = q8_saving(w->model ? w->model->st : NULL, job->model_dir);
   if (w->model) {
     m->can_generate = w->model->uvit != NULL && w->model->vae != NULL;
     m->can_see = w->model->siglip != NULL;
@@ -581,7 +611,8 @@ static guint submit(JfEngine *e, Job *job)
   return id;
 }
 
-guint jf_engine_load(JfEngine *e, const char *model_dir, const char *vae_dir, const char *device)
+guint jf_engine_load(JfEngine *e, const char *model_dir, const char *vae_dir, const char *device,
+                     JfWeightFormat weights)
 {
   g_return_val_if_fail(JF_IS_ENGINE(e) && model_dir, 0);
   Job *job = g_new0(Job, 1);
@@ -589,6 +620,7 @@ guint jf_engine_load(JfEngine *e, const char *model_dir, const char *vae_dir, co
   job->model_dir = g_strdup(model_dir);
   job->vae_dir = g_strdup(vae_dir);
   job->device = g_strdup(device);
+  job->weights = weights;
   e->loading = TRUE;
   e->loaded = FALSE;
   e->can_generate = e->can_see = FALSE;
@@ -689,6 +721,8 @@ gboolean jf_engine_can_generate(JfEngine *e) { return e->can_generate; }
 gboolean jf_engine_can_see(JfEngine *e) { return e->can_see; }
 const char *jf_engine_get_device_name(JfEngine *e) { return e->device_name; }
 guint64 jf_engine_get_memory(JfEngine *e) { return e->memory; }
+JfWeightFormat jf_engine_get_weights(JfEngine *e) { return e->weights; }
+guint64 jf_engine_get_q8_saving(JfEngine *e) { return e->q8_saving; }
 guint jf_engine_get_chat_tokens(JfEngine *e) { return e->chat_tokens; }
 guint jf_engine_get_chat_capacity(JfEngine *e) { return e->chat_capacity; }
 

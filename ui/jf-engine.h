@@ -30,9 +30,11 @@ void jf_engine_shutdown(JfEngine *e);
 gboolean jf_engine_is_shut_down(JfEngine *e);
 
 /* Loads (or re-loads) a model. vae_dir may be NULL: then only chat works. device: selector as
- * in vkrt (NULL = automatic). Signals: "load-progress" (fraction, label), "load-finished"
- * (GError* or NULL). */
-guint jf_engine_load(JfEngine *e, const char *model_dir, const char *vae_dir, const char *device);
+ * in vkrt (NULL = automatic). weights: how the language model's weights live on the device
+ * (model_load_opts). Signals: "load-progress" (fraction, label), "load-finished" (GError* or
+ * NULL; a model that does not fit the device gives VKRT_ERROR_OOM). */
+guint jf_engine_load(JfEngine *e, const char *model_dir, const char *vae_dir, const char *device,
+                     JfWeightFormat weights);
 gboolean jf_engine_is_loaded(JfEngine *e);
 gboolean jf_engine_is_loading(JfEngine *e);
 gboolean jf_engine_can_generate(JfEngine *e);
@@ -40,6 +42,11 @@ gboolean jf_engine_can_see(JfEngine *e);
 const char *jf_engine_get_device_name(JfEngine *e);
 /* Device memory allocated by the engine, as of the last report from the worker. */
 guint64 jf_engine_get_memory(JfEngine *e);
+/* The weight format of the model loaded last (or, after a failed load, the one it tried). */
+JfWeightFormat jf_engine_get_weights(JfEngine *e);
+/* Device bytes 8-bit language model weights save over bf16 for the model folder loaded or tried
+ * last (from its tensor table, as model_load's fit check counts them); 0 if unknown. */
+guint64 jf_engine_get_q8_saving(JfEngine *e);
 
 /* Sends one chat turn. images: GdkTexture elements (referenced, not copied). Signals:
  * "chat-text" (job, piece) then "chat-finished" (job, answer or NULL, GError* or NULL).

@@ -3,7 +3,7 @@
 
 struct _JfPreferencesWindow {
   GtkWindow parent;
-  GtkWidget *device_dropdown, *device_note, *memory_label, *reload_button;
+  GtkWidget *device_dropdown, *device_note, *weights_dropdown, *weights_note, *memory_label, *reload_button;
   GtkStringList *device_list;
   GtkWidget *steps_spin, *cfg_spin, *seed_switch, *preview_dropdown, *every_row, *every_spin;
   GtkAdjustment *steps_adj, *cfg_adj, *every_adj;
@@ -39,6 +39,39 @@ static void update_memory(JfPreferencesWindow *w)
   gtk_label_set_text(GTK_LABEL(w->memory_label), text);
 }
 
+/* What 8-bit weights give and cost, and whether the loaded model still has to be reloaded for
+ * the choice to apply (then the Reload button is the suggested action). */
+static void update_weights_note(JfPreferencesWindow *w)
+{
+  gboolean loaded = w->engine && jf_engine_is_loaded(w->engine) && !jf_engine_is_loading(w->engine);
+  g_autofree char *text = NULL;
+  gboolean stale = loaded && jf_engine_get_weights(w->engine) != w->settings->weights;
+  if (stale) {
+    text = g_strdup_printf("The model is loaded with %s weights: reload it to apply this",
+                           jf_engine_get_weights(w->engine) == JF_WEIGHTS_Q8_0 ? "8-bit" : "full-precision");
+  } else if (loaded && jf_engine_get_q8_saving(w->engine) > 0) {
+    g_autofree char *size = g_format_size(jf_engine_get_q8_saving(w->engine));
+    text = g_strdup_printf("8-bit weights take %s less GPU memory with this model; answers and images are very "
+                           "slightly less exact",
+                           size);
+  } else {
+    text = g_strdup("8-bit weights take less GPU memory; answers and images are very slightly less exact");
+  }
+  gtk_label_set_text(GTK_LABEL(w->weights_note), text);
+  if (stale)
+    gtk_widget_add_css_class(w->reload_button, "suggested-action");
+  else
+    gtk_widget_remove_css_class(w->reload_button, "suggested-action");
+}
+
+static void on_engine_changed(GObject *o, GParamSpec *pspec, JfPreferencesWindow *w)
+{
+  (void)o;
+  (void)pspec;
+  update_memory(w);
+  update_weights_note(w);
+}
+
 static void on_widget_changed(JfPreferencesWindow *w)
 {
   if (w->filling)
@@ -49,6 +82,7 @@ static void on_widget_changed(JfPreferencesWindow *w)
   s->seed_locked = gtk_switch_get_active(GTK_SWITCH(w->seed_switch));
   s->preview = gtk_drop_down_get_selected(GTK_DROP_DOWN(w->preview_dropdown)) == 1 ? JF_PREVIEW_VAE : JF_PREVIEW_FAST;
   s->preview_every = (int)gtk_adjustment_get_value(w->every_adj);
+  s->weights = gtk_drop_down_get_selected(GTK_DROP_DOWN(w->weights_dropdown)) == 1 ? JF_WEIGHTS_Q8_0 : JF_WEIGHTS_BF16;
   guint dev = gtk_drop_down_get_selected(GTK_DROP_DOWN(w->device_dropdown));
   if (dev != GTK_INVALID_LIST_POSITION && dev < w->device_selectors->len) {
     g_free(s->device);
@@ -56,6 +90,7 @@ static void on_widget_changed(JfPreferencesWindow *w)
     s->device = sel ? g_strdup(sel) : NULL;
   }
   gtk_widget_set_sensitive(w->every_row, s->preview == JF_PREVIEW_VAE);
+  update_weights_note(w);
 }
 
 static void on_adj_changed(GtkAdjustment *a, JfPreferencesWindow *w)
@@ -207,6 +242,8 @@ static void jf_preferences_window_class_init(JfPreferencesWindowClass *klass)
   BIND(device_dropdown);
   BIND(device_note);
   BIND(device_list);
+  BIND(weights_dropdown);
+  BIND(weights_note);
   BIND(memory_label);
   BIND(reload_button);
   BIND(steps_spin);
@@ -244,9 +281,11 @@ GtkWidget *jf_preferences_window_new(GtkWindow *parent, JfSettings *settings, Jf
   gtk_drop_down_set_selected(GTK_DROP_DOWN(w->preview_dropdown), settings->preview == JF_PREVIEW_VAE ? 1 : 0);
   gtk_adjustment_set_value(w->every_adj, settings->preview_every);
   gtk_widget_set_sensitive(w->every_row, settings->preview == JF_PREVIEW_VAE);
+  gtk_drop_down_set_selected(GTK_DROP_DOWN(w->weights_dropdown), settings->weights == JF_WEIGHTS_Q8_0 ? 1 : 0);
   w->filling = FALSE;
   update_save_dir(w);
   update_memory(w);
+  update_weights_note(w);
 
   g_signal_connect(w->steps_adj, "value-changed", G_CALLBACK(on_adj_changed), w);
   g_signal_connect(w->cfg_adj, "value-changed", G_CALLBACK(on_adj_changed), w);
@@ -254,6 +293,12 @@ GtkWidget *jf_preferences_window_new(GtkWindow *parent, JfSettings *settings, Jf
   g_signal_connect(w->seed_switch, "notify::active", G_CALLBACK(on_notify), w);
   g_signal_connect(w->preview_dropdown, "notify::selected", G_CALLBACK(on_notify), w);
   g_signal_connect(w->device_dropdown, "notify::selected", G_CALLBACK(on_notify), w);
+  g_signal_connect(w->weights_dropdown, "notify::selected", G_CALLBACK(on_notify), w);
+  if (engine) {
+    /* a reload started from here applies the choice: the notes follow it */
+    g_signal_connect_object(engine, "notify::loaded", G_CALLBACK(on_engine_changed), w, 0);
+    g_signal_connect_object(engine, "notify::memory", G_CALLBACK(on_engine_changed), w, 0);
+  }
   g_signal_connect(w->save_dir_button, "clicked", G_CALLBACK(on_save_dir_clicked), w);
   g_signal_connect(w, "close-request", G_CALLBACK(on_close_request), NULL);
 

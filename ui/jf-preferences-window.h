@@ -1,4 +1,4 @@
-/* JfPreferencesWindow: device, canvas defaults (steps, CFG, seed mode), preview mode and the
+/* JfPreferencesWindow: device and language model weight format, canvas defaults (steps, CFG, seed mode), preview mode and the
  * folder images are saved to. Edits the JfSettings directly, saves them when closed and then
  * emits "changed". */
 #pragma once

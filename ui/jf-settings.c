@@ -56,6 +56,8 @@ void jf_settings_sanitize(JfSettings *s)
   if (!(s->top_p > 0.0 && s->top_p <= 1.0))
     s->top_p = 0.95;
   s->max_tokens = CLAMP(s->max_tokens, 1, 4096);
+  if (s->weights != JF_WEIGHTS_BF16 && s->weights != JF_WEIGHTS_Q8_0)
+    s->weights = JF_WEIGHTS_BF16;
   /* what the controls can show; keeps the file free of float noise like 0.94999998 */
   s->cfg = round(s->cfg * 100) / 100;
   s->temperature = round(s->temperature * 100) / 100;
@@ -102,6 +104,9 @@ JfSettings *jf_settings_load(void)
   s->model_dir = get_string(kf, GROUP_MODEL, "folder");
   s->vae_dir = get_string(kf, GROUP_MODEL, "vae-folder");
   s->device = get_string(kf, GROUP_MODEL, "device");
+  g_autofree char *weights = get_string(kf, GROUP_MODEL, "weights");
+  if (weights && !llm_weight_format_parse(weights, &s->weights, NULL))
+    s->weights = JF_WEIGHTS_BF16;
   s->steps = get_int(kf, GROUP_CREATE, "steps", s->steps);
   s->cfg = get_double(kf, GROUP_CREATE, "cfg", s->cfg);
   g_autofree char *mode = get_string(kf, GROUP_CREATE, "seed-mode");
@@ -130,6 +135,7 @@ gboolean jf_settings_save(const JfSettings *settings, GError **error)
   g_key_file_set_string(kf, GROUP_MODEL, "folder", s->model_dir ? s->model_dir : "");
   g_key_file_set_string(kf, GROUP_MODEL, "vae-folder", s->vae_dir ? s->vae_dir : "");
   g_key_file_set_string(kf, GROUP_MODEL, "device", s->device ? s->device : "");
+  g_key_file_set_string(kf, GROUP_MODEL, "weights", llm_weight_format_name(s->weights));
   g_key_file_set_integer(kf, GROUP_CREATE, "steps", s->steps);
   g_key_file_set_double(kf, GROUP_CREATE, "cfg", s->cfg);
   g_key_file_set_string(kf, GROUP_CREATE, "seed-mode", s->seed_locked ? "locked" : "random");

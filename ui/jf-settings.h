@@ -11,6 +11,7 @@ typedef struct {
   char *model_dir;        /* NULL until the user picked one */
   char *vae_dir;
   char *device;           /* NULL/"" = automatic */
+  JfWeightFormat weights; /* the language model's weights on the device (the next load) */
   /* canvas defaults */
   int steps;
   double cfg;

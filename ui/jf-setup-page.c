@@ -5,7 +5,7 @@
 struct _JfSetupPage {
   GtkBox parent;
   GtkWidget *title_label, *folders_list, *model_path_label, *vae_path_label, *model_button, *vae_button;
-  GtkWidget *status_box, *status_icon, *status_label, *action_stack, *load_button, *progress_bar, *progress_label;
+  GtkWidget *status_box, *status_icon, *status_label, *error_button, *action_stack, *load_button, *progress_bar, *progress_label;
   char *model_dir, *vae_dir;
   GCancellable *check_cancel;
   gboolean checking, ready, loading;
@@ -21,6 +21,9 @@ static void show_status(JfSetupPage *p, const char *icon, const char *text, cons
   gtk_widget_set_visible(p->status_box, text != NULL);
   gtk_image_set_from_icon_name(GTK_IMAGE(p->status_icon), icon);
   gtk_label_set_text(GTK_LABEL(p->status_label), text ? text : "");
+  /* an offer belongs to the message it came with */
+  gtk_widget_set_visible(p->error_button, FALSE);
+  gtk_actionable_set_action_name(GTK_ACTIONABLE(p->error_button), NULL);
   const char *classes[] = { "error", "success", "warning", "dim-label" };
   for (size_t i = 0; i < G_N_ELEMENTS(classes); i++)
     gtk_widget_remove_css_class(p->status_box, classes[i]);
@@ -223,6 +226,21 @@ void jf_setup_page_set_error(JfSetupPage *p, const char *message)
     show_status(p, NULL, NULL, NULL);
 }
 
+void jf_setup_page_set_error_action(JfSetupPage *p, const char *label, const char *action)
+{
+  g_return_if_fail(JF_IS_SETUP_PAGE(p) && label && action);
+  gtk_button_set_label(GTK_BUTTON(p->error_button), label);
+  gtk_actionable_set_action_name(GTK_ACTIONABLE(p->error_button), action);
+  gtk_widget_set_visible(p->error_button, gtk_widget_get_visible(p->status_box));
+}
+
+const char *jf_setup_page_get_error_action(JfSetupPage *p)
+{
+  if (!gtk_widget_get_visible(p->error_button))
+    return NULL;
+  return gtk_actionable_get_action_name(GTK_ACTIONABLE(p->error_button));
+}
+
 /* --- folder choosers ------------------------------------------------------------------------- */
 
 static void on_folder_response(GtkNativeDialog *dialog, int response, JfSetupPage *p)
@@ -315,6 +333,7 @@ static void jf_setup_page_class_init(JfSetupPageClass *klass)
   BIND(status_box);
   BIND(status_icon);
   BIND(status_label);
+  BIND(error_button);
   BIND(action_stack);
   BIND(load_button);
   BIND(progress_bar);

@@ -20,6 +20,10 @@ void jf_setup_page_set_loading(JfSetupPage *p, gboolean loading);
 void jf_setup_page_set_progress(JfSetupPage *p, double fraction, const char *what);
 /* Shows a loading error (NULL clears). */
 void jf_setup_page_set_error(JfSetupPage *p, const char *message);
+/* Adds a button to the error shown that activates `action` (e.g. "win.load-8bit"); it goes
+ * away with the message. get: its action, NULL when none is shown. */
+void jf_setup_page_set_error_action(JfSetupPage *p, const char *label, const char *action);
+const char *jf_setup_page_get_error_action(JfSetupPage *p);
 /* A check is running. */
 gboolean jf_setup_page_is_checking(JfSetupPage *p);
 gboolean jf_setup_page_is_ready(JfSetupPage *p);

@@ -1,5 +1,6 @@
 #include "jf-window.h"
 #include <string.h>
+#include "vkrt.h"
 
 struct _JfWindow {
   GtkApplicationWindow parent;
@@ -9,13 +10,15 @@ struct _JfWindow {
   JfSetupPage *setup_page;
   JfChatPane *chat_pane;
   JfCanvasPane *canvas_pane;
-  GtkWidget *toast_revealer, *toast_label, *toast_close;
+  GtkWidget *toast_revealer, *toast_label, *toast_button, *toast_close;
 
   JfEngine *engine;
   JfSettings *settings;
   GtkWidget *paned;        /* side by side, else NULL */
   guint toast_timeout;
+  char *toast_action;      /* what the toast's button activates, NULL when it has none */
   char *loading_model, *loading_vae;
+  gboolean reload_pending;  /* reload the model once the running answer / image is done */
 };
 
 G_DEFINE_FINAL_TYPE(JfWindow, jf_window, GTK_TYPE_APPLICATION_WINDOW)
@@ -49,6 +52,7 @@ static void update_actions(JfWindow *w)
   gboolean loaded = jf_engine_is_loaded(w->engine);
   gboolean working = g_strcmp0(gtk_stack_get_visible_child_name(GTK_STACK(w->main_stack)), "work") == 0;
   gboolean chat_busy = jf_chat_pane_is_busy(w->chat_pane), gen_busy = jf_canvas_pane_is_busy(w->canvas_pane);
+  gboolean replaying = jf_chat_pane_is_replaying(w->chat_pane);
   gboolean has_image = jf_canvas_pane_get_image(w->canvas_pane) != NULL;
   enable(w, "run", working && loaded);
   /* Escape must stay free for popovers and dialogs unless there is something to stop */
@@ -70,6 +74,10 @@ static void update_actions(JfWindow *w)
     title = "JanusFlow — Loading";
   else if (!working)
     title = "JanusFlow — Setup";
+  /* the engine runs jobs in order and the read-back is queued first (right after a load): a
+   * question or image asked for meanwhile waits for it */
+  else if (replaying)
+    title = "JanusFlow — Restoring Chat";
   else if (gen_busy)
     title = "JanusFlow — Generating";
   else if (chat_busy)
@@ -88,15 +96,32 @@ static gboolean hide_toast(gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-void jf_window_show_toast(JfWindow *w, const char *message)
+void jf_window_show_toast_action(JfWindow *w, const char *message, const char *button_label, const char *action)
 {
   gtk_label_set_text(GTK_LABEL(w->toast_label), message);
+  gboolean has_button = button_label && action;
+  gtk_widget_set_visible(w->toast_button, has_button);
+  g_free(w->toast_action);
+  w->toast_action = has_button ? g_strdup(action) : NULL;
+  if (has_button)
+    gtk_button_set_label(GTK_BUTTON(w->toast_button), button_label);
   gtk_revealer_set_reveal_child(GTK_REVEALER(w->toast_revealer), TRUE);
   if (w->toast_timeout)
     g_source_remove(w->toast_timeout);
-  /* long enough to read a sentence, longer for long messages */
-  guint secs = 4 + (guint)MIN(strlen(message) / 40, 6);
+  /* long enough to read a sentence, longer for long messages; an offer stays longer, so there
+   * is time to reach the button */
+  guint secs = 4 + (guint)MIN(strlen(message) / 40, 6) + (has_button ? 6 : 0);
   w->toast_timeout = g_timeout_add_seconds(secs, hide_toast, w);
+}
+
+void jf_window_show_toast(JfWindow *w, const char *message)
+{
+  jf_window_show_toast_action(w, message, NULL, NULL);
+}
+
+const char *jf_window_get_toast_action(JfWindow *w)
+{
+  return jf_window_get_toast(w) ? w->toast_action : NULL;
 }
 
 const char *jf_window_get_toast(JfWindow *w)
@@ -115,6 +140,16 @@ static void on_toast_close(GtkButton *b, JfWindow *w)
   gtk_revealer_set_reveal_child(GTK_REVEALER(w->toast_revealer), FALSE);
 }
 
+/* The offer is taken: the toast goes first, so that what the action says (a toast of its own)
+ * stays. */
+static void on_toast_button(GtkButton *b, JfWindow *w)
+{
+  g_autofree char *action = g_steal_pointer(&w->toast_action);
+  on_toast_close(b, w);
+  if (action)
+    gtk_widget_activate_action(GTK_WIDGET(w), action, NULL);
+}
+
 /* --- model loading --------------------------------------------------------------------------- */
 
 static void update_memory(JfWindow *w)
@@ -123,9 +158,10 @@ static void update_memory(JfWindow *w)
   gtk_widget_set_visible(w->memory_label, bytes > 0);
   g_autofree char *size = g_format_size(bytes);
   gtk_label_set_text(GTK_LABEL(w->memory_label), size);
+  const char *weights = jf_engine_get_weights(w->engine) == JF_WEIGHTS_Q8_0 ? " (8-bit language model weights)" : "";
   g_autofree char *tip = jf_engine_get_device_name(w->engine)
-    ? g_strdup_printf("GPU memory used by the model on %s", jf_engine_get_device_name(w->engine))
-    : g_strdup("GPU memory used by the model");
+    ? g_strdup_printf("GPU memory used by the model on %s%s", jf_engine_get_device_name(w->engine), weights)
+    : g_strdup_printf("GPU memory used by the model%s", weights);
   gtk_widget_set_tooltip_text(w->memory_label, tip);
 }
 
@@ -151,8 +187,49 @@ void jf_window_open_model(JfWindow *w, const char *model_dir, const char *vae_di
   g_free(w->loading_vae);
   w->loading_model = g_strdup(model_dir);
   w->loading_vae = g_strdup(vae_dir);
-  jf_engine_load(w->engine, model_dir, vae_dir, w->settings->device);
+  w->reload_pending = FALSE;
+  jf_engine_load(w->engine, model_dir, vae_dir, w->settings->device, w->settings->weights);
   update_actions(w);
+}
+
+static gboolean work_running(JfWindow *w)
+{
+  return jf_chat_pane_is_busy(w->chat_pane) || jf_canvas_pane_is_busy(w->canvas_pane);
+}
+
+void jf_window_reload_model(JfWindow *w)
+{
+  if (!w->settings->model_dir || jf_engine_is_loading(w->engine))
+    return;
+  /* a reload would hide the answer or image being made (the load itself would wait for it in
+   * the engine's queue): do it when that is done rather than stop it unasked */
+  if (work_running(w)) {
+    w->reload_pending = TRUE;
+    jf_window_show_toast(w, "The model will be reloaded when the current work is done");
+    return;
+  }
+  jf_window_open_model(w, w->settings->model_dir, w->settings->vae_dir);
+}
+
+gboolean jf_window_is_reload_pending(JfWindow *w)
+{
+  return w->reload_pending;
+}
+
+static const char *weights_words(JfWeightFormat wf)
+{
+  return wf == JF_WEIGHTS_Q8_0 ? "8-bit" : "full-precision";
+}
+
+void jf_window_offer_reload(JfWindow *w)
+{
+  JfEngine *e = w->engine;
+  if (!jf_engine_is_loaded(e) || jf_engine_is_loading(e) || w->reload_pending ||
+      jf_engine_get_weights(e) == w->settings->weights)
+    return;
+  g_autofree char *msg = g_strdup_printf("The model still runs with %s weights. Reload it to use %s weights.",
+                                         weights_words(jf_engine_get_weights(e)), weights_words(w->settings->weights));
+  jf_window_show_toast_action(w, msg, "_Reload", "app.reload-model");
 }
 
 static void on_load_requested(JfSetupPage *page, const char *model_dir, const char *vae_dir, JfWindow *w)
@@ -167,11 +244,35 @@ static void on_load_progress(JfEngine *e, double fraction, const char *what, JfW
   jf_setup_page_set_progress(w->setup_page, fraction, what);
 }
 
+/* Too little GPU memory with full-precision weights: 8-bit ones may fit, offer them. */
+static void show_load_error(JfWindow *w, const GError *error)
+{
+  if (!g_error_matches(error, VKRT_ERROR, VKRT_ERROR_OOM) || jf_engine_get_weights(w->engine) != JF_WEIGHTS_BF16) {
+    jf_setup_page_set_error(w->setup_page, error->message);
+    return;
+  }
+  /* the command line's hint means nothing here; the button below is its equivalent */
+  g_autofree char *msg = g_strdup(error->message);
+  const char *cli_hint = " or --weights q8_0";
+  if (g_str_has_suffix(msg, cli_hint))
+    msg[strlen(msg) - strlen(cli_hint)] = '\0';
+  const char *stop = g_str_has_suffix(msg, ".") ? "" : ".";
+  guint64 saving = jf_engine_get_q8_saving(w->engine);
+  g_autofree char *size = g_format_size(saving);
+  g_autofree char *text =
+    saving ? g_strdup_printf("%s%s\n\nWith 8-bit language model weights the model needs %s less memory, and its "
+                             "answers and images are very slightly less exact.", msg, stop, size)
+           : g_strdup_printf("%s%s\n\nWith 8-bit language model weights the model needs less memory, and its "
+                             "answers and images are very slightly less exact.", msg, stop);
+  jf_setup_page_set_error(w->setup_page, text);
+  jf_setup_page_set_error_action(w->setup_page, "Load with _8-bit Weights", "win.load-8bit");
+}
+
 static void on_load_finished(JfEngine *e, GError *error, JfWindow *w)
 {
   jf_setup_page_set_loading(w->setup_page, FALSE);
   if (error) {
-    jf_setup_page_set_error(w->setup_page, error->message);
+    show_load_error(w, error);
     update_actions(w);
     return;
   }
@@ -187,6 +288,7 @@ static void on_load_finished(JfEngine *e, GError *error, JfWindow *w)
     g_error_free(err);
   }
   gtk_stack_set_visible_child_name(GTK_STACK(w->main_stack), "work");
+  update_memory(w);  /* its tooltip names the weight format */
   if (!jf_engine_can_generate(e))
     jf_window_show_toast(w, "Model loaded. Choose a VAE folder (Change Model…) to make images.");
   update_actions(w);
@@ -303,6 +405,25 @@ static void act_change_model(GSimpleAction *a, GVariant *p, gpointer data)
   jf_window_open_model(w, NULL, NULL);
 }
 
+/* From the setup page after the model did not fit: remember the choice and try again. */
+static void act_load_8bit(GSimpleAction *a, GVariant *p, gpointer data)
+{
+  (void)a;
+  (void)p;
+  JfWindow *w = data;
+  const char *model = jf_setup_page_get_model_dir(w->setup_page), *vae = jf_setup_page_get_vae_dir(w->setup_page);
+  if (!model || jf_engine_is_loading(w->engine))
+    return;
+  w->settings->weights = JF_WEIGHTS_Q8_0;
+  GError *error = NULL;
+  if (!jf_settings_save(w->settings, &error)) {
+    g_warning("settings: %s", error->message);
+    g_error_free(error);
+  }
+  g_autofree char *m = g_strdup(model), *v = g_strdup(vae);
+  jf_window_open_model(w, m, v);
+}
+
 static void act_toast(GSimpleAction *a, GVariant *p, gpointer data)
 {
   (void)a;
@@ -332,6 +453,7 @@ static const GActionEntry win_actions[] = {
   { "ask-about-image", act_ask_about_image, NULL, NULL, NULL, { 0 } },
   { "new-chat", act_new_chat, NULL, NULL, NULL, { 0 } },
   { "change-model", act_change_model, NULL, NULL, NULL, { 0 } },
+  { "load-8bit", act_load_8bit, NULL, NULL, NULL, { 0 } },
   { "toast", act_toast, "s", NULL, NULL, { 0 } },
   { "show-page", act_show_page, "s", NULL, NULL, { 0 } },
   { "side-by-side", NULL, NULL, "false", act_side_by_side, { 0 } },
@@ -396,6 +518,10 @@ static void on_state_changed(GObject *o, GParamSpec *pspec, JfWindow *w)
   (void)o;
   (void)pspec;
   update_actions(w);
+  if (w->reload_pending && !work_running(w) && !jf_engine_is_loading(w->engine)) {
+    w->reload_pending = FALSE;
+    jf_window_reload_model(w);
+  }
 }
 
 /* --- lifetime -------------------------------------------------------------------------------- */
@@ -434,6 +560,7 @@ static void jf_window_finalize(GObject *obj)
   JfWindow *w = JF_WINDOW(obj);
   g_free(w->loading_model);
   g_free(w->loading_vae);
+  g_free(w->toast_action);
   G_OBJECT_CLASS(jf_window_parent_class)->finalize(obj);
 }
 
@@ -462,6 +589,7 @@ static void jf_window_class_init(JfWindowClass *klass)
   BIND(canvas_pane);
   BIND(toast_revealer);
   BIND(toast_label);
+  BIND(toast_button);
   BIND(toast_close);
 #undef BIND
 }
@@ -472,6 +600,8 @@ static void jf_window_init(JfWindow *w)
   g_action_map_add_action_entries(G_ACTION_MAP(w), win_actions, G_N_ELEMENTS(win_actions), w);
   g_signal_connect(w->setup_page, "load-requested", G_CALLBACK(on_load_requested), w);
   g_signal_connect(w->toast_close, "clicked", G_CALLBACK(on_toast_close), w);
+  g_signal_connect(w->toast_button, "clicked", G_CALLBACK(on_toast_button), w);
+  g_signal_connect(w->chat_pane, "notify::replaying", G_CALLBACK(on_state_changed), w);
   g_signal_connect(w->chat_pane, "notify::busy", G_CALLBACK(on_state_changed), w);
   g_signal_connect(w->canvas_pane, "notify::busy", G_CALLBACK(on_state_changed), w);
   g_signal_connect(w->canvas_pane, "notify::has-image", G_CALLBACK(on_state_changed), w);

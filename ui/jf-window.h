@@ -22,7 +22,18 @@ JfWindow *jf_window_new(GtkApplication *app, JfEngine *engine, JfSettings *setti
 void jf_window_open_model(JfWindow *w, const char *model_dir, const char *vae_dir);
 /* Shows a transient message at the top of the window. */
 void jf_window_show_toast(JfWindow *w, const char *message);
+/* The same with a button that activates `action` (e.g. "app.reload-model") and dismisses it. */
+void jf_window_show_toast_action(JfWindow *w, const char *message, const char *button_label, const char *action);
+/* The message shown (NULL when hidden), and its button's action (NULL when it has none). */
 const char *jf_window_get_toast(JfWindow *w);
+const char *jf_window_get_toast_action(JfWindow *w);
+/* Loads the model in the settings' folders again with the settings' device and weights; while
+ * an answer or an image is being made, once it is done (nothing is stopped). */
+void jf_window_reload_model(JfWindow *w);
+gboolean jf_window_is_reload_pending(JfWindow *w);
+/* After the preferences changed: if the loaded model's weight format is not the one chosen,
+ * shows a toast that offers to reload it. */
+void jf_window_offer_reload(JfWindow *w);
 /* "chat" or "create" */
 void jf_window_show_page(JfWindow *w, const char *name);
 const char *jf_window_get_page(JfWindow *w);
