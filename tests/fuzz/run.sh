@@ -22,8 +22,8 @@ cc="${CC:-clang}"
 
 declare -A SOURCES=(
   [fuzz_safetensors]="app/safetensors.c"
-  [fuzz_config]="app/config.c app/safetensors.c"
-  [fuzz_tokenizer]="app/tokenizer.c app/tokregex.c app/unicode_tables.c app/safetensors.c"
+  [fuzz_config]="app/config.c app/json_guard.c app/safetensors.c"
+  [fuzz_tokenizer]="app/tokenizer.c app/json_guard.c app/tokregex.c app/unicode_tables.c app/safetensors.c"
   [fuzz_png_text]="app/image_png.c app/image.c"
   [fuzz_image]="app/image.c app/image_png.c app/image_preprocess.c"
   [fuzz_npy]="app/npy.c app/safetensors.c"
