@@ -256,6 +256,20 @@ static int get_int_list(Ctx *c, JsonObject *o, const char *prefix, const char *k
 /* --------------------------------------------------------------------------------------------
  * config.json sections */
 
+/* Section `name` of config.json (required), whose "cls" must name `cls_want`; *params: its
+ * "params" object (NULL if absent). FALSE (error reported) if the section is missing. */
+static gboolean open_section(Ctx *c, JsonObject *root, const char *name, const char *cls_want, JsonObject **params) {
+  JsonObject *vc = get_object(c, root, "", name, TRUE);
+  if (!vc) return FALSE;
+  char *prefix = g_strconcat(name, ".", NULL);
+  const char *cls = get_string(c, vc, prefix, "cls", TRUE, "");
+  if (!c->failed && !strstr(cls, cls_want))
+    ctx_fail(c, JF_LOAD_ERROR_MISMATCH, "%scls is '%s', expected %s", prefix, cls, cls_want);
+  *params = get_object(c, vc, prefix, "params", FALSE);
+  g_free(prefix);
+  return TRUE;
+}
+
 static void read_llm(Ctx *c, JsonObject *root, JfLlmConfig *l) {
   const char *P = "language_config.";
   JsonObject *o = get_object(c, root, "", "language_config", TRUE);
@@ -314,12 +328,8 @@ static const struct {
 
 static void read_siglip(Ctx *c, JsonObject *root, JfSiglipConfig *s) {
   const char *PP = "vision_und_enc_config.params.";
-  JsonObject *vc = get_object(c, root, "", "vision_und_enc_config", TRUE);
-  if (!vc) return;
-  const char *cls = get_string(c, vc, "vision_und_enc_config.", "cls", TRUE, "");
-  if (!c->failed && !strstr(cls, "CLIPVisionTower"))
-    ctx_fail(c, JF_LOAD_ERROR_MISMATCH, "vision_und_enc_config.cls is '%s', expected CLIPVisionTower", cls);
-  JsonObject *p = get_object(c, vc, "vision_und_enc_config.", "params", FALSE);
+  JsonObject *p;
+  if (!open_section(c, root, "vision_und_enc_config", "CLIPVisionTower", &p)) return;
   const char *name = get_string(c, p, PP, "model_name", FALSE, "siglip_large_patch16_384");
   if (c->failed) return;
   if (strncmp(name, "siglip", 6) != 0) {
@@ -387,8 +397,14 @@ static void read_siglip(Ctx *c, JsonObject *root, JfSiglipConfig *s) {
   }
 }
 
-/* The ShallowUViT options the engine implements; anything else is refused. */
-static void check_uvit_common(Ctx *c, JsonObject *p, const char *PP) {
+/* The keys the ShallowUViT encoder and decoder share, read after their own keys (a bad
+ * block_out_channels or upsamples is the one reported), then the ShallowUViT options the engine
+ * implements; anything else is refused. */
+static void read_uvit_common(Ctx *c, JsonObject *p, const char *PP, int *layers_in_middle, int *hidden,
+                             float *norm_eps) {
+  *layers_in_middle = get_int(c, p, PP, "layers_in_middle", FALSE, 2, 0, CONFIG_MAX_LAYERS);
+  *hidden = get_int(c, p, PP, "hidden_size", FALSE, 2048, 1, CONFIG_MAX_DIM);
+  *norm_eps = (float)get_double(c, p, PP, "norm_eps", FALSE, 1e-6, 0.0, 1.0);
   if (!get_bool(c, p, PP, "use_mid_block", TRUE))
     ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%suse_mid_block false is not supported", PP);
   if (!get_bool(c, p, PP, "elementwise_affine", TRUE))
@@ -399,22 +415,15 @@ static void check_uvit_common(Ctx *c, JsonObject *p, const char *PP) {
 
 static void read_gen_enc(Ctx *c, JsonObject *root, JfGenEncConfig *g) {
   const char *PP = "vision_gen_enc_config.params.";
-  JsonObject *vc = get_object(c, root, "", "vision_gen_enc_config", TRUE);
-  if (!vc) return;
-  const char *cls = get_string(c, vc, "vision_gen_enc_config.", "cls", TRUE, "");
-  if (!c->failed && !strstr(cls, "ShallowUViTEncoder"))
-    ctx_fail(c, JF_LOAD_ERROR_MISMATCH, "vision_gen_enc_config.cls is '%s', expected ShallowUViTEncoder", cls);
-  JsonObject *p = get_object(c, vc, "vision_gen_enc_config.", "params", FALSE);
+  JsonObject *p;
+  if (!open_section(c, root, "vision_gen_enc_config", "ShallowUViTEncoder", &p)) return;
   g->in_channels = get_int(c, p, PP, "input_channels", FALSE, 3, 1, 1024);
   g->stride = get_int(c, p, PP, "stride", FALSE, 4, 1, 64);
   g->kernel = get_int(c, p, PP, "kernel_size", FALSE, 7, 1, 64);
   static const int def_boc[] = {768};
   int boc[8] = {0};
   int nb = get_int_list(c, p, PP, "block_out_channels", boc, 8, def_boc, 1);
-  g->layers_in_middle = get_int(c, p, PP, "layers_in_middle", FALSE, 2, 0, CONFIG_MAX_LAYERS);
-  g->hidden = get_int(c, p, PP, "hidden_size", FALSE, 2048, 1, CONFIG_MAX_DIM);
-  g->norm_eps = (float)get_double(c, p, PP, "norm_eps", FALSE, 1e-6, 0.0, 1.0);
-  check_uvit_common(c, p, PP);
+  read_uvit_common(c, p, PP, &g->layers_in_middle, &g->hidden, &g->norm_eps);
   if (c->failed) return;
   g->channels = boc[nb - 1];
   /* in_conv produces block_out_channels[0] and feeds the mid block built for [-1] directly. */
@@ -430,22 +439,15 @@ static void read_gen_enc(Ctx *c, JsonObject *root, JfGenEncConfig *g) {
 
 static void read_gen_dec(Ctx *c, JsonObject *root, JfGenDecConfig *g) {
   const char *PP = "vision_gen_dec_config.params.";
-  JsonObject *vc = get_object(c, root, "", "vision_gen_dec_config", TRUE);
-  if (!vc) return;
-  const char *cls = get_string(c, vc, "vision_gen_dec_config.", "cls", TRUE, "");
-  if (!c->failed && !strstr(cls, "ShallowUViTDecoder"))
-    ctx_fail(c, JF_LOAD_ERROR_MISMATCH, "vision_gen_dec_config.cls is '%s', expected ShallowUViTDecoder", cls);
-  JsonObject *p = get_object(c, vc, "vision_gen_dec_config.", "params", FALSE);
+  JsonObject *p;
+  if (!open_section(c, root, "vision_gen_dec_config", "ShallowUViTDecoder", &p)) return;
   g->in_channels = get_int(c, p, PP, "in_channels", FALSE, 768, 1, CONFIG_MAX_DIM);
   g->out_channels = get_int(c, p, PP, "out_channels", FALSE, 3, 1, 1024);
   static const int def_boc[] = {768};
   int boc[8] = {0};
   int nb = get_int_list(c, p, PP, "block_out_channels", boc, 8, def_boc, 1);
   g->upsamples = get_int(c, p, PP, "upsamples", FALSE, 2, 1, 8);
-  g->layers_in_middle = get_int(c, p, PP, "layers_in_middle", FALSE, 2, 0, CONFIG_MAX_LAYERS);
-  g->hidden = get_int(c, p, PP, "hidden_size", FALSE, 2048, 1, CONFIG_MAX_DIM);
-  g->norm_eps = (float)get_double(c, p, PP, "norm_eps", FALSE, 1e-6, 0.0, 1.0);
-  check_uvit_common(c, p, PP);
+  read_uvit_common(c, p, PP, &g->layers_in_middle, &g->hidden, &g->norm_eps);
   if (!c->failed) g->channels = boc[nb - 1];
 }
 
@@ -613,19 +615,24 @@ static gboolean check_model_kind(Ctx *c, JsonObject *root) {
   return TRUE;
 }
 
-JfModelConfig *config_load_model(const char *dir, GError **error) {
-  g_return_val_if_fail(dir != NULL, NULL);
-  char *path = g_build_filename(dir, "config.json", NULL);
-  if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+/* dir/config.json, parsed; *path (the caller frees it) names it in messages. NULL with an error
+ * when the folder or the file is missing (`kind` completes "is this ...?") or unreadable. */
+static JsonParser *load_folder_config(const char *dir, const char *kind, char **path, GError **error) {
+  *path = g_build_filename(dir, "config.json", NULL);
+  if (!g_file_test(*path, G_FILE_TEST_EXISTS)) {
     if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
       g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISSING, "%s: no such folder", dir);
     else
-      g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISSING,
-                  "%s: not found \xe2\x80\x94 is this a JanusFlow model folder?", path);
-    g_free(path);
+      g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISSING, "%s: not found \xe2\x80\x94 is this %s?", *path, kind);
     return NULL;
   }
-  JsonParser *jp = load_json(path, FALSE, NULL, error);
+  return load_json(*path, FALSE, NULL, error);
+}
+
+JfModelConfig *config_load_model(const char *dir, GError **error) {
+  g_return_val_if_fail(dir != NULL, NULL);
+  char *path = NULL;
+  JsonParser *jp = load_folder_config(dir, "a JanusFlow model folder", &path, error);
   if (!jp) {
     g_free(path);
     return NULL;
@@ -693,17 +700,8 @@ void config_free_vae(JfVaeConfig *c) { g_free(c); }
 
 JfVaeConfig *config_load_vae(const char *dir, GError **error) {
   g_return_val_if_fail(dir != NULL, NULL);
-  char *path = g_build_filename(dir, "config.json", NULL);
-  if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
-    if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
-      g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISSING, "%s: no such folder", dir);
-    else
-      g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISSING,
-                  "%s: not found \xe2\x80\x94 is this a diffusers VAE folder (e.g. stabilityai/sdxl-vae)?", path);
-    g_free(path);
-    return NULL;
-  }
-  JsonParser *jp = load_json(path, FALSE, NULL, error);
+  char *path = NULL;
+  JsonParser *jp = load_folder_config(dir, "a diffusers VAE folder (e.g. stabilityai/sdxl-vae)", &path, error);
   if (!jp) {
     g_free(path);
     return NULL;

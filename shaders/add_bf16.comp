@@ -13,7 +13,7 @@ layout(std430, binding = 2) readonly buffer B { uint b[]; };
 
 layout(push_constant) uniform P {
   uint n;
-  uint off_y, off_a, off_b;  // element offsets of the bound views (see op_vision_util.h)
+  uint off_y, off_a, off_b;  // element offsets of the bound views (see vk/op_util.h)
 } p;
 
 void main()

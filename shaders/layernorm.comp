@@ -18,7 +18,7 @@ layout(push_constant) uniform P {
   uint rows;
   uint dim;
   float eps;
-  uint off_y, off_x, off_w, off_b;  // element offsets of the bound views (see op_vision_util.h)
+  uint off_y, off_x, off_w, off_b;  // element offsets of the bound views (see vk/op_util.h)
 } p;
 
 shared float red[WG];

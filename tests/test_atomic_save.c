@@ -14,6 +14,7 @@
 #include <glib/gstdio.h>
 
 #include "image.h"
+#include "test_util.h"
 
 #define SIDE 1024   /* ~3 MiB of noise per PNG: each save takes long enough to be cut */
 #define KILLS 50
@@ -238,29 +239,10 @@ static void test_failed_saves_keep_original(void)
   g_free(dir);
 }
 
-static void rm_rf(const char *path)
-{
-  GDir *d = g_dir_open(path, 0, NULL);
-  if (d) {
-    const char *f;
-    while ((f = g_dir_read_name(d))) {
-      char *p = g_build_filename(path, f, NULL);
-      rm_rf(p);
-      g_free(p);
-    }
-    g_dir_close(d);
-    g_rmdir(path);
-  } else {
-    g_unlink(path);
-  }
-}
-
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
-  GError *e = NULL;
-  tmp_dir = g_dir_make_tmp("jf-atomic-XXXXXX", &e);
-  g_assert_no_error(e);
+  tmp_dir = test_tmp_dir_new("jf-atomic-XXXXXX");
   img_a = noise_image(1);
   img_b = noise_image(2);
   g_test_add_func("/atomic-save/kill-during-save", test_kill_during_save);
@@ -270,7 +252,7 @@ int main(int argc, char **argv)
   image_free(img_a);
   image_free(img_b);
   if (rc == 0)
-    rm_rf(tmp_dir);
+    test_rm_rf(tmp_dir);
   g_free(tmp_dir);
   return rc;
 }

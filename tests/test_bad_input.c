@@ -15,6 +15,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
+#include "test_util.h"
 
 static const char *exe;
 static char *tmp_root, *fixture_model, *fixture_vae, *data_dir;
@@ -873,23 +874,6 @@ static void test_unknown_option(void)
 
 static void test_unknown_command(void) { expect_failure(2, WANT("unknown command 'paint'"), ARGS("paint")); }
 
-static void rm_rf(const char *path)
-{
-  GDir *d = g_dir_open(path, 0, NULL);
-  if (d) {
-    const char *f;
-    while ((f = g_dir_read_name(d))) {
-      char *p = g_build_filename(path, f, NULL);
-      rm_rf(p);
-      g_free(p);
-    }
-    g_dir_close(d);
-    g_rmdir(path);
-  } else {
-    g_unlink(path);
-  }
-}
-
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
@@ -902,9 +886,7 @@ int main(int argc, char **argv)
   data_dir = g_strdup(data);
   fixture_model = g_build_filename(data, "tiny", "janusflow", NULL);
   fixture_vae = g_build_filename(data, "tiny", "vae", NULL);
-  GError *e = NULL;
-  tmp_root = g_dir_make_tmp("jf-bad-input-XXXXXX", &e);
-  g_assert_no_error(e);
+  tmp_root = test_tmp_dir_new("jf-bad-input-XXXXXX");
 
   static const struct {
     const char *name;
@@ -977,6 +959,6 @@ int main(int argc, char **argv)
   }
   int rc = g_test_run();
   if (rc == 0)
-    rm_rf(tmp_root);
+    test_rm_rf(tmp_root);
   return rc;
 }

@@ -7,14 +7,10 @@
 #include "chat.h"
 #include "image.h"
 #include "npy.h"
+#include "test_util.h"
 
 static VkrtContext *ctx;
 static JfModel *model;
-
-static char *data_path(const char *rel)
-{
-  return g_build_filename(g_getenv("JF_TEST_DATA"), rel, NULL);
-}
 
 static JfSampling greedy(int n)
 {
@@ -26,7 +22,7 @@ static JfSampling greedy(int n)
 
 static JfImage *load_fixture_image(void)
 {
-  char *p = data_path("tiny/inputs/chat.png");
+  char *p = test_data_path("tiny/inputs/chat.png");
   GError *err = NULL;
   JfImage *img = image_load(p, &err);
   g_assert_no_error(err);
@@ -137,8 +133,7 @@ static char *send_dumped(JfChat *chat, const char *q, const JfImage *const *imgs
                          GArray **sampled)
 {
   GError *err = NULL;
-  char *dir = g_dir_make_tmp("jf-test-chat-XXXXXX", &err);
-  g_assert_no_error(err);
+  char *dir = test_tmp_dir_new("jf-test-chat-XXXXXX");
   chat_set_dump_dir(chat, dir);
   char *answer = NULL;
   g_assert_true(chat_send(chat, q, imgs, n, s, NULL, NULL, NULL, &answer, &err));
@@ -339,10 +334,9 @@ int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
   GError *err = NULL;
-  VkrtOptions opt = { .validate = true };
-  ctx = vkrt_context_new(&opt, &err);
-  g_assert_no_error(err);
-  char *dir = data_path("tiny/janusflow");
+  ctx = test_context_new(true);
+  g_assert_nonnull(ctx);
+  char *dir = test_data_path("tiny/janusflow");
   model = model_load(ctx, dir, NULL, JF_LOAD_LLM | JF_LOAD_VISION, NULL, NULL, &err);
   g_assert_no_error(err);
   g_free(dir);

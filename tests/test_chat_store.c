@@ -2,33 +2,9 @@
  * chat.json must give an error (never a crash: json-glib recurses per nesting level), and must be
  * kept rather than overwritten by the next save. Needs no display. */
 #include "jf-chat-store.h"
+#include "test_util.h"
 #include <glib/gstdio.h>
 #include <string.h>
-
-static char *make_dir(void)
-{
-  GError *err = NULL;
-  char *d = g_dir_make_tmp("jf-chat-store-XXXXXX", &err);
-  g_assert_no_error(err);
-  return d;
-}
-
-static void rm_rf(const char *path)
-{
-  if (g_file_test(path, G_FILE_TEST_IS_DIR)) {
-    GDir *d = g_dir_open(path, 0, NULL);
-    const char *n;
-    while (d && (n = g_dir_read_name(d))) {
-      g_autofree char *p = g_build_filename(path, n, NULL);
-      rm_rf(p);
-    }
-    if (d)
-      g_dir_close(d);
-    g_rmdir(path);
-  } else {
-    g_unlink(path);
-  }
-}
 
 static guint count_prefix(const char *dir, const char *prefix)
 {
@@ -45,7 +21,7 @@ static guint count_prefix(const char *dir, const char *prefix)
  * and the file set aside with its images. */
 static void expect_unreadable(const char *text, gsize len, const char *what)
 {
-  g_autofree char *dir = make_dir();
+  g_autofree char *dir = test_tmp_dir_new("jf-chat-store-XXXXXX");
   g_autofree char *path = g_build_filename(dir, "chat.json", NULL);
   g_autofree char *imgs = g_build_filename(dir, "chat-images", NULL);
   g_autofree char *img = g_build_filename(imgs, "x.png", NULL);
@@ -74,7 +50,7 @@ static void expect_unreadable(const char *text, gsize len, const char *what)
   g_assert_no_error(err);
   g_assert_cmpuint(back->len, ==, 1);
   g_ptr_array_unref(back);
-  rm_rf(dir);
+  test_rm_rf(dir);
 }
 
 static void test_deep_nesting(void)
@@ -116,7 +92,7 @@ static void test_bad_utf8(void)
 
 static void test_round_trip(void)
 {
-  g_autofree char *dir = make_dir();
+  g_autofree char *dir = test_tmp_dir_new("jf-chat-store-XXXXXX");
   GPtrArray *es = g_ptr_array_new_with_free_func((GDestroyNotify)jf_chat_entry_free);
   g_ptr_array_add(es, jf_chat_entry_new("user", "what is in \"this\" picture? [{"));
   g_ptr_array_add(es, jf_chat_entry_new("assistant", "a cat \xc3\xa9"));
@@ -134,7 +110,7 @@ static void test_round_trip(void)
   g_ptr_array_unref(es);
   g_ptr_array_unref(back);
   g_assert_cmpuint(count_prefix(dir, "chat-unreadable-"), ==, 0);
-  rm_rf(dir);
+  test_rm_rf(dir);
 }
 
 int main(int argc, char **argv)

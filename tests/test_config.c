@@ -7,16 +7,12 @@
 #include <json-glib/json-glib.h>
 
 #include "config.h"
+#include "test_util.h"
 
 static char *tmp_root;
 
-static char *data_path(const char *rel) {
-  const char *root = g_getenv("JF_TEST_DATA");
-  return g_build_filename(root ? root : "tests/data", rel, NULL);
-}
-
 static void test_fixture_model(void) {
-  char *dir = data_path("tiny/janusflow");
+  char *dir = test_data_path("tiny/janusflow");
   GError *e = NULL;
   JfModelConfig *c = config_load_model(dir, &e);
   g_assert_no_error(e);
@@ -80,7 +76,7 @@ static void test_fixture_model(void) {
 }
 
 static void test_fixture_vae(void) {
-  char *dir = data_path("tiny/vae");
+  char *dir = test_data_path("tiny/vae");
   GError *e = NULL;
   JfVaeConfig *v = config_load_vae(dir, &e);
   g_assert_no_error(e);
@@ -135,7 +131,7 @@ static char *model_copy(const char *file, Edit edit) {
   g_assert_cmpint(g_mkdir(dir, 0755), ==, 0);
   const char *files[] = {"config.json", "preprocessor_config.json", "processor_config.json", "special_tokens_map.json",
                          "tokenizer_config.json"};
-  char *src = data_path("tiny/janusflow");
+  char *src = test_data_path("tiny/janusflow");
   for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
     char *a = g_build_filename(src, files[i], NULL), *b = g_build_filename(dir, files[i], NULL);
     copy_file(a, b);
@@ -151,7 +147,7 @@ static char *vae_copy(Edit edit) {
   static int n;
   char *dir = g_strdup_printf("%s/vae-%d", tmp_root, n++);
   g_assert_cmpint(g_mkdir(dir, 0755), ==, 0);
-  char *a = data_path("tiny/vae/config.json"), *b = g_build_filename(dir, "config.json", NULL);
+  char *a = test_data_path("tiny/vae/config.json"), *b = g_build_filename(dir, "config.json", NULL);
   copy_file(a, b);
   if (edit) edit_json(b, edit);
   g_free(a);
@@ -479,31 +475,14 @@ static void test_vae(void) {
   g_free(p);
   g_free(d);
   /* the model folder given as the VAE */
-  d = data_path("tiny/janusflow");
+  d = test_data_path("tiny/janusflow");
   expect_vae_error(d, JF_LOAD_ERROR_MISMATCH, "multi_modality");
   g_free(d);
 }
 
-static void rm_rf(const char *path) {
-  if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK)) {
-    GDir *d = g_dir_open(path, 0, NULL);
-    const char *n;
-    while (d && (n = g_dir_read_name(d))) {
-      char *c = g_build_filename(path, n, NULL);
-      rm_rf(c);
-      g_free(c);
-    }
-    if (d) g_dir_close(d);
-    g_rmdir(path);
-  } else {
-    g_unlink(path);
-  }
-}
-
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
-  tmp_root = g_dir_make_tmp("jf-test-config-XXXXXX", NULL);
-  g_assert_nonnull(tmp_root);
+  tmp_root = test_tmp_dir_new("jf-test-config-XXXXXX");
   g_test_add_func("/config/fixture-model", test_fixture_model);
   g_test_add_func("/config/fixture-vae", test_fixture_vae);
   g_test_add_func("/config/errors", test_errors);
@@ -511,7 +490,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/config/siglip-preset", test_siglip_preset);
   g_test_add_func("/config/vae", test_vae);
   int rc = g_test_run();
-  rm_rf(tmp_root);
+  test_rm_rf(tmp_root);
   g_free(tmp_root);
   return rc;
 }

@@ -8,11 +8,7 @@
 #include "chat.h"
 #include "generate.h"
 #include "npy.h"
-
-static char *data_path(const char *rel)
-{
-  return g_build_filename(g_getenv("JF_TEST_DATA"), rel, NULL);
-}
+#include "test_util.h"
 
 static VkrtContext *new_ctx(void)
 {
@@ -25,7 +21,7 @@ static VkrtContext *new_ctx(void)
 
 static JfModel *load(VkrtContext *ctx, GError **err)
 {
-  char *dir = data_path("tiny/janusflow"), *vae = data_path("tiny/vae");
+  char *dir = test_data_path("tiny/janusflow"), *vae = test_data_path("tiny/vae");
   JfModel *m = model_load(ctx, dir, vae, JF_LOAD_ALL, NULL, NULL, err);
   g_free(dir);
   g_free(vae);
@@ -95,7 +91,7 @@ static void test_device_lost(void)
     g_clear_error(&err);
 
     /* generation on the lost device fails too, without crashing */
-    char *np = data_path("tiny/inputs/noise.npy");
+    char *np = test_data_path("tiny/inputs/noise.npy");
     NpyArray *noise = npy_read(np, &err);
     g_assert_no_error(err);
     g_free(np);
@@ -130,7 +126,7 @@ static void test_device_lost(void)
 
 static void run_cli(const char *var, const char *value, const char *expect)
 {
-  char *model = data_path("tiny/janusflow");
+  char *model = test_data_path("tiny/janusflow");
   char *argv[] = { (char *)g_getenv("JF_JANUSFLOW"), "chat", "--model", model, "--prompt", "Hello",
                    "--max-new-tokens", "3", "--temperature", "0", NULL };
   char **env = g_environ_setenv(g_get_environ(), var, value, TRUE);

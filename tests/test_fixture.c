@@ -11,6 +11,7 @@
 #include <string.h>
 #include "npy.h"
 #include "image.h"
+#include "test_util.h"
 
 static const char *fixture, *case_name;
 
@@ -141,8 +142,7 @@ static void test_case(void)
   }
   g_assert_nonnull(cs);
 
-  char *tmp = g_dir_make_tmp("jf-fixture-XXXXXX", &err);
-  g_assert_no_error(err);
+  char *tmp = test_tmp_dir_new("jf-fixture-XXXXXX");
   char *dump = g_build_filename(tmp, "dump", NULL);
   char *out = g_build_filename(tmp, "out.png", NULL);
   JsonArray *argv_j = json_object_get_array_member(cs, "argv");

@@ -17,13 +17,7 @@
 #include "generate.h"
 #include "prompt.h"
 #include "bench_cost.h"
-
-static char *data_path(const char *rel)
-{
-  const char *d = g_getenv("JF_TEST_DATA");
-  g_assert_nonnull(d);
-  return g_build_filename(d, rel, NULL);
-}
+#include "test_util.h"
 
 typedef struct {
   VkrtContext *ctx;
@@ -97,7 +91,7 @@ static void check_step_flops(int batch, gboolean one_layer_per_part)
   GError *e = NULL;
   VkrtContext *ctx = vkrt_context_new(&(VkrtOptions){ 0 }, &e);
   g_assert_no_error(e);
-  char *dir = data_path("tiny/janusflow"), *vae = data_path("tiny/vae"), *pf = data_path("tiny/inputs/prompt_gen.txt");
+  char *dir = test_data_path("tiny/janusflow"), *vae = test_data_path("tiny/vae"), *pf = test_data_path("tiny/inputs/prompt_gen.txt");
   char *prompt = NULL;
   g_assert_true(g_file_get_contents(pf, &prompt, NULL, NULL));
   JfModel *m = model_load(ctx, dir, vae, JF_LOAD_ALL, NULL, NULL, &e);
@@ -231,7 +225,7 @@ static void test_euler_step_replay(void)
   GError *e = NULL;
   VkrtContext *ctx = vkrt_context_new(&(VkrtOptions){ 0 }, &e);
   g_assert_no_error(e);
-  char *dir = data_path("tiny/janusflow"), *vae = data_path("tiny/vae"), *pf = data_path("tiny/inputs/prompt_gen.txt");
+  char *dir = test_data_path("tiny/janusflow"), *vae = test_data_path("tiny/vae"), *pf = test_data_path("tiny/inputs/prompt_gen.txt");
   char *prompt = NULL;
   g_assert_true(g_file_get_contents(pf, &prompt, NULL, NULL));
   JfModel *m = model_load(ctx, dir, vae, JF_LOAD_ALL, NULL, NULL, &e);
@@ -415,8 +409,8 @@ static void check_report(JsonObject *o, gboolean euler_near_minimum)
 
 static void test_bench_model_folder(void)
 {
-  char *dir = data_path("tiny/janusflow"), *vae = data_path("tiny/vae");
-  char *cache = g_dir_make_tmp("jf-bench-XXXXXX", NULL);
+  char *dir = test_data_path("tiny/janusflow"), *vae = test_data_path("tiny/vae");
+  char *cache = test_tmp_dir_new("jf-bench-XXXXXX");
   const char *args[] = { "--model", dir, "--vae", vae, "--json", "--repeat", "1", "--warmup", "0", "--no-ceiling", NULL };
   JsonParser *parser = NULL;
   int status = 0;
@@ -430,28 +424,11 @@ static void test_bench_model_folder(void)
   g_free(vae);
 }
 
-static void rm_rf(const char *path)
-{
-  if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK)) {
-    GDir *d = g_dir_open(path, 0, NULL);
-    const char *n;
-    while (d && (n = g_dir_read_name(d))) {
-      char *p = g_build_filename(path, n, NULL);
-      rm_rf(p);
-      g_free(p);
-    }
-    if (d) g_dir_close(d);
-    g_rmdir(path);
-  } else {
-    g_unlink(path);
-  }
-}
-
 /* --synthetic tiny: the checkpoint is written into the cache once, and the prompt lengths are the
  * reference bench's (DeepSeek-LLM tokenizer): chat 80 tokens with 16 image tokens, P = 23. */
 static void test_bench_synthetic(void)
 {
-  char *cache = g_dir_make_tmp("jf-bench-XXXXXX", NULL);
+  char *cache = test_tmp_dir_new("jf-bench-XXXXXX");
   const char *args[] = { "--synthetic", "tiny", "--json", "--repeat", "1", "--warmup", "0", NULL };
   JsonParser *parser = NULL;
   int status = 0;
@@ -470,7 +447,7 @@ static void test_bench_synthetic(void)
   g_assert_true(g_file_test(mark, G_FILE_TEST_EXISTS));
   g_free(mark);
   g_object_unref(parser);
-  rm_rf(cache);
+  test_rm_rf(cache);
   g_free(cache);
 }
 
@@ -487,7 +464,7 @@ static void test_bench_too_large(void)
     g_test_skip("the device could hold the full model");
     return;
   }
-  char *cache = g_dir_make_tmp("jf-bench-XXXXXX", NULL);
+  char *cache = test_tmp_dir_new("jf-bench-XXXXXX");
   const char *args[] = { "--synthetic", "full", "--json", NULL };
   JsonParser *parser = NULL;
   int status = 0;
@@ -502,7 +479,7 @@ static void test_bench_too_large(void)
   g_assert_false(g_file_test(root, G_FILE_TEST_EXISTS));
   g_free(root);
   g_free(err);
-  rm_rf(cache);
+  test_rm_rf(cache);
   g_free(cache);
 }
 

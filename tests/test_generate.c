@@ -7,16 +7,12 @@
 #include "generate.h"
 #include "chat.h"
 #include "npy.h"
+#include "test_util.h"
 
 static VkrtContext *ctx;
 static JfModel *model;
 static NpyArray *noise;
 static const char *PROMPT = "A red cube on a blue table";
-
-static char *data_path(const char *rel)
-{
-  return g_build_filename(g_getenv("JF_TEST_DATA"), rel, NULL);
-}
 
 static JfGenParams params(int steps, float cfg)
 {
@@ -259,10 +255,9 @@ int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
   GError *err = NULL;
-  VkrtOptions opt = { .validate = true };
-  ctx = vkrt_context_new(&opt, &err);
-  g_assert_no_error(err);
-  char *dir = data_path("tiny/janusflow"), *vae = data_path("tiny/vae"), *np = data_path("tiny/inputs/noise.npy");
+  ctx = test_context_new(true);
+  g_assert_nonnull(ctx);
+  char *dir = test_data_path("tiny/janusflow"), *vae = test_data_path("tiny/vae"), *np = test_data_path("tiny/inputs/noise.npy");
   model = model_load(ctx, dir, vae, JF_LOAD_ALL, NULL, NULL, &err);
   g_assert_no_error(err);
   noise = npy_read(np, &err);

@@ -11,24 +11,19 @@
 
 #include "ops.h"
 #include "ref_ops.h"
+#include "test_util.h"
 
 static VkrtContext *ctx;
 static GRand *rng;
-
-static void check_no_error(GError *e)
-{
-  if (e) g_printerr("error: %s\n", e->message);
-  g_assert_no_error(e);
-}
 
 static VkrtBuffer *upload(const void *data, size_t bytes)
 {
   GError *e = NULL;
   VkrtBuffer *b = vkrt_buffer_new(ctx, bytes + 64, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   g_assert_true(vkrt_buffer_fill(b, 0, (bytes + 64) / 4 * 4, 0x7fc00000u, &e)); /* NaN */
   if (data) g_assert_true(vkrt_buffer_write(b, 0, data, bytes, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   return b;
 }
 
@@ -36,7 +31,7 @@ static void download(VkrtBuffer *b, void *data, size_t bytes)
 {
   GError *e = NULL;
   g_assert_true(vkrt_buffer_read(b, 0, data, bytes, &e));
-  check_no_error(e);
+  test_check_no_error(e);
 }
 
 static float *rand_f32(size_t n, float scale)
@@ -66,7 +61,7 @@ static double run_matmul(uint32_t M, uint32_t N, uint32_t K, uint32_t flags, boo
   VkrtBuffer *bb = bias ? upload(bv, 2ull * N) : NULL;
   GError *e = NULL;
   VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_seq_begin(s);
   vkrt_op_matmul(s, vkrt_tensor(by), vkrt_tensor_sub(vkrt_tensor(bx), 0, 4ull * M * K),
                  vkrt_tensor_sub(vkrt_tensor(bw), 0, 2ull * N * K),
@@ -206,13 +201,13 @@ static void check_attention(uint32_t B, uint32_t nq, uint32_t H, uint32_t D, uin
   VkrtAttnParams p = { B, nq, H, D, q_start, n_kv, cap, causal, scale };
   GError *e = NULL;
   VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_seq_begin(s);
   vkrt_op_attention(s, vkrt_tensor(bo), vkrt_tensor_sub(vkrt_tensor(bq), 0, 4 * B * nq * HD),
                     vkrt_tensor_sub(vkrt_tensor(bk), 0, 4 * B * cap * HD), vkrt_tensor_sub(vkrt_tensor(bv), 0, 4 * B * cap * HD),
                     use_mask ? vkrt_tensor_sub(vkrt_tensor(bm), 0, 4ull * B * cap) : vkrt_tensor_none(), &p);
   g_assert_true(vkrt_seq_submit(s, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   download(bo, got, 4 * B * nq * HD);
   double r = ref_nmse(got, want, B * nq * HD);
   if (!(r <= 1e-10))
@@ -341,12 +336,9 @@ static void test_coopmat_selfcheck(void)
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
-  GError *e = NULL;
-  ctx = vkrt_context_new(&(VkrtOptions){ 0 }, &e);
-  if (!ctx) {
-    g_printerr("no Vulkan context: %s\n", e->message);
+  ctx = test_context_new(false);
+  if (!ctx)
     return 1;
-  }
   rng = g_rand_new_with_seed(4321);
   g_test_message("device %s", vkrt_context_info(ctx)->name);
   g_test_add_func("/gpu/gemm/tiles", test_gemm_tiles);

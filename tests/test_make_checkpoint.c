@@ -11,13 +11,9 @@
 
 #include "config.h"
 #include "safetensors.h"
+#include "test_util.h"
 
 static char *tool, *tmp_root;
-
-static char *data_path(const char *rel) {
-  const char *root = g_getenv("JF_TEST_DATA");
-  return g_build_filename(root ? root : "tests/data", rel, NULL);
-}
 
 /* Runs the tool with extra arguments (NULL-terminated); returns its exit status. */
 static int run_tool(const char *first, ...) {
@@ -65,7 +61,7 @@ static void test_tiny(void) {
   GError *e = NULL;
   JfModelConfig *c = config_load_model(model, &e);
   g_assert_no_error(e);
-  char *fx = data_path("tiny/janusflow");
+  char *fx = test_data_path("tiny/janusflow");
   JfModelConfig *f = config_load_model(fx, &e);
   g_assert_no_error(e);
   g_assert_cmpmem(&c->llm, sizeof c->llm, &f->llm, sizeof f->llm);
@@ -80,7 +76,7 @@ static void test_tiny(void) {
 
   JfVaeConfig *vc = config_load_vae(vae, &e);
   g_assert_no_error(e);
-  char *fxv = data_path("tiny/vae");
+  char *fxv = test_data_path("tiny/vae");
   JfVaeConfig *fv = config_load_vae(fxv, &e);
   g_assert_no_error(e);
   g_assert_cmpmem(vc, sizeof *vc, fv, sizeof *fv);
@@ -167,7 +163,7 @@ static void test_tiny(void) {
 static void test_tokenizer(void) {
   /* the fixture's tokenizer fits the tiny vocab and is copied as is */
   char *model = g_build_filename(tmp_root, "m4", NULL);
-  char *src = data_path("tiny/janusflow/tokenizer.json");
+  char *src = test_data_path("tiny/janusflow/tokenizer.json");
   g_assert_cmpint(run_tool("--preset", "tiny", "--out", model, "--tokenizer", src, NULL), ==, 0);
   char *dst = g_build_filename(model, "tokenizer.json", NULL);
   char *a, *b;
@@ -191,22 +187,6 @@ static void test_usage(void) {
   g_assert_cmpint(run_tool("--preset", "tiny", NULL), ==, 2);
 }
 
-static void rm_rf(const char *path) {
-  if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK)) {
-    GDir *d = g_dir_open(path, 0, NULL);
-    const char *n;
-    while (d && (n = g_dir_read_name(d))) {
-      char *c = g_build_filename(path, n, NULL);
-      rm_rf(c);
-      g_free(c);
-    }
-    if (d) g_dir_close(d);
-    g_rmdir(path);
-  } else {
-    g_unlink(path);
-  }
-}
-
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   if (argc > 1) tool = g_strdup(argv[1]);
@@ -215,12 +195,12 @@ int main(int argc, char **argv) {
     g_printerr("jf-make-checkpoint not found (pass its path or set JF_BUILD_DIR)\n");
     return 1;
   }
-  tmp_root = g_dir_make_tmp("jf-test-mkckpt-XXXXXX", NULL);
+  tmp_root = test_tmp_dir_new("jf-test-mkckpt-XXXXXX");
   g_test_add_func("/make-checkpoint/tiny", test_tiny);
   g_test_add_func("/make-checkpoint/tokenizer", test_tokenizer);
   g_test_add_func("/make-checkpoint/usage", test_usage);
   int rc = g_test_run();
-  rm_rf(tmp_root);
+  test_rm_rf(tmp_root);
   g_free(tmp_root);
   g_free(tool);
   return rc;

@@ -6,6 +6,7 @@
 #include <glib/gstdio.h>
 
 #include "npy.h"
+#include "test_util.h"
 #include "safetensors.h"  /* JF_LOAD_ERROR */
 
 static char *tmp_dir;
@@ -22,11 +23,6 @@ static gboolean put_file(const char *path, const void *data, gssize len) {
 #define HAS(buf, n, lit) memmem(buf, n, lit, sizeof lit - 1)
 
 static char *tmp_path(const char *name) { return g_build_filename(tmp_dir, name, NULL); }
-
-static char *data_path(const char *rel) {
-  const char *root = g_getenv("JF_TEST_DATA");
-  return g_build_filename(root ? root : "tests/data", rel, NULL);
-}
 
 static void test_header_bytes(void) {
   char *p = tmp_path("h.npy");
@@ -97,7 +93,7 @@ static void test_roundtrip(void) {
 
 static void test_fixture(void) {
   GError *e = NULL;
-  char *p = data_path("tiny/inputs/noise.npy");
+  char *p = test_data_path("tiny/inputs/noise.npy");
   NpyArray *a = npy_read(p, &e);
   g_assert_no_error(e);
   g_assert_true(a->dtype == NPY_F32);
@@ -107,7 +103,7 @@ static void test_fixture(void) {
   g_assert_cmpint(a->shape[2], ==, 8);
   npy_array_free(a);
   g_free(p);
-  p = data_path("tiny/expected/chat_text/prompt_ids.npy");
+  p = test_data_path("tiny/expected/chat_text/prompt_ids.npy");
   a = npy_read(p, &e);
   g_assert_no_error(e);
   g_assert_true(npy_array_to_i32(a, &e));
@@ -297,23 +293,9 @@ static void test_fuzz(void) {
   g_free(src);
 }
 
-static void rm_rf(const char *dir) {
-  GDir *d = g_dir_open(dir, 0, NULL);
-  if (!d) return;
-  const char *n;
-  while ((n = g_dir_read_name(d))) {
-    char *p = g_build_filename(dir, n, NULL);
-    g_unlink(p);
-    g_free(p);
-  }
-  g_dir_close(d);
-  g_rmdir(dir);
-}
-
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
-  tmp_dir = g_dir_make_tmp("jf-test-npy-XXXXXX", NULL);
-  g_assert_nonnull(tmp_dir);
+  tmp_dir = test_tmp_dir_new("jf-test-npy-XXXXXX");
   g_test_add_func("/npy/header-bytes", test_header_bytes);
   g_test_add_func("/npy/roundtrip", test_roundtrip);
   g_test_add_func("/npy/fixture", test_fixture);
@@ -322,7 +304,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/npy/accepts-variants", test_accepts_variants);
   g_test_add_func("/npy/fuzz", test_fuzz);
   int rc = g_test_run();
-  rm_rf(tmp_dir);
+  test_rm_rf(tmp_dir);
   g_free(tmp_dir);
   return rc;
 }

@@ -8,17 +8,12 @@
 
 #include "ops.h"
 #include "ref_ops.h"
+#include "test_util.h"
 
 static VkrtContext *ctx;
 static GRand *rng;
 
 /* --- helpers --------------------------------------------------------------------------------- */
-
-static void check_no_error(GError *e)
-{
-  if (e) g_printerr("error: %s\n", e->message);
-  g_assert_no_error(e);
-}
 
 /* A buffer holding `bytes` of data at byte offset `off` (the rest is garbage, so that reads
  * outside the tensor would show). */
@@ -26,10 +21,10 @@ static VkrtBuffer *upload_at(const void *data, size_t bytes, uint64_t off)
 {
   GError *e = NULL;
   VkrtBuffer *b = vkrt_buffer_new(ctx, off + bytes + 64, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   g_assert_true(vkrt_buffer_fill(b, 0, (off + bytes + 64) / 4 * 4, 0x7fc00000u, &e)); /* NaN */
   if (data) g_assert_true(vkrt_buffer_write(b, off, data, bytes, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   return b;
 }
 
@@ -42,14 +37,14 @@ static void download(VkrtBuffer *b, uint64_t off, void *data, size_t bytes)
 {
   GError *e = NULL;
   g_assert_true(vkrt_buffer_read(b, off, data, bytes, &e));
-  check_no_error(e);
+  test_check_no_error(e);
 }
 
 static VkrtSeq *seq_new(void)
 {
   GError *e = NULL;
   VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_seq_begin(s);
   return s;
 }
@@ -58,7 +53,7 @@ static void seq_run(VkrtSeq *s)
 {
   GError *e = NULL;
   gboolean ok = vkrt_seq_submit(s, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   g_assert_true(ok);
 }
 
@@ -451,7 +446,7 @@ static void test_bad_input(void)
 {
   GError *e = NULL;
   VkrtBuffer *small = vkrt_buffer_new(ctx, 64, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   VkrtSeq *s = seq_new();
   /* too small a tensor: the error comes back at submit, nothing crashes */
   vkrt_op_matmul(s, vkrt_tensor(small), vkrt_tensor(small), vkrt_tensor(small), vkrt_tensor_none(), 8, 8, 8, 0);
@@ -475,12 +470,9 @@ static void test_bad_input(void)
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
-  GError *e = NULL;
-  ctx = vkrt_context_new(&(VkrtOptions){ 0 }, &e);
-  if (!ctx) {
-    g_printerr("no Vulkan context: %s\n", e->message);
+  ctx = test_context_new(false);
+  if (!ctx)
     return 1;
-  }
   rng = g_rand_new_with_seed(1234);
   g_test_message("device %s, max binding %" G_GUINT64_FORMAT " / texel %" G_GUINT64_FORMAT,
                  vkrt_context_info(ctx)->name, vkrt_max_binding(ctx, false), vkrt_max_binding(ctx, true));

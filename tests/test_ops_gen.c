@@ -3,21 +3,11 @@
  * (JANUSFLOW_MAX_BINDING) so that every windowing path runs. */
 #include "ops_gen.h"
 #include "ref_ops_gen.h"
+#include "test_util.h"
 #include <math.h>
 
 static VkrtContext *ctx;   /* the context the checks use (switched by the small-binding test) */
 static GRand *rng;
-
-static double rel_l2(const float *got, const float *want, size_t n)
-{
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)got[i] - want[i];
-    num += d * d;
-    den += (double)want[i] * want[i];
-  }
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 static float *rand_f32(size_t n, double lo, double hi)
 {
@@ -79,7 +69,7 @@ static void seq_run(VkrtSeq *seq)
 
 static void expect_close(const char *what, const float *got, const float *want, size_t n, double tol)
 {
-  double e = rel_l2(got, want, n);
+  double e = test_rel_l2(got, want, n, NULL);
   g_test_message("%s: rel-L2 %.3g", what, e);
   if (!(e < tol))
     g_test_message("%s: FAILED (tolerance %g)", what, tol);
@@ -533,12 +523,7 @@ static void test_latent_rgb(void)
 static void test_small_bindings(void)
 {
   VkrtContext *saved = ctx;
-  GError *err = NULL;
-  g_setenv("JANUSFLOW_MAX_BINDING", "65536", TRUE);
-  VkrtOptions opt = { .device = NULL, .validate = g_getenv("JANUSFLOW_VALIDATE") != NULL };
-  ctx = vkrt_context_new(&opt, &err);
-  g_unsetenv("JANUSFLOW_MAX_BINDING");
-  g_assert_no_error(err);
+  ctx = test_context_new_max_binding("65536");
   g_assert_cmpuint(vkrt_max_binding(ctx, false), <=, 65536);
   for_each_form(conv_cases_big);
   check_groupnorm(1, 48 * 40, 64, 8, 5.0, true, false);   /* 480 KiB: 8+ windows */
@@ -560,14 +545,9 @@ int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
   rng = g_rand_new_with_seed(1234);
-  GError *err = NULL;
-  VkrtOptions opt = { .device = NULL, .validate = g_getenv("JANUSFLOW_VALIDATE") != NULL };
-  ctx = vkrt_context_new(&opt, &err);
-  if (!ctx) {
-    g_printerr("no Vulkan device: %s\n", err->message);
-    g_error_free(err);
+  ctx = test_context_new(false);
+  if (!ctx)
     return 77;
-  }
   g_test_add_func("/ops-gen/conv2d", test_conv2d);
   g_test_add_func("/ops-gen/conv2d-bad-args", test_conv2d_bad_args);
   g_test_add_func("/ops-gen/gemm-softmax", test_gemm_softmax);

@@ -3,21 +3,11 @@
 #include "ops_vision.h"
 #include "ops.h"
 #include "ref_ops_vision.h"
+#include "test_util.h"
 #include <math.h>
 
 static VkrtContext *ctx;
 static GRand *rng;
-
-static double rel_l2(const float *got, const float *want, size_t n)
-{
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)got[i] - want[i];
-    num += d * d;
-    den += (double)want[i] * want[i];
-  }
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 static float *rand_f32(size_t n, double lo, double hi)
 {
@@ -108,7 +98,7 @@ static void check_layernorm_shifted(uint32_t rows, uint32_t dim)
   vkrt_op_layernorm(seq, ty, tx, tw, tb, rows, dim, 1e-5f);
   seq_run(seq);
   download_view(ty, got, n * 4);
-  double e = rel_l2(got, want, n);
+  double e = test_rel_l2(got, want, n, NULL);
   g_test_message("layernorm rows=%u dim=%u at unaligned offsets: rel-L2 %.3g", rows, dim, e);
   g_assert_cmpfloat(e, <, 1e-4);
   vkrt_buffer_free(tx.buf); vkrt_buffer_free(ty.buf); vkrt_buffer_free(tw.buf); vkrt_buffer_free(tb.buf);
@@ -129,7 +119,7 @@ static void check_layernorm(uint32_t rows, uint32_t dim, float offset, gboolean 
   vkrt_op_layernorm(seq, vkrt_tensor(by), vkrt_tensor(bx), vkrt_tensor(bw), vkrt_tensor(bb), rows, dim, 1e-6f);
   seq_run(seq);
   download(by, got, n * 4);
-  double e = rel_l2(got, want, n);
+  double e = test_rel_l2(got, want, n, NULL);
   g_test_message("layernorm rows=%u dim=%u offset=%g in_place=%d: rel-L2 %.3g", rows, dim, offset, in_place, e);
   g_assert_cmpfloat(e, <, 1e-4);
 
@@ -227,7 +217,7 @@ static void check_patch_embed(uint32_t c, uint32_t h, uint32_t w, uint32_t p, ui
                       bias ? vkrt_tensor(bb) : vkrt_tensor_none(), c, h, w, p, out);
   seq_run(seq);
   download(by, got, (size_t)n * out * 4);
-  double e = rel_l2(got, want, (size_t)n * out);
+  double e = test_rel_l2(got, want, (size_t)n * out, NULL);
   g_test_message("patch_embed %ux%ux%u p=%u out=%u: rel-L2 %.3g", c, h, w, p, out, e);
   g_assert_cmpfloat(e, <, 1e-4);
   vkrt_buffer_free(bx); vkrt_buffer_free(bw); vkrt_buffer_free(bb);
@@ -256,7 +246,7 @@ static void check_add_bf16(uint32_t n, gboolean with_a, gboolean in_place)
   vkrt_op_add_bf16(seq, vkrt_tensor(by), with_a ? vkrt_tensor(ba) : vkrt_tensor_none(), vkrt_tensor(bb), n);
   seq_run(seq);
   download(by, got, (uint64_t)n * 4);
-  double e = rel_l2(got, want, n);
+  double e = test_rel_l2(got, want, n, NULL);
   g_test_message("add_bf16 n=%u a=%d in_place=%d: rel-L2 %.3g", n, with_a, in_place, e);
   g_assert_cmpfloat(e, <, 1e-6);
   if (!in_place)
@@ -277,7 +267,7 @@ static void check_add_bf16_shifted(uint32_t n)
   vkrt_op_add_bf16(seq, ty, ta, tb, n);
   seq_run(seq);
   download_view(ty, got, (uint64_t)n * 4);
-  g_assert_cmpfloat(rel_l2(got, want, n), <, 1e-6);
+  g_assert_cmpfloat(test_rel_l2(got, want, n, NULL), <, 1e-6);
   vkrt_buffer_free(ta.buf); vkrt_buffer_free(tb.buf); vkrt_buffer_free(ty.buf);
   g_free(a); g_free(b); g_free(want); g_free(got);
 }
@@ -295,13 +285,8 @@ static void test_add_bf16(void)
  * every op has to split its tensors into windows. */
 static void test_windows(void)
 {
-  GError *err = NULL;
   VkrtContext *saved = ctx;
-  g_setenv("JANUSFLOW_MAX_BINDING", "16384", TRUE);
-  VkrtOptions opt = { 0 };
-  ctx = vkrt_context_new(&opt, &err);
-  g_unsetenv("JANUSFLOW_MAX_BINDING");
-  g_assert_no_error(err);
+  ctx = test_context_new_max_binding("16384");
   g_assert_cmpuint(vkrt_max_binding(ctx, false), <=, 16384);
   check_layernorm(200, 100, 0.0f, FALSE);    /* 80 KB: several row windows */
   check_layernorm(41, 1000, 0.5f, TRUE);
@@ -321,14 +306,9 @@ static void test_windows(void)
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
-  GError *err = NULL;
-  VkrtOptions opt = { 0 };
-  ctx = vkrt_context_new(&opt, &err);
-  if (!ctx) {
-    g_printerr("no Vulkan context: %s\n", err->message);
-    g_clear_error(&err);
+  ctx = test_context_new(false);
+  if (!ctx)
     return 1;
-  }
   rng = g_rand_new_with_seed(1234);
   g_test_add_func("/ops_vision/layernorm", test_layernorm);
   g_test_add_func("/ops_vision/layernorm_bad_args", test_layernorm_bad_args);

@@ -15,24 +15,19 @@
 #include "ref_ops.h"
 #include "ref_quant.h"
 #include "npy.h"
+#include "test_util.h"
 
 static VkrtContext *ctx;
 static GRand *rng;
-
-static void check_no_error(GError *e)
-{
-  if (e) g_printerr("error: %s\n", e->message);
-  g_assert_no_error(e);
-}
 
 static VkrtBuffer *upload_at(const void *data, size_t bytes, uint64_t off)
 {
   GError *e = NULL;
   VkrtBuffer *b = vkrt_buffer_new(ctx, off + bytes + 64, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   g_assert_true(vkrt_buffer_fill(b, 0, (off + bytes + 64) / 4 * 4, 0x7fc00000u, &e)); /* NaN */
   if (data) g_assert_true(vkrt_buffer_write(b, off, data, bytes, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   return b;
 }
 
@@ -86,7 +81,7 @@ static void test_format(void)
     memset(packed, 0xa5, bytes);
     GError *e = NULL;
     g_assert_true(vkrt_quant_q8_0(w, n, k, packed, &e));
-    check_no_error(e);
+    test_check_no_error(e);
     float *got = g_new(float, (size_t)n * k), *want = g_new(float, (size_t)n * k);
     ref_q8_0_unpack(got, packed, n, k);
     ref_q8_0_roundtrip(want, w, n, k);
@@ -134,7 +129,7 @@ static void check_q8(uint32_t M, uint32_t N, uint32_t K, uint32_t flags, bool bi
   void *packed = g_malloc(qbytes);
   GError *e = NULL;
   g_assert_true(vkrt_quant_q8_0(w, N, K, packed, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   float *wd = g_new(float, (size_t)N * K);
   ref_q8_0_unpack(wd, packed, N, K);
   float *y0 = rand_f32((size_t)M * N, 1.0f);
@@ -147,17 +142,17 @@ static void check_q8(uint32_t M, uint32_t N, uint32_t K, uint32_t flags, bool bi
   VkrtBuffer *bb = bias ? upload_at(bv, 2ull * N, 2) : NULL;
   VkrtBuffer *by = upload_at(y0, sizeof(float) * M * N, 0);
   VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_seq_begin(s);
   vkrt_context_reset_flops(ctx);
   vkrt_op_matmul_q8(s, vkrt_tensor(by), tensor_at(bx, xoff, sizeof(float) * M * K), tensor_at(bw, woff, qbytes),
                     bias ? tensor_at(bb, 2, 2ull * N) : vkrt_tensor_none(), M, N, K, flags);
   gboolean ok = vkrt_seq_submit(s, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   g_assert_true(ok);
   g_assert_cmpuint(vkrt_context_flops(ctx), ==, 2ull * M * N * K);
   g_assert_true(vkrt_buffer_read(by, 0, got, sizeof(float) * M * N, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   char *what = g_strdup_printf("matmul_q8 M=%u N=%u K=%u flags=%u bias=%d xoff=%" G_GUINT64_FORMAT
                                " woff=%" G_GUINT64_FORMAT, M, N, K, flags, bias, xoff, woff);
   assert_close(what, got, want, (size_t)M * N, 1e-10);
@@ -188,17 +183,17 @@ static void run_shapes(void)
 
 static void test_matmul_register(void)
 {
-  g_setenv("JANUSFLOW_GEMM", "register", TRUE);
+  vkrt_ops_force_gemm(VKRT_GEMM_REGISTER);
   run_shapes();
-  g_unsetenv("JANUSFLOW_GEMM");
+  vkrt_ops_force_gemm(VKRT_GEMM_AUTO);
   assert_clean();
 }
 
 static void test_matmul_shared(void)
 {
-  g_setenv("JANUSFLOW_GEMM", "shared", TRUE);
+  vkrt_ops_force_gemm(VKRT_GEMM_SHARED);
   run_shapes();
-  g_unsetenv("JANUSFLOW_GEMM");
+  vkrt_ops_force_gemm(VKRT_GEMM_AUTO);
   assert_clean();
 }
 
@@ -238,7 +233,7 @@ static void test_matmul_errors(void)
   GError *e = NULL;
   VkrtBuffer *b = upload_at(NULL, 1 << 16, 0);
   VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   /* K not a multiple of 32 */
   vkrt_seq_begin(s);
   vkrt_op_matmul_q8(s, tensor_at(b, 0, 1024), tensor_at(b, 0, 1024), tensor_at(b, 0, 8192), vkrt_tensor_none(),
@@ -314,8 +309,7 @@ static char *run_case_q8(const char *fixture, const char *case_name, JsonObject 
       cs = o;
   }
   g_assert_nonnull(cs);
-  char *tmp = g_dir_make_tmp("jf-quant-XXXXXX", &err);
-  g_assert_no_error(err);
+  char *tmp = test_tmp_dir_new("jf-quant-XXXXXX");
   char *dump = g_build_filename(tmp, "dump", NULL);
   char *out = g_build_filename(tmp, "out.png", NULL);
   JsonArray *argv_j = json_object_get_array_member(cs, "argv");
@@ -426,12 +420,9 @@ static void test_parity_gen(void)
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
-  GError *e = NULL;
-  ctx = vkrt_context_new(&(VkrtOptions){ 0 }, &e);
-  if (!ctx) {
-    g_printerr("no Vulkan context: %s\n", e->message);
+  ctx = test_context_new(false);
+  if (!ctx)
     return 1;
-  }
   rng = g_rand_new_with_seed(4321);
   g_test_message("device %s, max binding %" G_GUINT64_FORMAT " / texel %" G_GUINT64_FORMAT,
                  vkrt_context_info(ctx)->name, vkrt_max_binding(ctx, false), vkrt_max_binding(ctx, true));

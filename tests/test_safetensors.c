@@ -9,6 +9,7 @@
 #include <glib/gstdio.h>
 
 #include "safetensors.h"
+#include "test_util.h"
 
 static char *tmp_dir;
 
@@ -19,11 +20,6 @@ static gboolean put_file(const char *path, const void *data, gssize len) {
   size_t n = len < 0 ? strlen(data) : (size_t)len;
   gboolean ok = fwrite(data, 1, n, fp) == n;
   return fclose(fp) == 0 && ok;
-}
-
-static char *data_path(const char *rel) {
-  const char *root = g_getenv("JF_TEST_DATA");
-  return g_build_filename(root ? root : "tests/data", rel, NULL);
 }
 
 /* Writes [u64 hlen][header][data] and returns the path. hlen_override >= 0 replaces the length. */
@@ -62,7 +58,7 @@ static void expect_error(const char *path, JfLoadError code, const char *fragmen
   "\"b\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[8,16]}}"
 
 static void test_fixture_model(void) {
-  char *path = data_path("tiny/janusflow/model.safetensors");
+  char *path = test_data_path("tiny/janusflow/model.safetensors");
   GError *e = NULL;
   StFile *f = safetensors_open(path, &e);
   g_assert_no_error(e);
@@ -116,7 +112,7 @@ static void test_fixture_model(void) {
 }
 
 static void test_fixture_vae(void) {
-  char *path = data_path("tiny/vae/diffusion_pytorch_model.safetensors");
+  char *path = test_data_path("tiny/vae/diffusion_pytorch_model.safetensors");
   GError *e = NULL;
   StFile *f = safetensors_open(path, &e);
   g_assert_no_error(e);
@@ -444,23 +440,9 @@ static void test_fuzz(void) {
   g_free(good);
 }
 
-static void rm_rf(const char *dir) {
-  GDir *d = g_dir_open(dir, 0, NULL);
-  if (!d) return;
-  const char *n;
-  while ((n = g_dir_read_name(d))) {
-    char *p = g_build_filename(dir, n, NULL);
-    g_unlink(p);
-    g_free(p);
-  }
-  g_dir_close(d);
-  g_rmdir(dir);
-}
-
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
-  tmp_dir = g_dir_make_tmp("jf-test-st-XXXXXX", NULL);
-  g_assert_nonnull(tmp_dir);
+  tmp_dir = test_tmp_dir_new("jf-test-st-XXXXXX");
   g_test_add_func("/safetensors/fixture-model", test_fixture_model);
   g_test_add_func("/safetensors/fixture-vae", test_fixture_vae);
   g_test_add_func("/safetensors/conversions", test_conversions);
@@ -472,7 +454,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/safetensors/not-a-file", test_not_a_file);
   g_test_add_func("/safetensors/fuzz", test_fuzz);
   int rc = g_test_run();
-  rm_rf(tmp_dir);
+  test_rm_rf(tmp_dir);
   g_free(tmp_dir);
   return rc;
 }

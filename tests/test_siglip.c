@@ -5,37 +5,12 @@
 #include "config.h"
 #include "npy.h"
 #include "safetensors.h"
+#include "test_util.h"
 #include <math.h>
 #include <string.h>
 
 static VkrtContext *ctx;
 static char *model_dir, *case_dir;
-
-static double rel_l2(const float *got, const float *want, size_t n, double *max_abs)
-{
-  double num = 0, den = 0, mx = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)got[i] - want[i];
-    num += d * d;
-    den += (double)want[i] * want[i];
-    mx = MAX(mx, fabs(d));
-  }
-  if (max_abs)
-    *max_abs = mx;
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
-static NpyArray *load_npy(const char *dir, const char *name)
-{
-  GError *err = NULL;
-  char *path = g_build_filename(dir, name, NULL);
-  NpyArray *a = npy_read(path, &err);
-  g_assert_no_error(err);
-  g_assert_nonnull(a);
-  g_assert_cmpint(a->dtype, ==, NPY_F32);
-  g_free(path);
-  return a;
-}
 
 typedef struct {
   JfModelConfig *cfg;
@@ -94,9 +69,9 @@ static void test_golden(void)
   g_assert_nonnull(s);
 
   char *dbg = g_build_filename(case_dir, "debug", NULL);
-  NpyArray *pix = load_npy(dbg, "pixel_values.npy");
-  NpyArray *want_feats = load_npy(dbg, "vision_features.npy");
-  NpyArray *want_embeds = load_npy(case_dir, "image_embeds.npy");
+  NpyArray *pix = test_npy_read_f32(dbg, "pixel_values.npy");
+  NpyArray *want_feats = test_npy_read_f32(dbg, "vision_features.npy");
+  NpyArray *want_embeds = test_npy_read_f32(case_dir, "image_embeds.npy");
   uint32_t S = siglip_image_size(s), T = siglip_n_tokens(s);
   g_assert_cmpuint(pix->n_elements, ==, 3ull * S * S);
   g_assert_cmpuint(want_feats->n_elements, ==, (uint64_t)T * siglip_width(s));
@@ -105,8 +80,8 @@ static void test_golden(void)
   float *embeds, *feats;
   encode(s, pix->data, &embeds, &feats);
   double mf, me;
-  double ef = rel_l2(feats, want_feats->data, want_feats->n_elements, &mf);
-  double ee = rel_l2(embeds, want_embeds->data, want_embeds->n_elements, &me);
+  double ef = test_rel_l2(feats, want_feats->data, want_feats->n_elements, &mf);
+  double ee = test_rel_l2(embeds, want_embeds->data, want_embeds->n_elements, &me);
   g_test_message("vision_features rel-L2 %.3g (max abs %.3g); image_embeds rel-L2 %.3g (max abs %.3g)",
                  ef, mf, ee, me);
   g_assert_cmpfloat(ef, <, 2e-2);
@@ -273,7 +248,7 @@ static void check_c_forward(int layers, gboolean pixel_norm)
   JfSiglip *s = siglip_new(ctx, fx.st, fx.cfg, &err);
   g_assert_no_error(err);
   char *dbg = g_build_filename(case_dir, "debug", NULL);
-  NpyArray *pix = load_npy(dbg, "pixel_values.npy");
+  NpyArray *pix = test_npy_read_f32(dbg, "pixel_values.npy");
   float *normed = g_new(float, pix->n_elements);
   const float *src = pix->data;
   uint64_t plane = pix->n_elements / 3;
@@ -286,7 +261,7 @@ static void check_c_forward(int layers, gboolean pixel_norm)
   c_siglip(fx.st, fx.cfg, normed, want);
   float *embeds, *feats;
   encode(s, pix->data, &embeds, &feats);
-  double mx, e = rel_l2(embeds, want, (gsize)T * H, &mx);
+  double mx, e = test_rel_l2(embeds, want, (gsize)T * H, &mx);
   g_test_message("layers=%d pixel_norm=%d vs C forward: rel-L2 %.3g (max abs %.3g)", layers, pixel_norm, e, mx);
   g_assert_cmpfloat(e, <, 1e-4);
   g_free(embeds); g_free(feats); g_free(want); g_free(normed); g_free(dbg);
@@ -348,14 +323,9 @@ int main(int argc, char **argv)
   }
   model_dir = g_build_filename(data, "tiny", "janusflow", NULL);
   case_dir = g_build_filename(data, "tiny", "expected", "chat_image", NULL);
-  GError *err = NULL;
-  VkrtOptions opt = { 0 };
-  ctx = vkrt_context_new(&opt, &err);
-  if (!ctx) {
-    g_printerr("no Vulkan context: %s\n", err->message);
-    g_clear_error(&err);
+  ctx = test_context_new(false);
+  if (!ctx)
     return 1;
-  }
   g_test_add_func("/siglip/golden", test_golden);
   g_test_add_func("/siglip/select_layer", test_select_layer);
   g_test_add_func("/siglip/pixel_norm", test_pixel_norm);

@@ -4,36 +4,31 @@
 #include "tokenizer.h"
 #include "tokregex.h"
 #include "safetensors.h"
+#include "test_util.h"
 #include <json-glib/json-glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char *data_path(const char *rel)
-{
-  const char *root = g_getenv("JF_TEST_DATA");
-  return g_build_filename(root ? root : "tests/data", rel, NULL);
-}
-
-static char *deepseek_path(void) { return data_path("tokenizer-deepseek-llm/tokenizer.json"); }
+static char *deepseek_path(void) { return test_data_path("tokenizer-deepseek-llm/tokenizer.json"); }
 
 static char *tiny_path(void)
 {
-  char *p = data_path("tiny/janusflow/tokenizer.json");
+  char *p = test_data_path("tiny/janusflow/tokenizer.json");
   if (!g_file_test(p, G_FILE_TEST_EXISTS)) {
     g_free(p);
-    p = data_path("tiny-tokenizer/tokenizer.json");
+    p = test_data_path("tiny-tokenizer/tokenizer.json");
   }
   return p;
 }
 
 static char *tiny_cases_path(void)
 {
-  char *p = data_path("tiny/expected/tokenizer_cases.json");
+  char *p = test_data_path("tiny/expected/tokenizer_cases.json");
   if (!g_file_test(p, G_FILE_TEST_EXISTS)) {
     g_free(p);
-    p = data_path("tiny-tokenizer/tokenizer_cases.json");
+    p = test_data_path("tiny-tokenizer/tokenizer_cases.json");
   }
   return p;
 }
@@ -132,7 +127,7 @@ static void test_deepseek_ids(void)
 static void test_deepseek_cases(void)
 {
   JfTokenizer *tok = deepseek();
-  char *path = data_path("tokenizer-deepseek-llm/cases.jsonl");
+  char *path = test_data_path("tokenizer-deepseek-llm/cases.jsonl");
   GPtrArray *cases = read_jsonl(path);
   g_assert_cmpuint(cases->len, >=, 77);
   for (guint i = 0; i < cases->len; i++) {
@@ -324,7 +319,7 @@ static void test_random_roundtrip(void)
 static void test_speed(void)
 {
   JfTokenizer *tok = deepseek();
-  char *path = data_path("tokenizer-deepseek-llm/cases.jsonl");
+  char *path = test_data_path("tokenizer-deepseek-llm/cases.jsonl");
   GPtrArray *cases = read_jsonl(path);
   GString *text = g_string_new(NULL);
   for (guint i = 0; text->len < 10000; i = (i + 1) % cases->len)
@@ -671,7 +666,7 @@ static void test_cli_cases(void)
   const char *exe = cli_exe();
   if (!exe)
     return;
-  char *tpath = deepseek_path(), *path = data_path("tokenizer-deepseek-llm/cases.jsonl");
+  char *tpath = deepseek_path(), *path = test_data_path("tokenizer-deepseek-llm/cases.jsonl");
   GPtrArray *cases = read_jsonl(path);
   /* Every case is checked in-process by /tokenizer/deepseek/cases through the same encoder; here
    * only the command line's handling matters (arguments, UTF-8, output), so a spread of the cases

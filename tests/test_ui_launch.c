@@ -13,6 +13,8 @@
 #include <signal.h>
 #include <sys/prctl.h>
 
+#include "test_util.h"
+
 static char *tmp_root, *shot_dir;
 
 static char *run_capture(const char *const *argv, int *status)
@@ -259,33 +261,16 @@ static void test_launch(void)
   g_free(id);
 }
 
-static void rm_rf(const char *path)
-{
-  if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK)) {
-    GDir *d = g_dir_open(path, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name(d))) {
-      g_autofree char *sub = g_build_filename(path, name, NULL);
-      rm_rf(sub);
-    }
-    if (d)
-      g_dir_close(d);
-    g_rmdir(path);
-  } else {
-    g_unlink(path);
-  }
-}
-
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
-  tmp_root = g_dir_make_tmp("jf-test-ui-launch-XXXXXX", NULL);
+  tmp_root = test_tmp_dir_new("jf-test-ui-launch-XXXXXX");
   const char *bd = g_getenv("JF_BUILD_DIR");
   shot_dir = g_build_filename(bd ? bd : tmp_root, "ui-screenshots", NULL);
   g_mkdir_with_parents(shot_dir, 0755);
   g_test_add_func("/ui/launch", test_launch);
   int rc = g_test_run();
-  rm_rf(tmp_root);
+  test_rm_rf(tmp_root);
   g_free(tmp_root);
   g_free(shot_dir);
   return rc;

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "npy.h"
 #include "ops_gen.h"
+#include "test_util.h"
 #include <math.h>
 
 static VkrtContext *ctx;
@@ -18,37 +19,16 @@ static char *data_dir;
  * rounding-order differences remain (~1e-6); the fixture's own grading tolerance is 2e-2. */
 #define TOL 1e-3
 
-static double rel_l2(const float *got, const float *want, size_t n)
-{
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)got[i] - want[i];
-    num += d * d;
-    den += (double)want[i] * want[i];
-  }
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 static void expect(const char *what, const float *got, const float *want, size_t n)
 {
-  double e = rel_l2(got, want, n);
+  double e = test_rel_l2(got, want, n, NULL);
   g_test_message("%s: rel-L2 %.3g", what, e);
   g_assert_cmpfloat(e, <, TOL);
 }
 
 static float *load(const char *rel, size_t n_expected)
 {
-  char *p = g_build_filename(data_dir, rel, NULL);
-  GError *err = NULL;
-  NpyArray *a = npy_read(p, &err);
-  g_assert_no_error(err);
-  g_assert_nonnull(a);
-  g_assert_cmpint(a->dtype, ==, NPY_F32);
-  g_assert_cmpuint(a->n_elements, ==, n_expected);
-  float *d = g_memdup2(a->data, n_expected * 4);
-  npy_array_free(a);
-  g_free(p);
-  return d;
+  return test_npy_load_floats(data_dir, rel, n_expected);
 }
 
 static VkrtBuffer *buf(const float *data, uint64_t floats)
@@ -120,7 +100,7 @@ static void run_step(const StepCase *c, gboolean strided)
     z_next = load(c->z_next, per);
   }
   /* t_emb and the encoder output are the same for both CFG rows */
-  g_assert_cmpfloat(rel_l2(t_emb_w, t_emb_w + H, H), ==, 0.0);
+  g_assert_cmpfloat(test_rel_l2(t_emb_w, t_emb_w + H, H, NULL), ==, 0.0);
 
   /* LLM-like layout: input rows [t_emb | T tokens] (stride T+1 rows of H), hidden rows of T+3 */
   uint64_t tok_stride = strided ? (uint64_t)(T + 1) * H : 0, hid_stride = strided ? (uint64_t)(T + 3) * H : 0;
@@ -305,12 +285,9 @@ int main(int argc, char **argv)
   const char *td = g_getenv("JF_TEST_DATA");
   data_dir = g_strdup(td ? td : "tests/data");
   GError *err = NULL;
-  VkrtOptions opt = { .device = NULL, .validate = g_getenv("JANUSFLOW_VALIDATE") != NULL };
-  ctx = vkrt_context_new(&opt, &err);
-  if (!ctx) {
-    g_printerr("no Vulkan device: %s\n", err->message);
+  ctx = test_context_new(false);
+  if (!ctx)
     return 77;
-  }
   char *dir = g_build_filename(data_dir, "tiny", "janusflow", NULL);
   char *path = g_build_filename(dir, "model.safetensors", NULL);
   cfg = config_load_model(dir, &err);

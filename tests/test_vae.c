@@ -5,6 +5,7 @@
 #include "vae.h"
 #include "npy.h"
 #include "safetensors.h"
+#include "test_util.h"
 #include <math.h>
 #include <glib/gstdio.h>
 
@@ -13,31 +14,9 @@ static char *data_dir;
 
 #define TOL 1e-3   /* float32 reference, exact weights: only rounding order differs */
 
-static double rel_l2(const float *got, const float *want, size_t n, double *max_abs)
-{
-  double num = 0, den = 0, mx = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)got[i] - want[i];
-    num += d * d;
-    den += (double)want[i] * want[i];
-    mx = fabs(d) > mx ? fabs(d) : mx;
-  }
-  if (max_abs) *max_abs = mx;
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 static float *load(const char *rel, size_t n_expected)
 {
-  char *p = g_build_filename(data_dir, rel, NULL);
-  GError *err = NULL;
-  NpyArray *a = npy_read(p, &err);
-  g_assert_no_error(err);
-  g_assert_cmpint(a->dtype, ==, NPY_F32);
-  g_assert_cmpuint(a->n_elements, ==, n_expected);
-  float *d = g_memdup2(a->data, n_expected * 4);
-  npy_array_free(a);
-  g_free(p);
-  return d;
+  return test_npy_load_floats(data_dir, rel, n_expected);
 }
 
 /* Decodes n latents (files) with v and compares with the n image files. */
@@ -65,7 +44,7 @@ static void check_decode(JfVae *v, uint32_t lh, uint32_t lw, int n, const char *
   g_assert_true(vkrt_buffer_read(bo, 0, got, n * img_n * 4, &err));
   for (int i = 0; i < n; i++) {
     float *want = load(img_files[i], img_n);
-    double mx, e = rel_l2(got + i * img_n, want, img_n, &mx);
+    double mx, e = test_rel_l2(got + i * img_n, want, img_n, &mx);
     g_test_message("%s image %d (%s): rel-L2 %.3g, max abs diff %.3g", label, i, img_files[i], e, mx);
     g_assert_cmpfloat(e, <, TOL);
     g_free(want);
@@ -122,12 +101,7 @@ static void test_non_square(void)
 static void test_small_bindings(void)
 {
   VkrtContext *saved = ctx;
-  GError *err = NULL;
-  g_setenv("JANUSFLOW_MAX_BINDING", "65536", TRUE);
-  VkrtOptions opt = { .device = NULL, .validate = g_getenv("JANUSFLOW_VALIDATE") != NULL };
-  ctx = vkrt_context_new(&opt, &err);
-  g_unsetenv("JANUSFLOW_MAX_BINDING");
-  g_assert_no_error(err);
+  ctx = test_context_new_max_binding("65536");
   char *d = vae_dir();
   JfVae *v = open_vae(d, 1, 8, 8);
   check_decode(v, 8, 8, 1, lat2, img2, "64 KiB bindings");
@@ -198,8 +172,7 @@ static void write_legacy(const char *src, const char *dst)
 static void test_legacy_names(void)
 {
   GError *err = NULL;
-  char *tmp = g_dir_make_tmp("jf-vae-XXXXXX", &err);
-  g_assert_no_error(err);
+  char *tmp = test_tmp_dir_new("jf-vae-XXXXXX");
   char *d = vae_dir();
   char *src = g_build_filename(d, "diffusion_pytorch_model.safetensors", NULL);
   char *dst = g_build_filename(tmp, "diffusion_pytorch_model.safetensors", NULL);
@@ -325,13 +298,9 @@ int main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   const char *td = g_getenv("JF_TEST_DATA");
   data_dir = g_strdup(td ? td : "tests/data");
-  GError *err = NULL;
-  VkrtOptions opt = { .device = NULL, .validate = g_getenv("JANUSFLOW_VALIDATE") != NULL };
-  ctx = vkrt_context_new(&opt, &err);
-  if (!ctx) {
-    g_printerr("no Vulkan device: %s\n", err->message);
+  ctx = test_context_new(false);
+  if (!ctx)
     return 77;
-  }
   g_test_add_func("/vae/fixture", test_fixture);
   g_test_add_func("/vae/non-square", test_non_square);
   g_test_add_func("/vae/legacy-names", test_legacy_names);

@@ -6,19 +6,14 @@
 
 #include "ops.h"
 #include "vkrt_internal.h"
-
-static void check_no_error(GError *e)
-{
-  if (e) g_printerr("error: %s\n", e->message);
-  g_assert_no_error(e);
-}
+#include "test_util.h"
 
 static VkrtContext *context_new(const char *device)
 {
   GError *e = NULL;
   VkrtOptions opt = { .device = device };
   VkrtContext *ctx = vkrt_context_new(&opt, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   g_assert_nonnull(ctx);
   return ctx;
 }
@@ -33,7 +28,7 @@ static void test_devices(void)
 {
   GError *e = NULL;
   GArray *devs = vkrt_list_devices(&e);
-  check_no_error(e);
+  test_check_no_error(e);
   g_assert_cmpuint(devs->len, >=, 1);
   for (guint i = 0; i < devs->len; i++) {
     const VkrtDeviceInfo *d = &g_array_index(devs, VkrtDeviceInfo, i);
@@ -44,7 +39,7 @@ static void test_devices(void)
   }
   char *why = NULL;
   int best = vkrt_select_device(devs, NULL, &why, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   g_assert_cmpint(best, >=, 0);
   g_assert_nonnull(why);
   g_free(why);
@@ -52,10 +47,10 @@ static void test_devices(void)
   const VkrtDeviceInfo *d0 = &g_array_index(devs, VkrtDeviceInfo, best);
   char *idx = g_strdup_printf("%u", d0->index);
   g_assert_cmpint(vkrt_select_device(devs, idx, NULL, &e), ==, best);
-  check_no_error(e);
+  test_check_no_error(e);
   char *sub = g_ascii_strup(d0->name, MIN(strlen(d0->name), 5));
   g_assert_cmpint(vkrt_select_device(devs, sub, NULL, &e), >=, 0);
-  check_no_error(e);
+  test_check_no_error(e);
   /* unknown selectors name the devices */
   g_assert_cmpint(vkrt_select_device(devs, "no-such-gpu", NULL, &e), ==, -1);
   g_assert_error(e, VKRT_ERROR, VKRT_ERROR_NO_DEVICE);
@@ -82,7 +77,7 @@ static void test_buffers(void)
   GError *e = NULL;
   uint64_t before = vkrt_context_allocated(ctx);
   VkrtBuffer *b = vkrt_buffer_new(ctx, 1001, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   g_assert_cmpuint(vkrt_buffer_size(b), ==, 1001);
   g_assert_cmpuint(vkrt_context_allocated(ctx), >=, before + 1001);
   uint8_t data[1001], back[1001];
@@ -90,7 +85,7 @@ static void test_buffers(void)
   g_assert_true(vkrt_buffer_write(b, 0, data, 1001, &e));
   g_assert_true(vkrt_buffer_fill(b, 100, 40, 0xdeadbeefu, &e));
   g_assert_true(vkrt_buffer_read(b, 0, back, 1001, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   for (int i = 0; i < 1001; i++) {
     if (i >= 100 && i < 140) {
       static const uint8_t pat[4] = { 0xef, 0xbe, 0xad, 0xde };
@@ -119,12 +114,12 @@ static void test_buffers(void)
   /* copies and fills recorded in a sequence */
   VkrtBuffer *c = vkrt_buffer_new(ctx, 1001, &e);
   VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_seq_begin(s);
   vkrt_seq_fill(s, vkrt_tensor_sub(vkrt_tensor(c), 0, 1000), 0x01010101u);
   vkrt_seq_copy(s, vkrt_tensor_sub(vkrt_tensor(c), 3, 10), vkrt_tensor_sub(vkrt_tensor(b), 500, 20), 100);
   g_assert_true(vkrt_seq_submit(s, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   g_assert_true(vkrt_buffer_read(c, 0, back, 16, &e));
   g_assert_cmpuint(back[0], ==, 1);
   g_assert_cmpmem(back + 3, 10, data + 500, 10);
@@ -155,15 +150,15 @@ static void test_windows(void)
   int32_t ids[6] = { 0, 99, 50, 68, 69, 3 };
   VkrtBuffer *bt = vkrt_buffer_new(ctx, sizeof table, &e), *bi = vkrt_buffer_new(ctx, sizeof ids, &e);
   VkrtBuffer *by = vkrt_buffer_new(ctx, 4ull * n * dim, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_buffer_write(bt, 0, table, sizeof table, &e);
   vkrt_buffer_write(bi, 0, ids, sizeof ids, &e);
   VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_op_embed(s, vkrt_tensor(by), vkrt_tensor(bt), vkrt_tensor(bi), n, dim, vocab);
   g_assert_cmpuint(vkrt_seq_dispatch_count(s), >=, 2);
   g_assert_true(vkrt_seq_submit(s, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   float y[180];
   vkrt_buffer_read(by, 0, y, sizeof y, &e);
   for (uint32_t i = 0; i < n; i++)
@@ -219,12 +214,12 @@ static void test_replay_timestamps(void)
   for (int i = 0; i < N * K; i++) w[i] = 0x3f80; /* 1.0 */
   VkrtBuffer *bx = vkrt_buffer_new(ctx, sizeof x, &e), *bw = vkrt_buffer_new(ctx, sizeof w, &e);
   VkrtBuffer *by = vkrt_buffer_new(ctx, 4 * M * N, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_buffer_write(bx, 0, x, sizeof x, &e);
   vkrt_buffer_write(bw, 0, w, sizeof w, &e);
   vkrt_buffer_fill(by, 0, 4 * M * N, 0, &e);
   VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_context_reset_flops(ctx);
   vkrt_seq_begin(s);
   vkrt_seq_mark(s, "start");
@@ -235,7 +230,7 @@ static void test_replay_timestamps(void)
   g_assert_cmpuint(vkrt_seq_dispatch_count(s), ==, 2);
   g_assert_cmpuint(vkrt_context_flops(ctx), ==, 2ull * M * N * K);
   g_assert_true(vkrt_seq_submit(s, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   float y[M * N];
   vkrt_buffer_read(by, 0, y, sizeof y, &e);
   g_assert_cmpfloat(y[0], ==, 32.0f);  /* (0 + 16) * 2 */
@@ -249,7 +244,7 @@ static void test_replay_timestamps(void)
   }
   g_assert_true(vkrt_seq_replay(s, &e));
   g_assert_true(vkrt_seq_replay(s, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_buffer_read(by, 0, y, sizeof y, &e);
   g_assert_cmpfloat(y[M * N - 1], ==, 224.0f);  /* ((32 + 16) * 2 + 16) * 2 */
   g_assert_cmpuint(vkrt_context_flops(ctx), ==, 3 * 2ull * M * N * K);
@@ -259,7 +254,7 @@ static void test_replay_timestamps(void)
   vkrt_seq_begin(s);
   g_assert_cmpuint(vkrt_seq_dispatch_count(s), ==, 0);
   g_assert_true(vkrt_seq_submit(s, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_seq_free(s);
   vkrt_buffer_free(bx);
   vkrt_buffer_free(bw);
@@ -274,17 +269,17 @@ static void test_fault_injection(void)
   /* the 2nd allocation from now fails with OOM; the context stays usable */
   vkrt_context_fail_alloc_after(ctx, 2);
   VkrtBuffer *a = vkrt_buffer_new(ctx, 64, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   g_assert_null(vkrt_buffer_new(ctx, 64, &e));
   g_assert_error(e, VKRT_ERROR, VKRT_ERROR_OOM);
   g_clear_error(&e);
   VkrtBuffer *b = vkrt_buffer_new(ctx, 64, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_op_add(s, vkrt_tensor(a), vkrt_tensor(b), vkrt_tensor(b), 16);
   g_assert_true(vkrt_seq_submit(s, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   /* the next submit reports a lost device, and so does every later one: re-create */
   vkrt_context_fail_submit_after(ctx, 1);
   vkrt_seq_begin(s);
@@ -310,11 +305,11 @@ static void test_fault_injection(void)
   g_assert_error(e, VKRT_ERROR, VKRT_ERROR_OOM);
   g_clear_error(&e);
   a = vkrt_buffer_new(ctx, 64, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   s = vkrt_seq_new(ctx, &e);
   vkrt_op_add(s, vkrt_tensor(a), vkrt_tensor(a), vkrt_tensor(a), 16);
   g_assert_true(vkrt_seq_submit(s, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   g_assert_false(vkrt_seq_replay(s, &e));
   g_assert_error(e, VKRT_ERROR, VKRT_ERROR_DEVICE_LOST);
   g_clear_error(&e);
@@ -333,11 +328,11 @@ static void test_validation_hook(void)
   VkrtContext *ctx = context_new(NULL);
   GError *e = NULL;
   VkrtBuffer *b = vkrt_buffer_new(ctx, 1024, &e);
-  check_no_error(e);
+  test_check_no_error(e);
   VkrtSeq *s = vkrt_seq_new(ctx, &e);
   vkrt_op_add(s, vkrt_tensor(b), vkrt_tensor(b), vkrt_tensor(b), 16);
   g_assert_true(vkrt_seq_submit(s, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   g_printerr("# the next validation message is expected\n");
   VkBufferViewCreateInfo ci = {
     .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
@@ -354,7 +349,7 @@ static void test_validation_hook(void)
   g_clear_error(&e);
   /* reported once: the following submit succeeds */
   g_assert_true(vkrt_seq_replay(s, &e));
-  check_no_error(e);
+  test_check_no_error(e);
   vkrt_seq_free(s);
   vkrt_buffer_free(b);
   vkrt_context_free(ctx);

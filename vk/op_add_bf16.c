@@ -1,5 +1,5 @@
 #include "ops_vision.h"
-#include "op_vision_util.h"
+#include "op_util.h"
 
 typedef struct {
   uint32_t n;
@@ -12,17 +12,17 @@ void vkrt_op_add_bf16(VkrtSeq *seq, VkrtTensor y, VkrtTensor a, VkrtTensor b, ui
   if (n == 0)
     return;
   const bool has_a = a.buf != NULL;
-  const uint64_t win = opv_window_bytes(seq) / 4;  /* elements per dispatch */
+  const uint64_t win = op_window_bytes(seq, false) / 4;  /* elements per dispatch */
   if (win == 0) {
-    opv_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "the device's binding range is too small");
+    op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "the device's binding range is too small");
     return;
   }
   for (uint64_t i0 = 0; i0 < n; i0 += win) {
     uint32_t m = (uint32_t)MIN(win, n - i0);
-    OpvBind by, ba, bb;
-    if (!opv_bind(seq, op, "y", opv_slice(y, i0 * 4), (uint64_t)m * 4, 4, &by) ||
-        (has_a && !opv_bind(seq, op, "a", opv_slice(a, i0 * 4), (uint64_t)m * 4, 4, &ba)) ||
-        !opv_bind(seq, op, "b", opv_slice(b, i0 * 2), (uint64_t)m * 2, 2, &bb))
+    OpBind by = { 0 }, ba = { 0 }, bb = { 0 };
+    if (!op_bind_bytes(seq, op, "y", op_slice(y, i0 * 4), (uint64_t)m * 4, 4, &by) ||
+        (has_a && !op_bind_bytes(seq, op, "a", op_slice(a, i0 * 4), (uint64_t)m * 4, 4, &ba)) ||
+        !op_bind_bytes(seq, op, "b", op_slice(b, i0 * 2), (uint64_t)m * 2, 2, &bb))
       return;
     if (!has_a)
       ba = by;  /* bound in a's slot but never read (HAS_A = 0) */

@@ -7,7 +7,7 @@
  * fed by texel buffers for CPU devices (lavapipe), where the tiled form runs 10-20x slower
  * (spec/PLATFORM.md §2). JANUSFLOW_CONV_KERNEL=tiled|reg overrides the choice (tests run both). */
 #include "ops_gen.h"
-#include "op_gen_util.h"
+#include "op_util.h"
 #include <string.h>
 
 typedef struct {
@@ -62,7 +62,7 @@ static bool use_reg_form(VkrtContext *ctx)
 
 /* Texel-buffer window over bytes [b0, b1) of t; add counts 16-byte texels. FALSE unless t starts
  * on a texel and the window fits. */
-static gboolean window_texel(VkrtSeq *seq, VkrtTensor t, uint64_t b0, uint64_t b1, GenWin *w)
+static gboolean window_texel(VkrtSeq *seq, VkrtTensor t, uint64_t b0, uint64_t b1, OpWin *w)
 {
   VkrtContext *ctx = vkrt_seq_context(seq);
   uint64_t a = vkrt_binding_align(ctx, true);
@@ -80,15 +80,15 @@ static gboolean window_texel(VkrtSeq *seq, VkrtTensor t, uint64_t b0, uint64_t b
 
 /* A binding window of the form's kind for the x or w operand. */
 static gboolean window_operand(VkrtSeq *seq, ConvForm form, VkrtTensor t, uint64_t b0, uint64_t b1, uint32_t esize,
-                               GenWin *w)
+                               OpWin *w)
 {
-  return form == FORM_REG_TEX ? window_texel(seq, t, b0, b1, w) : gen_window(seq, t, b0, b1, esize, w);
+  return form == FORM_REG_TEX ? window_texel(seq, t, b0, b1, w) : op_win(seq, t, b0, b1, esize, w);
 }
 
 static uint64_t plan_capacity(VkrtSeq *seq)
 {
   VkrtContext *ctx = vkrt_seq_context(seq);
-  uint64_t s = gen_window_capacity(seq), tmax = vkrt_max_binding(ctx, true), ta = vkrt_binding_align(ctx, true);
+  uint64_t s = op_window_bytes(seq, false), tmax = vkrt_max_binding(ctx, true), ta = vkrt_binding_align(ctx, true);
   uint64_t t = tmax > ta + 16 ? tmax - ta - 16 : 0;
   return MIN(s, t);
 }
@@ -98,7 +98,7 @@ typedef struct {
   const VkrtConvParams *p;
   ConvPush push;
   VkrtTensor y, x, wt;
-  GenWin bias;
+  OpWin bias;
   ConvForm form;
   const char *shader;
   uint32_t wsize;          /* bytes per weight element (2 bf16, 4 fp32) */
@@ -110,15 +110,15 @@ static gboolean conv_dispatch(ConvJob *j, uint64_t xs0, uint64_t xs1, uint64_t y
                               uint32_t M)
 {
   uint32_t N = j->push.N, K = j->push.K;
-  GenWin xw, yw;
-  if (!window_operand(j->seq, j->form, j->x, xs0, xs1, 4, &xw) || !gen_window(j->seq, j->y, ys0, ys1, 4, &yw))
-    return gen_fail(j->seq, "conv2d", "window planning failed");
+  OpWin xw, yw;
+  if (!window_operand(j->seq, j->form, j->x, xs0, xs1, 4, &xw) || !op_win(j->seq, j->y, ys0, ys1, 4, &yw))
+    return op_fail(j->seq, VKRT_ERROR_FAILED, "conv2d", "window planning failed");
   for (uint32_t n0 = 0; n0 < N; n0 += j->n_chunk) {
     uint32_t n1 = MIN(n0 + j->n_chunk, N);
-    GenWin ww;
+    OpWin ww;
     if (!window_operand(j->seq, j->form, j->wt, (uint64_t)n0 * K * j->wsize, (uint64_t)n1 * K * j->wsize,
                         j->wsize, &ww))
-      return gen_fail(j->seq, "conv2d", "window planning failed");
+      return op_fail(j->seq, VKRT_ERROR_FAILED, "conv2d", "window planning failed");
     ConvPush push = j->push;
     push.p0 = p0;
     push.M = M;
@@ -208,8 +208,8 @@ static gboolean conv_bands(ConvJob *j, uint32_t ho, uint32_t wo, uint64_t cap)
           break;
       }
       if (r == 0)
-        return gen_fail(j->seq, "conv2d", "one output row and the input rows it reads do not fit a %"
-                        G_GUINT64_FORMAT "-byte binding", cap);
+        return op_fail(j->seq, VKRT_ERROR_FAILED, "conv2d", "one output row and the input rows it reads do not fit a %"
+                       G_GUINT64_FORMAT "-byte binding", cap);
       if (!conv_dispatch(j, xs0, xs1, ys0, ys1, b * ho * wo + oy * wo, r * wo))
         return FALSE;
       oy += r;
@@ -223,26 +223,26 @@ void vkrt_op_conv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
 {
   static const char op[] = "conv2d";
   if (!p || !p->batch || !p->in_c || !p->out_c || !p->kernel_h || !p->kernel_w || !p->stride) {
-    gen_fail(seq, op, "batch, channels, kernel and stride must be positive");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "batch, channels, kernel and stride must be positive");
     return;
   }
   bool up = p->flags & VKRT_CONV_UPSAMPLE2X;
   uint32_t ho = vkrt_conv_out_size(p->in_h, p->kernel_h, p->stride, p->pad, up);
   uint32_t wo = vkrt_conv_out_size(p->in_w, p->kernel_w, p->stride, p->pad, up);
   if (!ho || !wo) {
-    gen_fail(seq, op, "the kernel is larger than the padded input");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "the kernel is larger than the padded input");
     return;
   }
   uint64_t K = (uint64_t)p->kernel_h * p->kernel_w * p->in_c;
   uint64_t x_img = (uint64_t)p->in_h * p->in_w * p->in_c, y_img = (uint64_t)ho * wo * p->out_c;
-  if (x_img * p->batch > GEN_MAX_ELEMS || y_img * p->batch > GEN_MAX_ELEMS || K * p->out_c > GEN_MAX_ELEMS) {
-    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+  if (x_img * p->batch > OP_WIN_MAX_ELEMS || y_img * p->batch > OP_WIN_MAX_ELEMS || K * p->out_c > OP_WIN_MAX_ELEMS) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
   ConvJob j = { .seq = seq, .p = p, .y = y, .x = x, .wt = w, .wsize = 2, .heff = up ? 2 * p->in_h : p->in_h };
-  if (!gen_check(seq, op, "y", y, y_img * p->batch * 4, 4) ||
-      !gen_check(seq, op, "x", x, x_img * p->batch * 4, 4) ||
-      !gen_check(seq, op, "w", w, K * p->out_c * 2, 2))
+  if (!op_check_elems(seq, op, "y", y, y_img * p->batch * 4, 4) ||
+      !op_check_elems(seq, op, "x", x, x_img * p->batch * 4, 4) ||
+      !op_check_elems(seq, op, "w", w, K * p->out_c * 2, 2))
     return;
   if (!use_reg_form(vkrt_seq_context(seq))) {
     j.form = FORM_TILED;
@@ -262,17 +262,17 @@ void vkrt_op_conv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
   else if (nc >= TILED_N)
     nc = nc / TILED_N * TILED_N;
   if (nc == 0) {
-    gen_fail(seq, op, "one output channel's weights (%" G_GUINT64_FORMAT " bytes) do not fit a binding", K * 2);
+    op_fail(seq, VKRT_ERROR_FAILED, op, "one output channel's weights (%" G_GUINT64_FORMAT " bytes) do not fit a binding", K * 2);
     return;
   }
   j.n_chunk = (uint32_t)nc;
   uint32_t flags = 0;
   if (bias.buf) {
-    if (!gen_window_whole(seq, op, "bias", bias, (uint64_t)p->out_c * 2, 2, &j.bias))
+    if (!op_win_whole(seq, op, "bias", bias, (uint64_t)p->out_c * 2, 2, &j.bias))
       return;
     flags |= SH_BIAS;
-  } else if (!gen_window(seq, w, 0, 4, 2, &j.bias)) {  /* any valid binding: not read */
-    gen_fail(seq, op, "window planning failed");
+  } else if (!op_win(seq, w, 0, 4, 2, &j.bias)) {  /* any valid binding: not read */
+    op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
     return;
   }
   if (p->flags & VKRT_CONV_ACCUMULATE) flags |= SH_ACC;
@@ -308,17 +308,17 @@ void vkrt_op_gemm_f32(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor b, ui
   static const char op[] = "gemm_f32";
   if (!M || !N || !K)
     return;
-  if ((uint64_t)M * K > GEN_MAX_ELEMS || (uint64_t)M * N > GEN_MAX_ELEMS || (uint64_t)N * K > GEN_MAX_ELEMS ||
+  if ((uint64_t)M * K > OP_WIN_MAX_ELEMS || (uint64_t)M * N > OP_WIN_MAX_ELEMS || (uint64_t)N * K > OP_WIN_MAX_ELEMS ||
       M > MAX_M) {
-    gen_fail(seq, op, "sizes exceed the index or dispatch range");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "sizes exceed the index or dispatch range");
     return;
   }
   uint64_t cap = plan_capacity(seq);
-  if (!gen_check(seq, op, "y", y, (uint64_t)M * N * 4, 4) || !gen_check(seq, op, "x", x, (uint64_t)M * K * 4, 4) ||
-      !gen_check(seq, op, "b", b, (uint64_t)N * K * 4, 4))
+  if (!op_check_elems(seq, op, "y", y, (uint64_t)M * N * 4, 4) || !op_check_elems(seq, op, "x", x, (uint64_t)M * K * 4, 4) ||
+      !op_check_elems(seq, op, "b", b, (uint64_t)N * K * 4, 4))
     return;
   if ((uint64_t)M * N * 4 > cap || (uint64_t)M * K * 4 > cap || (uint64_t)N * K * 4 > cap) {
-    gen_fail(seq, op, "an operand does not fit a %" G_GUINT64_FORMAT "-byte binding", cap);
+    op_fail(seq, VKRT_ERROR_FAILED, op, "an operand does not fit a %" G_GUINT64_FORMAT "-byte binding", cap);
     return;
   }
   /* a 1x1 convolution of a 1 x M image with K channels */
@@ -335,8 +335,8 @@ void vkrt_op_gemm_f32(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor b, ui
     j.form = FORM_REG;
     j.shader = "gen_gemm_f32_reg";
   }
-  if (!gen_window(seq, y, 0, 4, 4, &j.bias)) {  /* any valid binding: not read */
-    gen_fail(seq, op, "window planning failed");
+  if (!op_win(seq, y, 0, 4, 4, &j.bias)) {  /* any valid binding: not read */
+    op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
     return;
   }
   j.push = (ConvPush){ .N = N, .K = K, .hi = 1, .wi = M, .ci = K, .ho = 1, .wo = M, .kw = 1, .stride = 1 };

@@ -1,6 +1,6 @@
 /* vkrt_op_dwconv2d: depthwise convolution (shaders/dwconv.comp), whole images per dispatch. */
 #include "ops_gen.h"
-#include "op_gen_util.h"
+#include "op_util.h"
 
 typedef struct {
   uint32_t e0, count;
@@ -22,42 +22,42 @@ void vkrt_op_dwconv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vk
 {
   static const char op[] = "dwconv2d";
   if (!batch || !h || !w_ || !c || !k) {
-    gen_fail(seq, op, "sizes and kernel must be positive");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "sizes and kernel must be positive");
     return;
   }
   if (h + 2 * pad < k || w_ + 2 * pad < k) {
-    gen_fail(seq, op, "the kernel is larger than the padded input");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "the kernel is larger than the padded input");
     return;
   }
   uint32_t ho = h + 2 * pad - k + 1, wo = w_ + 2 * pad - k + 1;
   uint64_t x_img = (uint64_t)h * w_ * c, y_img = (uint64_t)ho * wo * c;
-  if (x_img * batch > GEN_MAX_ELEMS || y_img * batch > GEN_MAX_ELEMS) {
-    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+  if (x_img * batch > OP_WIN_MAX_ELEMS || y_img * batch > OP_WIN_MAX_ELEMS) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  GenWin ww, bw;
-  if (!gen_check(seq, op, "y", y, y_img * batch * 4, 4) || !gen_check(seq, op, "x", x, x_img * batch * 4, 4) ||
-      !gen_window_whole(seq, op, "w", w, (uint64_t)k * k * c * 2, 2, &ww))
+  OpWin ww, bw;
+  if (!op_check_elems(seq, op, "y", y, y_img * batch * 4, 4) || !op_check_elems(seq, op, "x", x, x_img * batch * 4, 4) ||
+      !op_win_whole(seq, op, "w", w, (uint64_t)k * k * c * 2, 2, &ww))
     return;
   bool has_bias = bias.buf != NULL;
   if (has_bias) {
-    if (!gen_window_whole(seq, op, "bias", bias, (uint64_t)c * 2, 2, &bw))
+    if (!op_win_whole(seq, op, "bias", bias, (uint64_t)c * 2, 2, &bw))
       return;
   } else {
     bw = ww;
   }
   uint64_t sizes[2] = { x_img * 4, y_img * 4 };
-  uint32_t per = gen_images_per_window(seq, batch, sizes, 2);
+  uint32_t per = op_images_per_window(seq, batch, sizes, 2);
   if (!per) {
-    gen_fail(seq, op, "one image does not fit a binding");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "one image does not fit a binding");
     return;
   }
   for (uint32_t b0 = 0; b0 < batch; b0 += per) {
     uint32_t nb = MIN(per, batch - b0);
-    GenWin xw, yw;
-    if (!gen_window(seq, x, b0 * x_img * 4, (b0 + nb) * x_img * 4, 4, &xw) ||
-        !gen_window(seq, y, b0 * y_img * 4, (b0 + nb) * y_img * 4, 4, &yw)) {
-      gen_fail(seq, op, "window planning failed");
+    OpWin xw, yw;
+    if (!op_win(seq, x, b0 * x_img * 4, (b0 + nb) * x_img * 4, 4, &xw) ||
+        !op_win(seq, y, b0 * y_img * 4, (b0 + nb) * y_img * 4, 4, &yw)) {
+      op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
       return;
     }
     DwPush push = {
@@ -71,7 +71,7 @@ void vkrt_op_dwconv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vk
       .bindings = { yw.bind, xw.bind, ww.bind, bw.bind },
       .push = &push,
       .push_size = sizeof push,
-      .groups = { gen_stride_groups(push.count), 1, 1 },
+      .groups = { op_stride_groups(push.count), 1, 1 },
       .flops = 2ull * push.count * k * k,
     };
     vkrt_seq_dispatch(seq, &d);

@@ -1,7 +1,7 @@
 /* Element-wise generation ops (shaders/eltwise_gen.comp). Data movement and element-wise math
  * count no FLOPs (as in the reference bench). */
 #include "ops_gen.h"
-#include "op_gen_util.h"
+#include "op_util.h"
 
 const float vkrt_sdxl_rgb_factors[4][3] = {
   { 0.3651f, 0.4232f, 0.4341f },
@@ -20,7 +20,7 @@ static void dispatch2(VkrtSeq *seq, const char *shader, VkrtTensor b0, VkrtTenso
     .bindings = { b0, b1 },
     .push = push,
     .push_size = push_size,
-    .groups = { gen_stride_groups(count), 1, 1 },
+    .groups = { op_stride_groups(count), 1, 1 },
   };
   vkrt_seq_dispatch(seq, &d);
 }
@@ -34,22 +34,22 @@ static void unary(VkrtSeq *seq, const char *op, const char *shader, VkrtTensor y
 {
   if (n == 0)
     return;
-  if (n > GEN_MAX_ELEMS) {
-    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+  if (n > OP_WIN_MAX_ELEMS) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  if (!gen_check(seq, op, "y", y, n * 4, 4) || !gen_check(seq, op, "x", x, n * 4, 4))
+  if (!op_check_elems(seq, op, "y", y, n * 4, 4) || !op_check_elems(seq, op, "x", x, n * 4, 4))
     return;
-  uint64_t chunk = gen_window_capacity(seq) / 4;
+  uint64_t chunk = op_window_bytes(seq, false) / 4;
   if (!chunk) {
-    gen_fail(seq, op, "bindings are too small");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "bindings are too small");
     return;
   }
   for (uint64_t e0 = 0; e0 < n; e0 += chunk) {
     uint64_t e1 = MIN(e0 + chunk, n);
-    GenWin yw, xw;
-    if (!gen_window(seq, y, e0 * 4, e1 * 4, 4, &yw) || !gen_window(seq, x, e0 * 4, e1 * 4, 4, &xw)) {
-      gen_fail(seq, op, "window planning failed");
+    OpWin yw, xw;
+    if (!op_win(seq, y, e0 * 4, e1 * 4, 4, &yw) || !op_win(seq, x, e0 * 4, e1 * 4, 4, &xw)) {
+      op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
       return;
     }
     UnaryPush push = { (uint32_t)e0, (uint32_t)(e1 - e0), a, b, yw.add, xw.add };
@@ -76,24 +76,24 @@ void vkrt_op_film(VkrtSeq *seq, VkrtTensor x, VkrtTensor mod, uint32_t batch, ui
 {
   static const char op[] = "film";
   if (!batch || !hw || !c || !mod_batch) {
-    gen_fail(seq, op, "sizes must be positive");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "sizes must be positive");
     return;
   }
   uint64_t n = (uint64_t)batch * hw * c;
-  if (n > GEN_MAX_ELEMS) {
-    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+  if (n > OP_WIN_MAX_ELEMS) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  GenWin mw;
-  if (!gen_check(seq, op, "x", x, n * 4, 4) ||
-      !gen_window_whole(seq, op, "mod", mod, (uint64_t)mod_batch * 2 * c * 4, 4, &mw))
+  OpWin mw;
+  if (!op_check_elems(seq, op, "x", x, n * 4, 4) ||
+      !op_win_whole(seq, op, "mod", mod, (uint64_t)mod_batch * 2 * c * 4, 4, &mw))
     return;
-  uint64_t chunk = gen_window_capacity(seq) / 4;
+  uint64_t chunk = op_window_bytes(seq, false) / 4;
   for (uint64_t e0 = 0; e0 < n; e0 += chunk) {
     uint64_t e1 = MIN(e0 + chunk, n);
-    GenWin xw;
-    if (!gen_window(seq, x, e0 * 4, e1 * 4, 4, &xw)) {
-      gen_fail(seq, op, "window planning failed");
+    OpWin xw;
+    if (!op_win(seq, x, e0 * 4, e1 * 4, 4, &xw)) {
+      op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
       return;
     }
     FilmPush push = { (uint32_t)e0, (uint32_t)(e1 - e0), hw, c, mod_batch, xw.add, mw.add };
@@ -110,33 +110,33 @@ void vkrt_op_upsample2x(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t batch
 {
   static const char op[] = "upsample2x";
   if (!batch || !h || !w || !c) {
-    gen_fail(seq, op, "sizes must be positive");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "sizes must be positive");
     return;
   }
   uint64_t n_out = (uint64_t)batch * 4 * h * w * c;
-  if (n_out > GEN_MAX_ELEMS) {
-    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+  if (n_out > OP_WIN_MAX_ELEMS) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  if (!gen_check(seq, op, "y", y, n_out * 4, 4) || !gen_check(seq, op, "x", x, n_out / 4 * 4, 4))
+  if (!op_check_elems(seq, op, "y", y, n_out * 4, 4) || !op_check_elems(seq, op, "x", x, n_out / 4 * 4, 4))
     return;
   /* output row R (over all images) reads input row R / 2 */
   uint64_t out_row = 2ull * w * c * 4, in_row = (uint64_t)w * c * 4;
   uint64_t rows = 2ull * h * batch;
-  uint64_t cap = gen_window_capacity(seq);
+  uint64_t cap = op_window_bytes(seq, false);
   uint64_t k = cap / out_row, k_in = cap / in_row;
   /* k output rows starting anywhere read at most k / 2 + 1 input rows */
   k = k_in == 0 ? 0 : k_in == 1 ? MIN(k, 1) : MIN(k, 2 * (k_in - 1));
   if (k == 0) {
-    gen_fail(seq, op, "one row does not fit a binding");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "one row does not fit a binding");
     return;
   }
   for (uint64_t r0 = 0; r0 < rows; r0 += k) {
     uint64_t r1 = MIN(r0 + k, rows);
-    GenWin yw, xw;
-    if (!gen_window(seq, y, r0 * out_row, r1 * out_row, 4, &yw) ||
-        !gen_window(seq, x, (r0 / 2) * in_row, ((r1 - 1) / 2 + 1) * in_row, 4, &xw)) {
-      gen_fail(seq, op, "window planning failed");
+    OpWin yw, xw;
+    if (!op_win(seq, y, r0 * out_row, r1 * out_row, 4, &yw) ||
+        !op_win(seq, x, (r0 / 2) * in_row, ((r1 - 1) / 2 + 1) * in_row, 4, &xw)) {
+      op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
       return;
     }
     uint64_t e0 = r0 * 2 * w * c, e1 = r1 * 2 * w * c;
@@ -154,28 +154,28 @@ void vkrt_op_pixel_shuffle(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t ba
 {
   static const char op[] = "pixel_shuffle";
   if (!batch || !h || !w || !c_out || !r) {
-    gen_fail(seq, op, "sizes must be positive");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "sizes must be positive");
     return;
   }
   uint64_t img = (uint64_t)h * w * c_out * r * r;
-  if (img * batch > GEN_MAX_ELEMS) {
-    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+  if (img * batch > OP_WIN_MAX_ELEMS) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  if (!gen_check(seq, op, "y", y, img * batch * 4, 4) || !gen_check(seq, op, "x", x, img * batch * 4, 4))
+  if (!op_check_elems(seq, op, "y", y, img * batch * 4, 4) || !op_check_elems(seq, op, "x", x, img * batch * 4, 4))
     return;
   uint64_t sizes[1] = { img * 4 };
-  uint32_t per = gen_images_per_window(seq, batch, sizes, 1);
+  uint32_t per = op_images_per_window(seq, batch, sizes, 1);
   if (!per) {
-    gen_fail(seq, op, "one image does not fit a binding");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "one image does not fit a binding");
     return;
   }
   for (uint32_t b0 = 0; b0 < batch; b0 += per) {
     uint32_t nb = MIN(per, batch - b0);
-    GenWin yw, xw;
-    if (!gen_window(seq, y, b0 * img * 4, (b0 + nb) * img * 4, 4, &yw) ||
-        !gen_window(seq, x, b0 * img * 4, (b0 + nb) * img * 4, 4, &xw)) {
-      gen_fail(seq, op, "window planning failed");
+    OpWin yw, xw;
+    if (!op_win(seq, y, b0 * img * 4, (b0 + nb) * img * 4, 4, &yw) ||
+        !op_win(seq, x, b0 * img * 4, (b0 + nb) * img * 4, 4, &xw)) {
+      op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
       return;
     }
     ShufPush push = { (uint32_t)(b0 * img), (uint32_t)(nb * img), h, w, c_out, r, yw.add, xw.add };
@@ -192,30 +192,30 @@ void vkrt_op_concat(VkrtSeq *seq, VkrtTensor y, VkrtTensor a, VkrtTensor b_, uin
 {
   static const char op[] = "concat";
   if (!batch || !hw || !ca || !cb || !b_batch) {
-    gen_fail(seq, op, "sizes must be positive");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "sizes must be positive");
     return;
   }
   uint64_t y_img = (uint64_t)hw * (ca + cb), a_img = (uint64_t)hw * ca;
-  if (y_img * batch > GEN_MAX_ELEMS) {
-    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+  if (y_img * batch > OP_WIN_MAX_ELEMS) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  GenWin bw;
-  if (!gen_check(seq, op, "y", y, y_img * batch * 4, 4) || !gen_check(seq, op, "a", a, a_img * batch * 4, 4) ||
-      !gen_window_whole(seq, op, "b", b_, (uint64_t)b_batch * hw * cb * 4, 4, &bw))
+  OpWin bw;
+  if (!op_check_elems(seq, op, "y", y, y_img * batch * 4, 4) || !op_check_elems(seq, op, "a", a, a_img * batch * 4, 4) ||
+      !op_win_whole(seq, op, "b", b_, (uint64_t)b_batch * hw * cb * 4, 4, &bw))
     return;
   uint64_t sizes[2] = { y_img * 4, a_img * 4 };
-  uint32_t per = gen_images_per_window(seq, batch, sizes, 2);
+  uint32_t per = op_images_per_window(seq, batch, sizes, 2);
   if (!per) {
-    gen_fail(seq, op, "one image does not fit a binding");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "one image does not fit a binding");
     return;
   }
   for (uint32_t b0 = 0; b0 < batch; b0 += per) {
     uint32_t nb = MIN(per, batch - b0);
-    GenWin yw, aw;
-    if (!gen_window(seq, y, b0 * y_img * 4, (b0 + nb) * y_img * 4, 4, &yw) ||
-        !gen_window(seq, a, b0 * a_img * 4, (b0 + nb) * a_img * 4, 4, &aw)) {
-      gen_fail(seq, op, "window planning failed");
+    OpWin yw, aw;
+    if (!op_win(seq, y, b0 * y_img * 4, (b0 + nb) * y_img * 4, 4, &yw) ||
+        !op_win(seq, a, b0 * a_img * 4, (b0 + nb) * a_img * 4, 4, &aw)) {
+      op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
       return;
     }
     ConcatPush push = { (uint32_t)(b0 * y_img), (uint32_t)(nb * y_img), hw, ca, cb, b_batch,
@@ -226,7 +226,7 @@ void vkrt_op_concat(VkrtSeq *seq, VkrtTensor y, VkrtTensor a, VkrtTensor b_, uin
       .bindings = { yw.bind, aw.bind, bw.bind },
       .push = &push,
       .push_size = sizeof push,
-      .groups = { gen_stride_groups(push.count), 1, 1 },
+      .groups = { op_stride_groups(push.count), 1, 1 },
     };
     vkrt_seq_dispatch(seq, &d);
   }
@@ -247,25 +247,25 @@ void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor x0, VkrtTensor v_o
   uint64_t total = (uint64_t)n * per;
   if (total == 0)
     return;
-  if (2 * total > GEN_MAX_ELEMS) {
-    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+  if (2 * total > OP_WIN_MAX_ELEMS) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  GenWin zw, vw, xw, ow, pw;
-  if (!gen_window_whole(seq, op, "z", z, total * 4, 4, &zw) ||
-      !gen_window_whole(seq, op, "v", v, 2 * total * 4, 4, &vw) ||
-      !gen_window_whole(seq, op, "params", params, 3 * 4, 4, &pw))
+  OpWin zw, vw, xw, ow, pw;
+  if (!op_win_whole(seq, op, "z", z, total * 4, 4, &zw) ||
+      !op_win_whole(seq, op, "v", v, 2 * total * 4, 4, &vw) ||
+      !op_win_whole(seq, op, "params", params, 3 * 4, 4, &pw))
     return;
   uint32_t flags = 0;
   xw = zw;
   ow = zw;
   if (x0.buf) {
-    if (!gen_window_whole(seq, op, "x0", x0, total * 4, 4, &xw))
+    if (!op_win_whole(seq, op, "x0", x0, total * 4, 4, &xw))
       return;
     flags |= 1;
   }
   if (v_out.buf) {
-    if (!gen_window_whole(seq, op, "v_out", v_out, total * 4, 4, &ow))
+    if (!op_win_whole(seq, op, "v_out", v_out, total * 4, 4, &ow))
       return;
     flags |= 2;
   }
@@ -276,7 +276,7 @@ void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor x0, VkrtTensor v_o
     .bindings = { zw.bind, vw.bind, xw.bind, ow.bind, pw.bind },
     .push = &push,
     .push_size = sizeof push,
-    .groups = { gen_stride_groups(total), 1, 1 },
+    .groups = { op_stride_groups(total), 1, 1 },
   };
   vkrt_seq_dispatch(seq, &d);
 }
@@ -291,12 +291,12 @@ void vkrt_op_transpose(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t rows, 
   uint64_t n = (uint64_t)rows * cols;
   if (n == 0)
     return;
-  if (n > GEN_MAX_ELEMS) {
-    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+  if (n > OP_WIN_MAX_ELEMS) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  GenWin yw, xw;
-  if (!gen_window_whole(seq, op, "y", y, n * 4, 4, &yw) || !gen_window_whole(seq, op, "x", x, n * 4, 4, &xw))
+  OpWin yw, xw;
+  if (!op_win_whole(seq, op, "y", y, n * 4, 4, &yw) || !op_win_whole(seq, op, "x", x, n * 4, 4, &xw))
     return;
   TransposePush push = { 0, (uint32_t)n, rows, cols, yw.add, xw.add };
   dispatch2(seq, "gen_transpose", yw.bind, xw.bind, &push, sizeof push, n);
@@ -318,13 +318,13 @@ void vkrt_op_latent_rgb(VkrtSeq *seq, VkrtTensor rgba, VkrtTensor latent, uint32
   uint64_t px = (uint64_t)batch * h * w;
   if (px == 0)
     return;
-  if (4 * px > GEN_MAX_ELEMS || !factors || !bias) {
-    gen_fail(seq, op, "bad sizes or factors");
+  if (4 * px > OP_WIN_MAX_ELEMS || !factors || !bias) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "bad sizes or factors");
     return;
   }
-  GenWin ow, lw;
-  if (!gen_window_whole(seq, op, "rgba", rgba, px * 4, 4, &ow) ||
-      !gen_window_whole(seq, op, "latent", latent, px * 4 * 4, 4, &lw))
+  OpWin ow, lw;
+  if (!op_win_whole(seq, op, "rgba", rgba, px * 4, 4, &ow) ||
+      !op_win_whole(seq, op, "latent", latent, px * 4 * 4, 4, &lw))
     return;
   RgbPush push = { 0, (uint32_t)px, h * w, ow.add, lw.add, { 0 }, { bias[0], bias[1], bias[2] } };
   for (int i = 0; i < 4; i++)

@@ -1,5 +1,5 @@
 #include "ops_vision.h"
-#include "op_vision_util.h"
+#include "op_util.h"
 
 typedef struct {
   uint32_t rows, dim;
@@ -14,16 +14,16 @@ void vkrt_op_layernorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, V
   if (rows == 0)
     return;
   if (dim == 0) {
-    opv_fail(seq, VKRT_ERROR_FAILED, op, "dim is 0");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "dim is 0");
     return;
   }
-  OpvBind bw, bb;
-  if (!opv_bind(seq, op, "w", w, (uint64_t)dim * 2, 2, &bw) || !opv_bind(seq, op, "b", b, (uint64_t)dim * 2, 2, &bb))
+  OpBind bw = { 0 }, bb = { 0 };
+  if (!op_bind_bytes(seq, op, "w", w, (uint64_t)dim * 2, 2, &bw) || !op_bind_bytes(seq, op, "b", b, (uint64_t)dim * 2, 2, &bb))
     return;
   const uint64_t row_bytes = (uint64_t)dim * 4;
-  const uint64_t win = opv_window_bytes(seq) / row_bytes;  /* rows per dispatch */
+  const uint64_t win = op_window_bytes(seq, false) / row_bytes;  /* rows per dispatch */
   if (win == 0) {
-    opv_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "a row of %u floats exceeds the device's binding range", dim);
+    op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "a row of %u floats exceeds the device's binding range", dim);
     return;
   }
   /* Small workgroups on CPU devices: lavapipe runs a workgroup's barrier phases one after the
@@ -35,9 +35,9 @@ void vkrt_op_layernorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, V
 
   for (uint64_t r0 = 0; r0 < rows; r0 += win) {
     uint32_t n = (uint32_t)MIN(win, rows - r0);
-    OpvBind by, bx;
-    if (!opv_bind(seq, op, "y", opv_slice(y, r0 * row_bytes), n * row_bytes, 4, &by) ||
-        !opv_bind(seq, op, "x", opv_slice(x, r0 * row_bytes), n * row_bytes, 4, &bx))
+    OpBind by = { 0 }, bx = { 0 };
+    if (!op_bind_bytes(seq, op, "y", op_slice(y, r0 * row_bytes), n * row_bytes, 4, &by) ||
+        !op_bind_bytes(seq, op, "x", op_slice(x, r0 * row_bytes), n * row_bytes, 4, &bx))
       return;
     LnPush push = { n, dim, eps, by.off, bx.off, bw.off, bb.off };
     VkrtDispatch d = {

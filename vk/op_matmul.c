@@ -8,9 +8,7 @@
  *    (K % 8 != 0, operands not 16-byte aligned).
  * Operands larger than one binding are split: rows of x and y into chunks, rows of w (the
  * output columns) into windows. */
-#include "ops.h"
-#include "op_util.h"
-#include "op_eltwise.h"
+#include "op_matmul_internal.h"
 
 #include <math.h>
 
@@ -37,8 +35,6 @@
 #define COOP_CHECK_K 64u
 #define COOP_CHECK_NMSE 1e-5
 
-enum { FLAG_BIAS = 1, FLAG_ACC = 2 };
-
 typedef struct { uint32_t M, N, K, x_off, w_off, y_off, b_off, ldy, flags; } MatmulPush;
 
 typedef enum { PATH_GEMV, PATH_REGISTER, PATH_SHARED, PATH_SHARED_F16, PATH_COOP, PATH_GENERIC } Path;
@@ -57,7 +53,7 @@ void vkrt_ops_force_gemm(VkrtGemmKernel kernel)
   g_atomic_int_set(&forced_gemm, (gint)kernel);
 }
 
-static VkrtGemmKernel gemm_kernel(void)
+VkrtGemmKernel op_matmul_kernel(void)
 {
   gint k = g_atomic_int_get(&forced_gemm);
   if (k < 0) {
@@ -226,19 +222,31 @@ static void record_gemm(VkrtSeq *seq, Path path, OpBind by, OpBind bx, OpBind bw
   vkrt_seq_dispatch(seq, &d);
 }
 
+typedef struct {
+  uint32_t K, N, pflags;
+  int path;         /* < 0: chosen per row chunk */
+  Path chunk_path;
+  bool tex, count_flops;
+} MatmulJob;
+
+static gboolean matmul_record(VkrtSeq *seq, const OpMatmulWindow *win, void *user)
+{
+  MatmulJob *j = user;
+  if (win->n0 == 0)
+    j->chunk_path = j->path >= 0 ? (Path)j->path : choose_path(vkrt_seq_context(seq), j->tex, win->mc);
+  MatmulPush push = { win->mc, win->nc, j->K, win->x.off, win->w[0].off, (uint32_t)(win->y.off + win->n0),
+                      win->bias.off, j->N, j->pflags };
+  record_gemm(seq, j->chunk_path, win->y, win->x, win->w[0], win->bias, &push, j->count_flops);
+  return TRUE;  /* a failed dispatch leaves its error in seq, which stops later recording */
+}
+
 /* path < 0: chosen per chunk */
 static void matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, VkrtTensor bias,
                    uint32_t M, uint32_t N, uint32_t K, uint32_t flags, int path, bool count_flops)
 {
   const char *op = "matmul";
-  if ((flags & VKRT_MM_ACCUMULATE) && (flags & (VKRT_MM_GELU | VKRT_MM_SILU))) {
-    op_fail(seq, VKRT_ERROR_FAILED, op, "ACCUMULATE cannot be combined with an activation");
+  if (!op_matmul_check_flags(seq, op, flags))
     return;
-  }
-  if ((flags & VKRT_MM_GELU) && (flags & VKRT_MM_SILU)) {
-    op_fail(seq, VKRT_ERROR_FAILED, op, "GELU and SILU are exclusive");
-    return;
-  }
   if (!op_check(seq, op, "y", y, (uint64_t)M * N * 4) || !op_check(seq, op, "x", x, (uint64_t)M * K * 4) ||
       !op_check(seq, op, "w", w, (uint64_t)N * K * 2))
     return;
@@ -249,8 +257,6 @@ static void matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, VkrtT
     op_fail(seq, VKRT_ERROR_FAILED, op, "K = 0");
     return;
   }
-  uint32_t pflags = (has_bias ? FLAG_BIAS : 0) | (flags & VKRT_MM_ACCUMULATE ? FLAG_ACC : 0);
-  const char *act = flags & VKRT_MM_GELU ? "eltwise_gelu" : flags & VKRT_MM_SILU ? "eltwise_silu" : NULL;
 
   /* texel kernels read whole 16-byte texels: 8 weights / 4 activations at a time */
   bool tex = K % 8 == 0 && x.offset % 16 == 0 && w.offset % 16 == 0;
@@ -258,39 +264,14 @@ static void matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, VkrtT
     op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "this kernel needs K %% 8 == 0 and 16-byte aligned operands");
     return;
   }
-  uint64_t xrow = (uint64_t)K * 4, wrow = (uint64_t)K * 2, yrow = (uint64_t)N * 4;
-  uint64_t m_chunk = MIN(op_window_bytes(seq, tex) / xrow, op_window_bytes(seq, false) / yrow);
-  uint64_t n_win = op_window_bytes(seq, tex) / wrow;
-  if (m_chunk == 0 || n_win == 0) {
-    op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "rows of %u / %u values exceed the device's binding limit", K, N);
-    return;
-  }
-  for (uint64_t m0 = 0; m0 < M; m0 += m_chunk) {
-    uint32_t mc = (uint32_t)MIN(m_chunk, M - m0);
-    OpBind bx = { 0 }, by = { 0 };
-    if (!op_bind(seq, op, "x", vkrt_tensor_sub(x, m0 * xrow, mc * xrow), tex, tex ? 16 : 4, &bx) ||
-        !op_bind(seq, op, "y", vkrt_tensor_sub(y, m0 * yrow, mc * yrow), false, 4, &by))
-      return;
-    Path p = path >= 0 ? (Path)path : choose_path(vkrt_seq_context(seq), tex, mc);
-    for (uint64_t n0 = 0; n0 < N; n0 += n_win) {
-      uint32_t nc = (uint32_t)MIN(n_win, N - n0);
-      OpBind bw = { 0 }, bb = { 0 };
-      if (!op_bind(seq, op, "w", vkrt_tensor_sub(w, n0 * wrow, nc * wrow), tex, tex ? 16 : 2, &bw)) return;
-      if (has_bias) {
-        if (!op_bind(seq, op, "bias", vkrt_tensor_sub(bias, n0 * 2, nc * 2), false, 2, &bb)) return;
-      } else {
-        bb = by; /* unused by the shader; any valid binding */
-        bb.off = 0;
-      }
-      MatmulPush push = { mc, nc, K, bx.off, bw.off, (uint32_t)(by.off + n0), bb.off, N, pflags };
-      record_gemm(seq, p, by, bx, bw, bb, &push, count_flops);
-    }
-    if (act) {
-      /* in place over the chunk's rows (contiguous: y is dense [M, N]) */
-      VkrtTensor yc = vkrt_tensor_sub(y, m0 * yrow, mc * yrow);
-      vkrt_eltwise(seq, op, act, yc, yc, yc, (uint64_t)mc * N);
-    }
-  }
+  OpMatmulArgs a = {
+    .op = op, .y = y, .x = x, .bias = bias, .M = M, .N = N, .K = K, .tex = tex,
+    .n_w = 1,
+    .w = { { "w", w, (uint64_t)K * 2, tex ? 16 : 2 } },
+    .act = op_matmul_activation(flags),
+  };
+  MatmulJob j = { K, N, op_matmul_push_flags(flags, has_bias), path, PATH_GENERIC, tex, count_flops };
+  op_matmul_windows(seq, &a, matmul_record, &j);
 }
 
 void vkrt_op_matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, VkrtTensor bias,
@@ -449,7 +430,7 @@ static Path choose_path(VkrtContext *ctx, bool tex, uint32_t mc)
   const VkrtDeviceInfo *di = vkrt_context_info(ctx);
   if (!tex) return PATH_GENERIC;
   if (mc <= GEMV_MAX_M && di->has_subgroup_arith) return PATH_GEMV;
-  VkrtGemmKernel k = gemm_kernel();
+  VkrtGemmKernel k = op_matmul_kernel();
   bool gpu = di->type != VKRT_DEVICE_CPU;
   bool coop_possible = g_atomic_int_get(&coop_test) != VKRT_COOPMAT_TEST_OFF || di->coopmat_m != 0;
   if (coop_possible && (k == VKRT_GEMM_COOPMAT || (k == VKRT_GEMM_AUTO && gpu && mc >= COOP_MIN_M)) &&

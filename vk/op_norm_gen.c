@@ -3,7 +3,7 @@
  * GRN binds whole images. Norms count no FLOPs (like the reference bench: only matmuls,
  * convolutions and attention are counted). */
 #include "ops_gen.h"
-#include "op_gen_util.h"
+#include "op_util.h"
 
 /* --- GroupNorm ------------------------------------------------------------------------------- */
 
@@ -24,7 +24,7 @@ static gboolean gn_plan(const VkrtContext *ctx, uint32_t hw, uint32_t c, uint32_
   uint64_t s = 4096 / cpg;
   if (s == 0)
     s = 1;
-  uint64_t chunk = gen_capacity(ctx) / ((uint64_t)c * 4);
+  uint64_t chunk = op_window_bytes_ctx(ctx, false) / ((uint64_t)c * 4);
   if (chunk == 0)
     return FALSE;
   if (s > chunk)
@@ -54,29 +54,29 @@ void vkrt_op_groupnorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor gamm
   static const char op[] = "groupnorm";
   VkrtContext *ctx = vkrt_seq_context(seq);
   if (!batch || !hw || !c || !groups || c % groups) {
-    gen_fail(seq, op, "sizes must be positive and channels a multiple of groups");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "sizes must be positive and channels a multiple of groups");
     return;
   }
   uint32_t slab, slabs;
   uint64_t chunk_px;
   if (!gn_plan(ctx, hw, c, groups, &slab, &slabs, &chunk_px)) {
-    gen_fail(seq, op, "one pixel of %u channels does not fit a binding", c);
+    op_fail(seq, VKRT_ERROR_FAILED, op, "one pixel of %u channels does not fit a binding", c);
     return;
   }
   uint64_t total = (uint64_t)batch * hw * c;
-  if (total > GEN_MAX_ELEMS) {
-    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+  if (total > OP_WIN_MAX_ELEMS) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
   uint64_t part_bytes = (uint64_t)batch * slabs * groups * 3 * 4, st_bytes = (uint64_t)batch * groups * 2 * 4;
-  GenWin gw, bw, pw, sw;
-  if (!gen_check(seq, op, "y", y, total * 4, 4) || !gen_check(seq, op, "x", x, total * 4, 4) ||
-      !gen_window_whole(seq, op, "gamma", gamma, (uint64_t)c * 2, 2, &gw) ||
-      !gen_window_whole(seq, op, "beta", beta, (uint64_t)c * 2, 2, &bw) ||
-      !gen_check(seq, op, "scratch", scratch, part_bytes + st_bytes, 4) ||
-      !gen_window_whole(seq, op, "scratch partials", scratch, part_bytes, 4, &pw) ||
-      !gen_window_whole(seq, op, "scratch statistics", vkrt_tensor_sub(scratch, part_bytes, st_bytes),
-                        st_bytes, 4, &sw))
+  OpWin gw, bw, pw, sw;
+  if (!op_check_elems(seq, op, "y", y, total * 4, 4) || !op_check_elems(seq, op, "x", x, total * 4, 4) ||
+      !op_win_whole(seq, op, "gamma", gamma, (uint64_t)c * 2, 2, &gw) ||
+      !op_win_whole(seq, op, "beta", beta, (uint64_t)c * 2, 2, &bw) ||
+      !op_check_elems(seq, op, "scratch", scratch, part_bytes + st_bytes, 4) ||
+      !op_win_whole(seq, op, "scratch partials", scratch, part_bytes, 4, &pw) ||
+      !op_win_whole(seq, op, "scratch statistics", vkrt_tensor_sub(scratch, part_bytes, st_bytes),
+                    st_bytes, 4, &sw))
     return;
   uint32_t cpg = c / groups;
   uint64_t row = (uint64_t)c * 4;
@@ -90,9 +90,9 @@ void vkrt_op_groupnorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor gamm
       uint32_t ns = (uint32_t)MIN(per, (uint64_t)slabs - s0);
       uint64_t px0 = (uint64_t)b * hw + (uint64_t)s0 * slab;
       uint64_t px1 = (uint64_t)b * hw + MIN((uint64_t)(s0 + ns) * slab, (uint64_t)hw);
-      GenWin xw;
-      if (!gen_window(seq, x, px0 * row, px1 * row, 4, &xw)) {
-        gen_fail(seq, op, "window planning failed");
+      OpWin xw;
+      if (!op_win(seq, x, px0 * row, px1 * row, 4, &xw)) {
+        op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
         return;
       }
       GnStatsPush push = { hw, c, cpg, groups, slab, slabs, s0, b, xw.add, pw.add };
@@ -122,9 +122,9 @@ void vkrt_op_groupnorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor gamm
   uint64_t npx = (uint64_t)batch * hw;
   for (uint64_t px0 = 0; px0 < npx; px0 += chunk_px) {
     uint64_t px1 = MIN(px0 + chunk_px, npx);
-    GenWin xw, yw;
-    if (!gen_window(seq, x, px0 * row, px1 * row, 4, &xw) || !gen_window(seq, y, px0 * row, px1 * row, 4, &yw)) {
-      gen_fail(seq, op, "window planning failed");
+    OpWin xw, yw;
+    if (!op_win(seq, x, px0 * row, px1 * row, 4, &xw) || !op_win(seq, y, px0 * row, px1 * row, 4, &yw)) {
+      op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
       return;
     }
     GnApplyPush push = {
@@ -138,7 +138,7 @@ void vkrt_op_groupnorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor gamm
       .bindings = { yw.bind, xw.bind, sw.bind, gw.bind, bw.bind },
       .push = &push,
       .push_size = sizeof push,
-      .groups = { gen_stride_groups(push.count), 1, 1 },
+      .groups = { op_stride_groups(push.count), 1, 1 },
     };
     vkrt_seq_dispatch(seq, &d);
   }
@@ -160,31 +160,31 @@ void vkrt_op_grn(VkrtSeq *seq, VkrtTensor x, VkrtTensor gamma, VkrtTensor beta, 
 {
   static const char op[] = "grn";
   if (!batch || !hw || !c) {
-    gen_fail(seq, op, "sizes must be positive");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "sizes must be positive");
     return;
   }
   uint64_t img = (uint64_t)hw * c;
-  if (img * batch > GEN_MAX_ELEMS || batch > 65535) {
-    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+  if (img * batch > OP_WIN_MAX_ELEMS || batch > 65535) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  GenWin gw, bw, sw;
-  if (!gen_check(seq, op, "x", x, img * batch * 4, 4) ||
-      !gen_window_whole(seq, op, "gamma", gamma, (uint64_t)c * 2, 2, &gw) ||
-      !gen_window_whole(seq, op, "beta", beta, (uint64_t)c * 2, 2, &bw) ||
-      !gen_window_whole(seq, op, "scratch", scratch, vkrt_op_grn_scratch_bytes(batch, c), 4, &sw))
+  OpWin gw, bw, sw;
+  if (!op_check_elems(seq, op, "x", x, img * batch * 4, 4) ||
+      !op_win_whole(seq, op, "gamma", gamma, (uint64_t)c * 2, 2, &gw) ||
+      !op_win_whole(seq, op, "beta", beta, (uint64_t)c * 2, 2, &bw) ||
+      !op_win_whole(seq, op, "scratch", scratch, vkrt_op_grn_scratch_bytes(batch, c), 4, &sw))
     return;
   uint64_t sizes[1] = { img * 4 };
-  uint32_t per = gen_images_per_window(seq, batch, sizes, 1);
+  uint32_t per = op_images_per_window(seq, batch, sizes, 1);
   if (!per) {
-    gen_fail(seq, op, "one image does not fit a binding");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "one image does not fit a binding");
     return;
   }
   for (uint32_t b0 = 0; b0 < batch; b0 += per) {
     uint32_t nb = MIN(per, batch - b0);
-    GenWin xw;
-    if (!gen_window(seq, x, b0 * img * 4, (b0 + nb) * img * 4, 4, &xw)) {
-      gen_fail(seq, op, "window planning failed");
+    OpWin xw;
+    if (!op_win(seq, x, b0 * img * 4, (b0 + nb) * img * 4, 4, &xw)) {
+      op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
       return;
     }
     GrnStatsPush push = { b0, hw, c, xw.add, sw.add };
@@ -210,9 +210,9 @@ void vkrt_op_grn(VkrtSeq *seq, VkrtTensor x, VkrtTensor gamma, VkrtTensor beta, 
   vkrt_seq_dispatch(seq, &nd);
   for (uint32_t b0 = 0; b0 < batch; b0 += per) {
     uint32_t nb = MIN(per, batch - b0);
-    GenWin xw;
-    if (!gen_window(seq, x, b0 * img * 4, (b0 + nb) * img * 4, 4, &xw)) {
-      gen_fail(seq, op, "window planning failed");
+    OpWin xw;
+    if (!op_win(seq, x, b0 * img * 4, (b0 + nb) * img * 4, 4, &xw)) {
+      op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
       return;
     }
     GrnApplyPush push = {
@@ -225,7 +225,7 @@ void vkrt_op_grn(VkrtSeq *seq, VkrtTensor x, VkrtTensor gamma, VkrtTensor beta, 
       .bindings = { xw.bind, sw.bind, gw.bind, bw.bind },
       .push = &push,
       .push_size = sizeof push,
-      .groups = { gen_stride_groups(push.count), 1, 1 },
+      .groups = { op_stride_groups(push.count), 1, 1 },
     };
     vkrt_seq_dispatch(seq, &d);
   }
@@ -240,24 +240,24 @@ void vkrt_op_softmax(VkrtSeq *seq, VkrtTensor x, uint32_t rows, uint32_t n, floa
   static const char op[] = "softmax";
   if (!rows || !n)
     return;
-  if ((uint64_t)rows * n > GEN_MAX_ELEMS) {
-    gen_fail(seq, op, "tensors exceed the 32-bit index range");
+  if ((uint64_t)rows * n > OP_WIN_MAX_ELEMS) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  if (!gen_check(seq, op, "x", x, (uint64_t)rows * n * 4, 4))
+  if (!op_check_elems(seq, op, "x", x, (uint64_t)rows * n * 4, 4))
     return;
-  uint64_t per = gen_window_capacity(seq) / ((uint64_t)n * 4);
+  uint64_t per = op_window_bytes(seq, false) / ((uint64_t)n * 4);
   if (per == 0) {
-    gen_fail(seq, op, "one row does not fit a binding");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "one row does not fit a binding");
     return;
   }
   if (per > 65535)
     per = 65535;
   for (uint64_t r0 = 0; r0 < rows; r0 += per) {
     uint64_t nr = MIN(per, rows - r0);
-    GenWin xw;
-    if (!gen_window(seq, x, r0 * n * 4, (r0 + nr) * n * 4, 4, &xw)) {
-      gen_fail(seq, op, "window planning failed");
+    OpWin xw;
+    if (!op_win(seq, x, r0 * n * 4, (r0 + nr) * n * 4, 4, &xw)) {
+      op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
       return;
     }
     SoftmaxPush push = { (uint32_t)r0, n, scale, xw.add };

@@ -1,6 +1,6 @@
 #include "ops_vision.h"
 #include "ops.h"
-#include "op_vision_util.h"
+#include "op_util.h"
 
 typedef struct {
   uint32_t off_y, off_x;
@@ -18,12 +18,12 @@ static void im2col_dispatch(VkrtSeq *seq, VkrtTensor ys, uint64_t y_bytes, VkrtT
                             uint32_t patch, uint32_t n_rows, uint32_t gw)
 {
   static const char op[] = "im2col";
-  OpvBind by, bx;
-  if (!opv_bind(seq, op, "y", ys, y_bytes, 4, &by) || !opv_bind(seq, op, "x", xs, x_bytes, 4, &bx))
+  OpBind by = { 0 }, bx = { 0 };
+  if (!op_bind_bytes(seq, op, "y", ys, y_bytes, 4, &by) || !op_bind_bytes(seq, op, "x", xs, x_bytes, 4, &bx))
     return;
   uint64_t total = (uint64_t)n_rows * gw * n_ch * patch * patch;
   if (total > UINT32_MAX) {
-    opv_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "%" G_GUINT64_FORMAT " outputs exceed the 32-bit index range", total);
+    op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "%" G_GUINT64_FORMAT " outputs exceed the 32-bit index range", total);
     return;
   }
   Im2colPush push = { by.off, bx.off, n_ch, c0, cols, ch_stride, width, patch, n_rows, gw, (uint32_t)total };
@@ -44,7 +44,7 @@ void vkrt_op_im2col(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t channels,
 {
   static const char op[] = "im2col";
   if (patch == 0 || channels == 0) {
-    opv_fail(seq, VKRT_ERROR_FAILED, op, "patch and channels must be positive");
+    op_fail(seq, VKRT_ERROR_FAILED, op, "patch and channels must be positive");
     return;
   }
   const uint32_t gh = height / patch, gw = width / patch;
@@ -53,11 +53,11 @@ void vkrt_op_im2col(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t channels,
   const uint64_t cols = (uint64_t)channels * patch * patch;
   const uint64_t plane = (uint64_t)height * width;
   if (cols > UINT32_MAX || plane > UINT32_MAX) {
-    opv_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "image too large");
+    op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "image too large");
     return;
   }
   const uint64_t y_bytes = (uint64_t)gh * gw * cols * 4, x_bytes = channels * plane * 4;
-  const uint64_t win = opv_window_bytes(seq);
+  const uint64_t win = op_window_bytes(seq, false);
   if (y_bytes <= win && x_bytes <= win) {
     im2col_dispatch(seq, y, y_bytes, x, x_bytes, channels, 0, (uint32_t)cols, (uint32_t)plane, width,
                     patch, gh, gw);
@@ -68,14 +68,14 @@ void vkrt_op_im2col(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t channels,
   const uint64_t in_row = (uint64_t)patch * width * 4, out_row = (uint64_t)gw * cols * 4;
   const uint64_t band = MIN(win / in_row, win / out_row);
   if (band == 0) {
-    opv_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "one row of patches exceeds the device's binding range");
+    op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "one row of patches exceeds the device's binding range");
     return;
   }
   for (uint32_t c = 0; c < channels; c++)
     for (uint64_t r0 = 0; r0 < gh; r0 += band) {
       uint32_t n = (uint32_t)MIN(band, gh - r0);
-      im2col_dispatch(seq, opv_slice(y, r0 * out_row), n * out_row,
-                      opv_slice(x, c * plane * 4 + r0 * in_row), n * in_row, 1, c, (uint32_t)cols,
+      im2col_dispatch(seq, op_slice(y, r0 * out_row), n * out_row,
+                      op_slice(x, c * plane * 4 + r0 * in_row), n * in_row, 1, c, (uint32_t)cols,
                       (uint32_t)plane, width, patch, n, gw);
     }
 }
@@ -85,7 +85,7 @@ void vkrt_op_patch_embed(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor co
                          uint32_t patch, uint32_t out)
 {
   if (patch == 0) {
-    opv_fail(seq, VKRT_ERROR_FAILED, "patch_embed", "patch must be positive");
+    op_fail(seq, VKRT_ERROR_FAILED, "patch_embed", "patch must be positive");
     return;
   }
   uint32_t n = (height / patch) * (width / patch);

@@ -36,8 +36,10 @@ gboolean vkrt_quant_q8_0(const uint16_t *w, uint32_t n, uint32_t k, void *out, G
 /* y[M,N] = x[M,K] . dequant(wq)[N,K]^T (+ bias[N], bf16) (+ y if VKRT_MM_ACCUMULATE), with the
  * VKRT_MM_* flags of vkrt_op_matmul (ops.h) and the same rules: fp32 activations, fp32
  * accumulation, weights dequantized in registers. wq is laid out as vkrt_quant_q8_0 makes it
- * and must start 16-byte aligned; K % 32 == 0. A GEMV kernel serves M <= 8 (decode), tiled GEMM
- * kernels the rest; weights larger than one binding are bound in windows of rows. */
+ * and must start 16-byte aligned; K % 32 == 0. A GEMV kernel serves M <= 4 (decode), tiled GEMM
+ * kernels the rest; weights larger than one binding are bound in windows of rows. The tiled
+ * kernel follows vkrt_ops_force_gemm / JANUSFLOW_GEMM as vkrt_op_matmul does; the fp16-emulating
+ * and cooperative-matrix choices, which have no Q8 form, take the shared-memory kernel. */
 void vkrt_op_matmul_q8(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor wq, VkrtTensor bias,
                        uint32_t M, uint32_t N, uint32_t K, uint32_t flags);
 

@@ -1,0 +1,91 @@
+#include "test_util.h"
+
+#include <glib/gstdio.h>
+
+char *test_data_path(const char *rel)
+{
+  const char *root = g_getenv("JF_TEST_DATA");
+  return g_build_filename(root ? root : "tests/data", rel, NULL);
+}
+
+char *test_tmp_dir_new(const char *tmpl)
+{
+  GError *e = NULL;
+  char *dir = g_dir_make_tmp(tmpl, &e);
+  test_check_no_error(e);
+  g_assert_nonnull(dir);
+  return dir;
+}
+
+void test_rm_rf(const char *path)
+{
+  if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK)) {
+    GDir *d = g_dir_open(path, 0, NULL);
+    const char *n;
+    while (d && (n = g_dir_read_name(d))) {
+      char *p = g_build_filename(path, n, NULL);
+      test_rm_rf(p);
+      g_free(p);
+    }
+    if (d)
+      g_dir_close(d);
+    g_rmdir(path);
+  } else {
+    g_unlink(path);
+  }
+}
+
+void test_check_no_error(GError *e)
+{
+  if (e)
+    g_printerr("error: %s\n", e->message);
+  g_assert_no_error(e);
+}
+
+#if __has_include("npy.h")
+NpyArray *test_npy_read_f32(const char *dir, const char *name)
+{
+  GError *err = NULL;
+  char *path = g_build_filename(dir, name, NULL);
+  NpyArray *a = npy_read(path, &err);
+  g_assert_no_error(err);
+  g_assert_nonnull(a);
+  g_assert_cmpint(a->dtype, ==, NPY_F32);
+  g_free(path);
+  return a;
+}
+
+float *test_npy_load_floats(const char *dir, const char *rel, size_t n_expected)
+{
+  NpyArray *a = test_npy_read_f32(dir, rel);
+  g_assert_cmpuint(a->n_elements, ==, n_expected);
+  float *d = g_memdup2(a->data, n_expected * 4);
+  npy_array_free(a);
+  return d;
+}
+#endif
+
+#if __has_include("vkrt.h")
+VkrtContext *test_context_new(bool validate)
+{
+  GError *e = NULL;
+  VkrtOptions opt = { .validate = validate };
+  VkrtContext *ctx = vkrt_context_new(&opt, &e);
+  if (!ctx) {
+    g_printerr("no Vulkan context: %s\n", e ? e->message : "(no reason given)");
+    g_clear_error(&e);
+  }
+  return ctx;
+}
+
+VkrtContext *test_context_new_max_binding(const char *max_binding)
+{
+  GError *e = NULL;
+  g_setenv("JANUSFLOW_MAX_BINDING", max_binding, TRUE);
+  VkrtContext *ctx = vkrt_context_new(&(VkrtOptions){ 0 }, &e);
+  g_unsetenv("JANUSFLOW_MAX_BINDING");
+  test_check_no_error(e);
+  g_assert_nonnull(ctx);
+  return ctx;
+}
+#endif
