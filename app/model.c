@@ -106,11 +106,18 @@ static gboolean check_fits(VkrtContext *ctx, const StFile *st, unsigned what, Jf
   uint64_t need = weight_bytes_needed(st, what, wf);
   uint64_t have = info->device_local_bytes;
   if (have && need > have) {
+    /* suggest 8-bit weights only when they would fit */
+    uint64_t need_q8 = wf == JF_WEIGHTS_BF16 ? weight_bytes_needed(st, what, JF_WEIGHTS_Q8_0) : need;
+    char *q8_note = wf != JF_WEIGHTS_BF16 || !(what & JF_LOAD_LLM) ? g_strdup("")
+                    : need_q8 > have ? g_strdup_printf(" (with 8-bit weights it would still need %.2f GiB)",
+                                                        need_q8 / 1073741824.0)
+                    : NULL;
     g_set_error(error, VKRT_ERROR, VKRT_ERROR_OOM,
-                "%s: the model needs %.2f GiB of device memory for its weights (%s) but %s has %.2f GiB; "
+                "%s: the model needs %.2f GiB of device memory for its weights (%s) but %s has %.2f GiB%s; "
                 "use a device with more memory (janusflow info lists them)%s",
                 path, need / 1073741824.0, llm_weight_format_name(wf), info->name, have / 1073741824.0,
-                wf == JF_WEIGHTS_BF16 ? " or --weights q8_0" : "");
+                q8_note ? q8_note : "", q8_note ? "" : " or --weights q8_0");
+    g_free(q8_note);
     return FALSE;
   }
   return TRUE;
