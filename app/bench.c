@@ -75,12 +75,7 @@ static double seq_gpu_ms(VkrtSeq *seq)
 {
   if (!vkrt_context_info(vkrt_seq_context(seq))->has_timestamps)
     return NAN;
-  uint32_t n = 0;
-  const VkrtTiming *t = vkrt_seq_timings(seq, &n);
-  double ms = 0;
-  for (uint32_t i = 0; i < n; i++)
-    ms += t[i].ms;
-  return ms;
+  return vkrt_seq_gpu_ms(seq);
 }
 
 /* Ends a recording with a mark (so that all of it is timed), submits and adds its GPU time. */
@@ -308,19 +303,19 @@ static gboolean prefill_once(BenchSession *s, double *gpu_ms, GError **error)
 {
   JfLlm *llm = s->m->llm;
   const uint64_t row = (uint64_t)llm_config(llm)->hidden * 4;
-  const uint64_t budget = budget_submit_flops(s->ctx);
   for (uint32_t done = 0; done < s->n_chat;) {
     uint32_t T = MIN(s->chunk, s->n_chat - done);
     VkrtTensor x = vkrt_tensor_sub(vkrt_tensor(s->x), 0, T * row);
     vkrt_seq_begin(s->seq);
     vkrt_seq_copy(s->seq, x, vkrt_tensor_sub(vkrt_tensor(s->x0), done * row, T * row), T * row);
-    uint64_t part_start = vkrt_context_flops(s->ctx);
+    BudgetMeter meter;
+    budget_meter_init(&meter, s->ctx, budget_submit_flops(s->ctx));
     for (int l = 0; l < llm_n_layers(llm); l++) {
-      if (l > 0 && vkrt_context_flops(s->ctx) - part_start >= budget) {
+      if (l > 0 && budget_meter_full(&meter)) {
         if (!submit_timed(s->seq, "prefill", gpu_ms, error))
           return FALSE;
         vkrt_seq_begin(s->seq);
-        part_start = vkrt_context_flops(s->ctx);
+        budget_meter_restart(&meter);
       }
       if (!llm_record_layers(llm, s->seq, s->kv, x, vkrt_tensor_sub(vkrt_tensor(s->pos), done * 4ull, T * 4ull),
                              vkrt_tensor_none(), T, done, l, l + 1, error))

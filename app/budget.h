@@ -14,4 +14,27 @@ G_BEGIN_DECLS
  * overrides (tests use it to force many cuts). A single op is never split: it may exceed this. */
 uint64_t budget_submit_flops(const VkrtContext *ctx);
 
+/* The work recorded into the current submit, measured against a budget through the context's
+ * FLOP counter: recording loops ask budget_meter_full() between pieces of work (LLM layers, VAE
+ * ops) and restart the meter when they cut a submit. */
+typedef struct {
+  const VkrtContext *ctx;
+  uint64_t budget;  /* FLOPs per submit */
+  uint64_t start;   /* vkrt_context_flops() when the current submit's recording began */
+} BudgetMeter;
+
+static inline void budget_meter_init(BudgetMeter *m, const VkrtContext *ctx, uint64_t budget)
+{
+  m->ctx = ctx;
+  m->budget = budget;
+  m->start = vkrt_context_flops(ctx);
+}
+
+static inline void budget_meter_restart(BudgetMeter *m) { m->start = vkrt_context_flops(m->ctx); }
+
+static inline gboolean budget_meter_full(const BudgetMeter *m)
+{
+  return vkrt_context_flops(m->ctx) - m->start >= m->budget;
+}
+
 G_END_DECLS

@@ -258,14 +258,14 @@ static gboolean prefill(JfChat *c, const int32_t *ids, uint32_t n, const GArray 
      * groups */
     int n_layers = llm_n_layers(c->m->llm);
     VkrtContext *ctx = c->m->ctx;
-    const uint64_t budget = budget_submit_flops(ctx);
-    uint64_t part_start = vkrt_context_flops(ctx);
+    BudgetMeter meter;
+    budget_meter_init(&meter, ctx, budget_submit_flops(ctx));
     for (int l = 0; l < n_layers; l++) {
-      if (l > 0 && vkrt_context_flops(ctx) - part_start >= budget) {
+      if (l > 0 && budget_meter_full(&meter)) {
         if (!vkrt_seq_submit(c->seq, error) || !check_cancel(cancel, error))
           return FALSE;
         vkrt_seq_begin(c->seq);
-        part_start = vkrt_context_flops(ctx);
+        budget_meter_restart(&meter);
       }
       if (!llm_record_layers(c->m->llm, c->seq, c->kv, x, vkrt_tensor_sub(vkrt_tensor(c->pos), 0, T * 4),
                              vkrt_tensor_none(), T, c->n_cached + done, l, l + 1, error))

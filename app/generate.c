@@ -313,8 +313,8 @@ static gboolean step_record(JfGen *g, const StepKey *key, GError **error)
   const uint64_t rowb = (uint64_t)g->H * 4;
   guint pi = 0;
   /* parts are cut by recorded work, so that their size follows the model and the device */
-  const uint64_t budget = budget_submit_flops(m->ctx);
-  uint64_t part_start = vkrt_context_flops(m->ctx);
+  BudgetMeter meter;
+  budget_meter_init(&meter, m->ctx, budget_submit_flops(m->ctx));
   step_invalidate(g);
   VkrtSeq *s = step_part(g, 0, error);
   if (!s)
@@ -333,10 +333,10 @@ static gboolean step_record(JfGen *g, const StepKey *key, GError **error)
     vkrt_seq_copy(s, vkrt_tensor_sub(x, R * rowb, R * rowb), vkrt_tensor_sub(x, 0, R * rowb), R * rowb);
     int n_layers = llm_n_layers(m->llm);
     for (int l = 0; l < n_layers; l++) {
-      if (l > 0 && vkrt_context_flops(m->ctx) - part_start >= budget) {
+      if (l > 0 && budget_meter_full(&meter)) {
         if (!(s = step_next_part(g, s, &pi, error)))
           return FALSE;
-        part_start = vkrt_context_flops(m->ctx);
+        budget_meter_restart(&meter);
       }
       if (!llm_record_layers(m->llm, s, g->kv[i], x, vkrt_tensor_sub(vkrt_tensor(g->pos), 0, 2 * R * 4),
                              vkrt_tensor(g->mask), R, P, l, l + 1, error))
@@ -352,7 +352,7 @@ static gboolean step_record(JfGen *g, const StepKey *key, GError **error)
     if (i + 1 < n) {
       if (!(s = step_next_part(g, s, &pi, error)))
         return FALSE;
-      part_start = vkrt_context_flops(m->ctx);
+      budget_meter_restart(&meter);
     }
   }
   uvit_record_decode(m->uvit, s, 2 * (uint32_t)n, vkrt_tensor(g->dec_rows), 0, vkrt_tensor(g->t_emb),
@@ -402,10 +402,7 @@ static gboolean step_run(JfGen *g, const StepKey *key, float cfg, float dt, floa
       step_invalidate(g);
       return FALSE;
     }
-    uint32_t nt = 0;
-    const VkrtTiming *tm = vkrt_seq_timings(s, &nt);
-    for (uint32_t j = 0; j < nt; j++)
-      *gpu_ms += tm[j].ms;
+    *gpu_ms += vkrt_seq_gpu_ms(s);
     if (g_cancellable_set_error_if_cancelled(cancel, error))
       return FALSE;
   }

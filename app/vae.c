@@ -43,7 +43,7 @@ typedef struct {
   VkrtSeq *seq;
   GCancellable *cancel;
   double *gpu_ms;
-  uint64_t part_start;  /* context FLOP counter when the current submit's recording began */
+  BudgetMeter meter;    /* work recorded into the current submit */
   gboolean ok;
   GError *error;
 } Rec;
@@ -330,15 +330,11 @@ static gboolean rec_submit(Rec *r)
   vkrt_seq_mark(r->seq, "vae");
   if (!vkrt_seq_submit(r->seq, &r->error))
     return r->ok = FALSE;
-  if (r->gpu_ms) {
-    uint32_t n = 0;
-    const VkrtTiming *t = vkrt_seq_timings(r->seq, &n);
-    for (uint32_t i = 0; i < n; i++)
-      *r->gpu_ms += t[i].ms;
-  }
+  if (r->gpu_ms)
+    *r->gpu_ms += vkrt_seq_gpu_ms(r->seq);
   if (g_cancellable_set_error_if_cancelled(r->cancel, &r->error))
     return r->ok = FALSE;
-  r->part_start = vkrt_context_flops(vkrt_seq_context(r->seq));
+  budget_meter_restart(&r->meter);
   vkrt_seq_begin(r->seq);
   return TRUE;
 }
@@ -347,7 +343,7 @@ static gboolean rec_maybe_cut(Rec *r)
 {
   if (!r->ok)
     return FALSE;
-  if (vkrt_context_flops(vkrt_seq_context(r->seq)) - r->part_start < r->v->submit_flops)
+  if (!budget_meter_full(&r->meter))
     return TRUE;
   return rec_submit(r);
 }
@@ -481,8 +477,8 @@ gboolean vae_decode(JfVae *v, VkrtSeq *seq, uint32_t n, VkrtTensor latent, VkrtT
                 n, v->max_batch, latent.size, n * lat_bytes, out_rgb.size, n * out_bytes);
     return FALSE;
   }
-  Rec r = { .v = v, .seq = seq, .cancel = cancel, .gpu_ms = gpu_ms, .ok = TRUE,
-            .part_start = vkrt_context_flops(vkrt_seq_context(seq)) };
+  Rec r = { .v = v, .seq = seq, .cancel = cancel, .gpu_ms = gpu_ms, .ok = TRUE };
+  budget_meter_init(&r.meter, vkrt_seq_context(seq), v->submit_flops);
   vkrt_seq_begin(seq);
   for (uint32_t b = 0; b < n && r.ok; b++)
     decode_one(&r, vkrt_tensor_sub(latent, b * lat_bytes, lat_bytes),

@@ -240,7 +240,12 @@ static void test_replay_timestamps(void)
     g_assert_cmpuint(nt, ==, 3);
     g_assert_cmpstr(t[0].label, ==, "start");
     g_assert_cmpstr(t[2].label, ==, "add");
-    for (uint32_t i = 0; i < nt; i++) g_assert_cmpfloat(t[i].ms, >=, 0.0);
+    double sum = 0;
+    for (uint32_t i = 0; i < nt; i++) {
+      g_assert_cmpfloat(t[i].ms, >=, 0.0);
+      sum += t[i].ms;
+    }
+    g_assert_cmpfloat(vkrt_seq_gpu_ms(s), ==, sum);
   }
   g_assert_true(vkrt_seq_replay(s, &e));
   g_assert_true(vkrt_seq_replay(s, &e));

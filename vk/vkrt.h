@@ -174,6 +174,9 @@ void vkrt_seq_mark(VkrtSeq *seq, const char *label);
 typedef struct { const char *label; double ms; } VkrtTiming;
 /* Array of (label of the mark that ends the interval, ms since the previous mark). Owned by seq. */
 const VkrtTiming *vkrt_seq_timings(VkrtSeq *seq, uint32_t *count);
+/* The sum of vkrt_seq_timings(): GPU ms between the first and the last mark of the last submit or
+ * replay (0 without marks or timestamps). */
+double vkrt_seq_gpu_ms(VkrtSeq *seq);
 /* Records an error into the sequence (used by op wrappers for invalid arguments). */
 void vkrt_seq_set_error(VkrtSeq *seq, GError *error /* takes ownership */);
 gboolean vkrt_seq_has_error(VkrtSeq *seq);

@@ -265,6 +265,14 @@ const VkrtTiming *vkrt_seq_timings(VkrtSeq *seq, uint32_t *count)
   return (const VkrtTiming *)(void *)seq->timings->data;
 }
 
+double vkrt_seq_gpu_ms(VkrtSeq *seq)
+{
+  double ms = 0;
+  for (guint i = 0; i < seq->timings->len; i++)
+    ms += g_array_index(seq->timings, VkrtTiming, i).ms;
+  return ms;
+}
+
 static bool check_tensor(VkrtSeq *seq, VkrtTensor t, const char *what)
 {
   if (!t.buf) {
