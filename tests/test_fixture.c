@@ -15,15 +15,6 @@
 
 static const char *fixture, *case_name;
 
-static char *subst(const char *s, const char *dump, const char *out)
-{
-  GString *g = g_string_new(s);
-  g_string_replace(g, "{FIXTURE}", fixture, 0);
-  g_string_replace(g, "{DUMP}", dump, 0);
-  g_string_replace(g, "{OUT}", out, 0);
-  return g_string_free(g, FALSE);
-}
-
 static double *as_double(const NpyArray *a)
 {
   double *d = g_new(double, a->n_elements ? a->n_elements : 1);
@@ -127,30 +118,14 @@ static void test_case(void)
 {
   const char *exe = g_getenv("JF_JANUSFLOW");
   g_assert_nonnull(exe);
-  char *mpath = g_build_filename(fixture, "expected", "manifest.json", NULL);
-  JsonParser *parser = json_parser_new();
-  GError *err = NULL;
-  json_parser_load_from_file(parser, mpath, &err);
-  g_assert_no_error(err);
-  JsonObject *manifest = json_node_get_object(json_parser_get_root(parser));
-  JsonArray *cases = json_object_get_array_member(manifest, "cases");
-  JsonObject *cs = NULL;
-  for (guint i = 0; i < json_array_get_length(cases); i++) {
-    JsonObject *o = json_array_get_object_element(cases, i);
-    if (strcmp(json_object_get_string_member(o, "name"), case_name) == 0)
-      cs = o;
-  }
-  g_assert_nonnull(cs);
-
   char *tmp = test_tmp_dir_new("jf-fixture-XXXXXX");
   char *dump = g_build_filename(tmp, "dump", NULL);
   char *out = g_build_filename(tmp, "out.png", NULL);
-  JsonArray *argv_j = json_object_get_array_member(cs, "argv");
-  guint argc = json_array_get_length(argv_j);
-  char **argv = g_new0(char *, argc + 2);
-  argv[0] = g_strdup(exe);
-  for (guint i = 0; i < argc; i++)
-    argv[i + 1] = subst(json_array_get_string_element(argv_j, i), dump, out);
+  JsonObject *cs = NULL;
+  JsonParser *parser = NULL;
+  char **argv = test_fixture_case_argv(fixture, case_name, exe, dump, out, 0, &cs, &parser);
+  JsonObject *manifest = json_node_get_object(json_parser_get_root(parser));
+  GError *err = NULL;
   char *cmdline = g_strjoinv(" ", argv);
   g_test_message("running: %s", cmdline);
   int status = 0;
@@ -202,7 +177,6 @@ static void test_case(void)
   g_free(dump);
   g_free(out);
   g_free(tmp);  /* left on disk for inspection of a failure; it lives under the temp dir */
-  g_free(mpath);
   g_object_unref(parser);
 }
 

@@ -295,36 +295,16 @@ static char *run_case_q8(const char *fixture, const char *case_name, JsonObject 
     g_test_skip("JF_JANUSFLOW is not set");
     return NULL;
   }
-  char *mpath = g_build_filename(fixture, "expected", "manifest.json", NULL);
-  JsonParser *parser = json_parser_new();
-  GError *err = NULL;
-  json_parser_load_from_file(parser, mpath, &err);
-  g_assert_no_error(err);
-  g_free(mpath);
-  JsonArray *cases = json_object_get_array_member(json_node_get_object(json_parser_get_root(parser)), "cases");
-  JsonObject *cs = NULL;
-  for (guint i = 0; i < json_array_get_length(cases); i++) {
-    JsonObject *o = json_array_get_object_element(cases, i);
-    if (strcmp(json_object_get_string_member(o, "name"), case_name) == 0)
-      cs = o;
-  }
-  g_assert_nonnull(cs);
   char *tmp = test_tmp_dir_new("jf-quant-XXXXXX");
   char *dump = g_build_filename(tmp, "dump", NULL);
   char *out = g_build_filename(tmp, "out.png", NULL);
-  JsonArray *argv_j = json_object_get_array_member(cs, "argv");
-  guint argc = json_array_get_length(argv_j);
-  char **argv = g_new0(char *, argc + 4);
-  argv[0] = g_strdup(exe);
-  for (guint i = 0; i < argc; i++) {
-    GString *g = g_string_new(json_array_get_string_element(argv_j, i));
-    g_string_replace(g, "{FIXTURE}", fixture, 0);
-    g_string_replace(g, "{DUMP}", dump, 0);
-    g_string_replace(g, "{OUT}", out, 0);
-    argv[i + 1] = g_string_free(g, FALSE);
-  }
+  JsonObject *cs = NULL;
+  JsonParser *parser = NULL;
+  char **argv = test_fixture_case_argv(fixture, case_name, exe, dump, out, 2, &cs, &parser);
+  guint argc = g_strv_length(argv) - 1;
   argv[argc + 1] = g_strdup("--weights");
   argv[argc + 2] = g_strdup("q8_0");
+  GError *err = NULL;
   char *cmdline = g_strjoinv(" ", argv);
   g_test_message("running: %s", cmdline);
   int status = 0;

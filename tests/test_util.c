@@ -89,3 +89,38 @@ VkrtContext *test_context_new_max_binding(const char *max_binding)
   return ctx;
 }
 #endif
+
+#if __has_include(<json-glib/json-glib.h>)
+char **test_fixture_case_argv(const char *fixture, const char *case_name, const char *exe, const char *dump,
+                              const char *out, guint n_extra, JsonObject **case_out, JsonParser **parser_out)
+{
+  char *mpath = g_build_filename(fixture, "expected", "manifest.json", NULL);
+  JsonParser *parser = json_parser_new();
+  GError *err = NULL;
+  json_parser_load_from_file(parser, mpath, &err);
+  test_check_no_error(err);
+  g_free(mpath);
+  JsonArray *cases = json_object_get_array_member(json_node_get_object(json_parser_get_root(parser)), "cases");
+  JsonObject *cs = NULL;
+  for (guint i = 0; i < json_array_get_length(cases); i++) {
+    JsonObject *o = json_array_get_object_element(cases, i);
+    if (g_strcmp0(json_object_get_string_member(o, "name"), case_name) == 0)
+      cs = o;
+  }
+  g_assert_nonnull(cs);
+  JsonArray *argv_j = json_object_get_array_member(cs, "argv");
+  guint argc = json_array_get_length(argv_j);
+  char **argv = g_new0(char *, argc + n_extra + 2);
+  argv[0] = g_strdup(exe);
+  for (guint i = 0; i < argc; i++) {
+    GString *g = g_string_new(json_array_get_string_element(argv_j, i));
+    g_string_replace(g, "{FIXTURE}", fixture, 0);
+    g_string_replace(g, "{DUMP}", dump, 0);
+    g_string_replace(g, "{OUT}", out, 0);
+    argv[i + 1] = g_string_free(g, FALSE);
+  }
+  *case_out = cs;
+  *parser_out = parser;
+  return argv;
+}
+#endif

@@ -68,4 +68,15 @@ VkrtContext *test_context_new(bool validate);
 VkrtContext *test_context_new_max_binding(const char *max_binding);
 #endif
 
+#if __has_include(<json-glib/json-glib.h>)
+#include <json-glib/json-glib.h>
+
+/* The command of a golden fixture's case (fixture/expected/manifest.json, "cases"[name].argv)
+ * with {FIXTURE}, {DUMP} and {OUT} replaced: exe first, then the case's arguments, then n_extra
+ * NULL slots for the caller to fill, then the terminating NULL. *case_out is the case's object
+ * and lives as long as *parser_out (g_object_unref). Free the result with g_strfreev. */
+char **test_fixture_case_argv(const char *fixture, const char *case_name, const char *exe, const char *dump,
+                              const char *out, guint n_extra, JsonObject **case_out, JsonParser **parser_out);
+#endif
+
 G_END_DECLS
