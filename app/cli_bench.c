@@ -101,7 +101,7 @@ static gboolean check_fits(const VkrtDeviceInfo *di, const char *what, double we
   return FALSE;
 }
 
-static double model_weight_bytes(const JfModel *m)
+static double loaded_weight_bytes(const JfModel *m)
 {
   double b = 0;
   if (m->llm) b += (double)llm_weight_bytes(m->llm);
@@ -348,7 +348,7 @@ int cli_bench_main(int argc, char **argv)
           vkrt_device_type_name(di->type), di->driver, (double)di->device_local_bytes / (1024.0 * 1024.0 * 1024.0),
           di->has_timestamps ? "yes" : "no (GPU columns empty, FLOP/s from wall time)");
   fprintf(out, "model:   %s; %.3f GB of weights on the device (LLM %s); loaded in %.1f s\n", source,
-          model_weight_bytes(m) / 1e9, m->llm ? llm_weight_format_name(llm_weight_format(m->llm)) : "not loaded", t_load);
+          loaded_weight_bytes(m) / 1e9, m->llm ? llm_weight_format_name(llm_weight_format(m->llm)) : "not loaded", t_load);
   fprintf(out, "shapes:  chat prompt %u tokens (%u image), decode %d tokens, generation prefix P = %u + %u rows per "
           "CFG row (x2), latent %dx%dx%d\n", pr.chat_ids->len, n_img, a.new_tokens, pr.gen_prefix_got, n_gen + 1,
           c_lat, h_lat, w_lat);
@@ -409,7 +409,7 @@ int cli_bench_main(int argc, char **argv)
     json_str(b, "dir", model_dir);
     json_str(b, "vae_dir", vae_dir);
     json_str(b, "synthetic", a.synthetic);
-    json_num(b, "weight_bytes_on_device", model_weight_bytes(m));
+    json_num(b, "weight_bytes_on_device", loaded_weight_bytes(m));
     json_str(b, "llm_weights", m->llm ? llm_weight_format_name(llm_weight_format(m->llm)) : NULL);
     json_num(b, "load_s", t_load);
     json_builder_end_object(b);

@@ -10,9 +10,6 @@
 #include <math.h>
 #include <string.h>
 
-/* Layers per submit inside a step: bounds how long one submit runs (driver watchdogs) and how
- * long a cancel waits. */
-
 struct JfGenControl {
   GMutex lock;
   float cfg;

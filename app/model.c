@@ -78,9 +78,7 @@ gboolean model_check_folder(const char *dir, const char *vae_dir, GError **error
   return TRUE;
 }
 
-/* Bytes the parts in `what` will take on the device (bf16 weights, the LLM's in format wf), from
- * the file's tensor table. */
-static uint64_t weight_bytes_needed(const StFile *st, unsigned what, JfWeightFormat wf)
+uint64_t model_weight_bytes(const StFile *st, unsigned what, JfWeightFormat wf)
 {
   uint64_t total = 0;
   for (guint i = 0; i < safetensors_n_tensors(st); i++) {
@@ -103,11 +101,11 @@ static gboolean check_fits(VkrtContext *ctx, const StFile *st, unsigned what, Jf
                            GError **error)
 {
   const VkrtDeviceInfo *info = vkrt_context_info(ctx);
-  uint64_t need = weight_bytes_needed(st, what, wf);
+  uint64_t need = model_weight_bytes(st, what, wf);
   uint64_t have = info->device_local_bytes;
   if (have && need > have) {
     /* suggest 8-bit weights only when they would fit */
-    uint64_t need_q8 = wf == JF_WEIGHTS_BF16 ? weight_bytes_needed(st, what, JF_WEIGHTS_Q8_0) : need;
+    uint64_t need_q8 = wf == JF_WEIGHTS_BF16 ? model_weight_bytes(st, what, JF_WEIGHTS_Q8_0) : need;
     char *q8_note = wf != JF_WEIGHTS_BF16 || !(what & JF_LOAD_LLM) ? g_strdup("")
                     : need_q8 > have ? g_strdup_printf(" (with 8-bit weights it would still need %.2f GiB)",
                                                         need_q8 / 1073741824.0)

@@ -58,6 +58,10 @@ typedef struct {
 JfModel *model_load_opts(VkrtContext *ctx, const char *dir, const char *vae_dir, unsigned what,
                          const JfLoadOptions *opt, JfProgressFunc progress, void *user, GError **error);
 void model_free(JfModel *m);
+
+/* Bytes the weights of the parts in `what` take on the device (bf16, the LLM's in format wf),
+ * from a checkpoint's tensor table: what the fit check of model_load_opts counts. */
+uint64_t model_weight_bytes(const StFile *st, unsigned what, JfWeightFormat wf);
 /* Checks the folder without touching the device (the GUI's model setup screen). */
 gboolean model_check_folder(const char *dir, const char *vae_dir, GError **error);
 

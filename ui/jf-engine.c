@@ -265,11 +265,8 @@ static guint64 q8_saving(const StFile *st, const char *model_dir)
     if (!(st = own = safetensors_open(path, NULL)))
       return 0;
   }
-  guint64 saving = 0;
-  for (guint i = 0; i < safetensors_n_tensors(st); i++) {
-    const StTensor *t = safetensors_tensor(st, i);
-    saving += llm_tensor_device_bytes(t, JF_WEIGHTS_BF16) - llm_tensor_device_bytes(t, JF_WEIGHTS_Q8_0);
-  }
+  guint64 saving = model_weight_bytes(st, JF_LOAD_LLM, JF_WEIGHTS_BF16) -
+                   model_weight_bytes(st, JF_LOAD_LLM, JF_WEIGHTS_Q8_0);
   if (own)
     safetensors_close(own);
   return saving;
