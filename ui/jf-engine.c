@@ -54,6 +54,7 @@ typedef struct {
   gboolean can_generate, can_see;
   JfWeightFormat weights;            /* MSG_LOADED: as loaded (or as tried) */
   guint64 q8_saving;                 /* MSG_LOADED */
+  gboolean q8_fits;                  /* MSG_LOADED */
   JfEngineStep step;
   GPtrArray *textures;
   gboolean wait;     /* lockstep: the worker waits for `handled` */
@@ -77,6 +78,7 @@ struct _JfEngine {
   gboolean shut, loaded, loading, can_generate, can_see;
   JfWeightFormat weights;
   guint64 q8_saving;
+  gboolean q8_fits;
   char *device_name;
   guint64 memory;
   guint chat_tokens, chat_capacity;
@@ -150,6 +152,7 @@ static gboolean msg_dispatch(gpointer data)
       e->can_see = e->loaded && m->can_see;
       e->weights = m->weights;
       e->q8_saving = m->q8_saving;
+      e->q8_fits = m->q8_fits;
       g_free(e->device_name);
       e->device_name = g_strdup(m->text);
       g_object_notify_by_pspec(G_OBJECT(e), props[PROP_LOADING]);
@@ -255,21 +258,25 @@ static void worker_free_all(Worker *w)
   g_clear_pointer(&w->ctx_device, g_free);
 }
 
-/* Device bytes the language model's weights take in bf16 less what they take in 8 bits, from the
- * checkpoint's tensor table (what model_load's fit check counts); 0 if it cannot be read. */
-static guint64 q8_saving(const StFile *st, const char *model_dir)
+/* From the checkpoint's tensor table, with the sums model_load's fit check uses: *saving = device
+ * bytes the language model's weights take in bf16 less what they take in 8 bits, *fits = whether
+ * the parts in `what` would fit the device with 8-bit weights. Both 0 if the table cannot be read. */
+static void q8_facts(const StFile *st, const char *model_dir, unsigned what, VkrtContext *ctx, guint64 *saving,
+                     gboolean *fits)
 {
   StFile *own = NULL;
+  *saving = 0;
+  *fits = FALSE;
   if (!st) {
     g_autofree char *path = g_build_filename(model_dir, "model.safetensors", NULL);
     if (!(st = own = safetensors_open(path, NULL)))
-      return 0;
+      return;
   }
-  guint64 saving = model_weight_bytes(st, JF_LOAD_LLM, JF_WEIGHTS_BF16) -
-                   model_weight_bytes(st, JF_LOAD_LLM, JF_WEIGHTS_Q8_0);
+  *saving = model_weight_bytes(st, JF_LOAD_LLM, JF_WEIGHTS_BF16) - model_weight_bytes(st, JF_LOAD_LLM, JF_WEIGHTS_Q8_0);
+  uint64_t heap = ctx ? vkrt_context_info(ctx)->device_local_bytes : 0;
+  *fits = heap == 0 || model_weight_bytes(st, what, JF_WEIGHTS_Q8_0) <= heap;
   if (own)
     safetensors_close(own);
-  return saving;
 }
 
 static void run_load(JfEngine *e, Job *job)
@@ -288,17 +295,15 @@ static void run_load(JfEngine *e, Job *job)
     w->ctx = vkrt_context_new(&opt, &error);
     w->ctx_device = g_strdup(job->device);
   }
+  unsigned what = job->vae_dir && *job->vae_dir ? JF_LOAD_ALL : JF_LOAD_LLM | JF_LOAD_VISION;
   if (w->ctx && !g_cancellable_set_error_if_cancelled(job->cancel, &error)) {
-    unsigned what = JF_LOAD_LLM | JF_LOAD_VISION;
-    if (job->vae_dir && *job->vae_dir)
-      what = JF_LOAD_ALL;
     JfLoadOptions opt = { .weights = job->weights };
     w->model = model_load_opts(w->ctx, job->model_dir, job->vae_dir && *job->vae_dir ? job->vae_dir : NULL,
                                what, &opt, on_load_progress, &cb, &error);
   }
   Msg *m = msg_new(e, MSG_LOADED, job->id);
   m->weights = w->model && w->model->llm ? llm_weight_format(w->model->llm) : job->weights;
-  m->q8_saving = q8_saving(w->model ? w->model->st : NULL, job->model_dir);
+  q8_facts(w->model ? w->model->st : NULL, job->model_dir, what, w->ctx, &m->q8_saving, &m->q8_fits);
   if (w->model) {
     m->can_generate = w->model->uvit != NULL && w->model->vae != NULL;
     m->can_see = w->model->siglip != NULL;
@@ -720,6 +725,7 @@ const char *jf_engine_get_device_name(JfEngine *e) { return e->device_name; }
 guint64 jf_engine_get_memory(JfEngine *e) { return e->memory; }
 JfWeightFormat jf_engine_get_weights(JfEngine *e) { return e->weights; }
 guint64 jf_engine_get_q8_saving(JfEngine *e) { return e->q8_saving; }
+gboolean jf_engine_get_q8_fits(JfEngine *e) { return e->q8_fits; }
 guint jf_engine_get_chat_tokens(JfEngine *e) { return e->chat_tokens; }
 guint jf_engine_get_chat_capacity(JfEngine *e) { return e->chat_capacity; }
 

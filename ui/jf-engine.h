@@ -47,6 +47,9 @@ JfWeightFormat jf_engine_get_weights(JfEngine *e);
 /* Device bytes 8-bit language model weights save over bf16 for the model folder loaded or tried
  * last (from its tensor table, as model_load's fit check counts them); 0 if unknown. */
 guint64 jf_engine_get_q8_saving(JfEngine *e);
+/* Whether the model folder loaded or tried last would fit the device's memory with 8-bit language
+ * model weights (the same count as model_load's fit check); FALSE if unknown. */
+gboolean jf_engine_get_q8_fits(JfEngine *e);
 
 /* Sends one chat turn. images: GdkTexture elements (referenced, not copied). Signals:
  * "chat-text" (job, piece) then "chat-finished" (job, answer or NULL, GError* or NULL).

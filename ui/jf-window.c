@@ -247,9 +247,9 @@ static void on_load_progress(JfEngine *e, double fraction, const char *what, JfW
 /* Too little GPU memory with full-precision weights: 8-bit ones may fit, offer them. */
 static void show_load_error(JfWindow *w, const GError *error)
 {
-  /* the loader's fit check says when 8-bit weights would not fit either: no offer then */
+  /* no offer when 8-bit weights would not fit either */
   if (!g_error_matches(error, VKRT_ERROR, VKRT_ERROR_OOM) || jf_engine_get_weights(w->engine) != JF_WEIGHTS_BF16 ||
-      strstr(error->message, "with 8-bit weights it would still need")) {
+      !jf_engine_get_q8_fits(w->engine)) {
     jf_setup_page_set_error(w->setup_page, error->message);
     return;
   }
