@@ -354,12 +354,13 @@ static gboolean step_record(JfGen *g, const StepKey *key, GError **error)
   }
   uvit_record_decode(m->uvit, s, 2 * (uint32_t)n, vkrt_tensor(g->dec_rows), 0, vkrt_tensor(g->t_emb),
                      (uint32_t)n, vkrt_tensor(g->v));
-  vkrt_seq_copy(s, vkrt_tensor(g->z_prev), vkrt_tensor(g->z), (uint64_t)n * g->per * 4);
-  vkrt_op_cfg_euler(s, vkrt_tensor(g->z), vkrt_tensor(g->x0), vkrt_tensor(g->vout), vkrt_tensor(g->v),
-                    vkrt_tensor_sub(vkrt_tensor(g->step_params), 0, 3 * 4), (uint32_t)n, g->per);
-  if (key->preview)
-    vkrt_op_latent_rgb(s, vkrt_tensor(g->rgba), vkrt_tensor(g->x0), 1, g->h, g->w,
-                       vkrt_sdxl_rgb_factors, vkrt_sdxl_rgb_bias);
+  VkrtCfgEulerOut co = {
+    .x0 = vkrt_tensor(g->x0), .v_out = vkrt_tensor(g->vout), .z_prev = vkrt_tensor(g->z_prev),
+    .rgba = key->preview ? vkrt_tensor(g->rgba) : vkrt_tensor_none(), .rgb_batch = 1, .hw = g->h * g->w,
+    .factors = vkrt_sdxl_rgb_factors, .bias = vkrt_sdxl_rgb_bias,
+  };
+  vkrt_op_cfg_euler(s, vkrt_tensor(g->z), vkrt_tensor(g->v), vkrt_tensor_sub(vkrt_tensor(g->step_params), 0, 3 * 4),
+                    (uint32_t)n, g->per, &co);
   vkrt_seq_mark(s, "step");
   vkrt_seq_mark(s, "part");
   g->n_parts = pi + 1;

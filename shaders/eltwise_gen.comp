@@ -100,29 +100,58 @@ void main() {
 #endif
 
 #ifdef OP_CFG
+// One invocation per latent pixel: its `ch` channels (stride hw) are stepped together, so the
+// preview of x0 (OP_RGB's math) and the copy of z before the step come out of the same pass
+// instead of two more dispatches over the latent. Without a preview ch = 1 and hw = per; the
+// preview reads the first (up to) 4 channels, as the host-side gen_preview_with_cfg does.
 layout(std430, binding = 0) buffer Z { float z[]; };
 layout(std430, binding = 1) readonly buffer V { float v[]; };
 layout(std430, binding = 2) writeonly buffer X0 { float x0[]; };
 layout(std430, binding = 3) writeonly buffer VO { float vo[]; };
 // cfg, dt, t live in memory, not push constants: a recorded step is replayed with new values
 layout(std430, binding = 4) readonly buffer PR { float prm[]; };
+layout(std430, binding = 5) writeonly buffer ZP { float zp[]; };
+layout(std430, binding = 6) writeonly buffer O { uint rgba[]; };
 layout(push_constant) uniform P {
-  uint e0, count, total;   // total = n * per: v_uncond starts there
-  uint flags;              // 1: write x0, 2: write v_out
-  int z_add, v_add, x0_add, vo_add, p_add;
+  uint e0, count, total;   // count = n * hw pixels; total = n * per: v_uncond starts there
+  uint flags;              // 1: write x0, 2: write v_out, 4: write z_prev, 8: write the preview
+  int z_add, v_add, x0_add, vo_add, p_add, zp_add, o_add;
+  uint hw, ch, per, rgb_batch;
+  float m[12];             // preview factors m[ch * 3 + rgb]; bias after them
+  float bias[3];
 } p;
 void main() {
   float cfg = prm[p.p_add], dt = prm[p.p_add + 1], t = prm[p.p_add + 2];
   LOOP {
-    uint e = p.e0 + i;
-    float vc = v[int(e) + p.v_add], vu = v[int(e + p.total) + p.v_add];
-    float vel = cfg * vc - (cfg - 1.0) * vu;
-    float zk = z[int(e) + p.z_add];
-    if ((p.flags & 1u) != 0u)
-      x0[int(e) + p.x0_add] = zk + (1.0 - t) * vel;
-    if ((p.flags & 2u) != 0u)
-      vo[int(e) + p.vo_add] = vel;
-    z[int(e) + p.z_add] = zk + dt * vel;
+    uint q = p.e0 + i;     // pixel over [n, hw]
+    uint b = q / p.hw, px = q % p.hw;
+    float l[4] = float[4](0.0, 0.0, 0.0, 0.0);
+    for (uint c = 0u; c < p.ch; c++) {
+      uint e = b * p.per + c * p.hw + px;
+      float vc = v[int(e) + p.v_add], vu = v[int(e + p.total) + p.v_add];
+      float vel = cfg * vc - (cfg - 1.0) * vu;
+      float zk = z[int(e) + p.z_add];
+      float xe = zk + (1.0 - t) * vel;
+      if (c < 4u) l[c] = xe;
+      if ((p.flags & 1u) != 0u)
+        x0[int(e) + p.x0_add] = xe;
+      if ((p.flags & 2u) != 0u)
+        vo[int(e) + p.vo_add] = vel;
+      if ((p.flags & 4u) != 0u)
+        zp[int(e) + p.zp_add] = zk;
+      z[int(e) + p.z_add] = zk + dt * vel;
+    }
+    if ((p.flags & 8u) != 0u && b < p.rgb_batch) {
+      uint packed = 0xff000000u;
+      for (uint c = 0u; c < 3u; c++) {
+        float s = p.bias[c];
+        for (uint k = 0u; k < 4u; k++)
+          s = fma(l[k], p.m[k * 3u + c], s);   // channels past ch stay 0
+        float u = clamp((s + 1.0) * 0.5, 0.0, 1.0);
+        packed |= uint(floor(u * 255.0 + 0.5)) << (8u * c);
+      }
+      rgba[int(q) + p.o_add] = packed;
+    }
   }
 }
 #endif

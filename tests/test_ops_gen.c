@@ -450,21 +450,35 @@ static void test_eltwise(void)
 }
 
 /* cfg, dt and t come from a small buffer (at an unaligned offset), so a recorded step replays
- * with new values: the second run replays the same recording after rewriting them. */
-static void check_cfg(uint32_t n, uint32_t per, bool outputs)
+ * with new values: the second run replays the same recording after rewriting them. With
+ * `outputs` the op also writes x0, v and z before the step; with rgb_batch > 0 (per = 4 * h * w)
+ * the preview of the first rgb_batch images' x0, which must equal vkrt_op_latent_rgb's. */
+static void check_cfg(uint32_t n, uint32_t per, bool outputs, uint32_t rgb_batch, uint32_t h, uint32_t w)
 {
-  size_t t = (size_t)n * per;
+  size_t t = (size_t)n * per, px = (size_t)rgb_batch * h * w;
   float *z = rand_f32(t, -2, 2), *v = rand_f32(2 * t, -2, 2);
-  float *zw = g_memdup2(z, t * 4), *x0w = g_new(float, t), *vw = g_new(float, t), *got = g_new(float, t);
+  float *zw = g_memdup2(z, t * 4), *zprev = g_new(float, t), *x0w = g_new(float, t), *vw = g_new(float, t);
+  float *got = g_new(float, t);
+  uint8_t *rgb_want = g_new0(uint8_t, px * 4 + 4), *rgb_got = g_new0(uint8_t, px * 4 + 4);
   float prm[2][3] = { { 2.5f, 1.0f / 3.0f, 1.0f / 3.0f },
                       { (float)g_rand_double_range(rng, 1, 8), (float)g_rand_double_range(rng, 0.01, 0.5),
                         (float)g_rand_double_range(rng, 0, 1) } };
   TBuf bz = upload_at(z, t * 4, 4), bv = upload(v, 2 * t * 4), bx0 = upload(NULL, t * 4), bvo = upload_at(NULL, t * 4, 8);
+  TBuf bzp = upload_at(NULL, t * 4, 12), bo = upload_at(rgb_got, px * 4 + 4, 4);  /* zeros */
   TBuf bp = upload_at(prm[0], sizeof prm[0], 12);
   GError *err = NULL;
   VkrtSeq *seq = seq_begin();
-  vkrt_op_cfg_euler(seq, tens(bz), outputs ? tens(bx0) : vkrt_tensor_none(),
-                    outputs ? tens(bvo) : vkrt_tensor_none(), tens(bv), tens(bp), n, per);
+  VkrtCfgEulerOut co = { .rgb_batch = rgb_batch, .hw = h * w, .factors = vkrt_sdxl_rgb_factors,
+                         .bias = vkrt_sdxl_rgb_bias };
+  if (outputs) {
+    co.x0 = tens(bx0);
+    co.v_out = tens(bvo);
+    co.z_prev = tens(bzp);
+  }
+  if (rgb_batch)
+    co.rgba = tens(bo);
+  vkrt_op_cfg_euler(seq, tens(bz), tens(bv), tens(bp), n, per, &co);
+  memcpy(zprev, z, t * 4);   /* then the device's z after each run */
   for (int run = 0; run < 2; run++) {
     ref_cfg_euler(zw, x0w, vw, v, n, per, prm[run][0], prm[run][1], prm[run][2]);
     if (run == 0) {
@@ -476,23 +490,42 @@ static void check_cfg(uint32_t n, uint32_t per, bool outputs)
     g_assert_no_error(err);
     download(bz, got);
     expect_close(run ? "cfg_euler z (replay)" : "cfg_euler z", got, zw, t, 1e-6);
+    float *z_now = g_memdup2(got, t * 4);
     if (outputs) {
       download(bx0, got);
       expect_close(run ? "cfg_euler x0 (replay)" : "cfg_euler x0", got, x0w, t, 1e-6);
       download(bvo, got);
       expect_close(run ? "cfg_euler v (replay)" : "cfg_euler v", got, vw, t, 1e-6);
+      download(bzp, got);
+      expect_close(run ? "cfg_euler z_prev (replay)" : "cfg_euler z_prev", got, zprev, t, 1e-12);  /* a copy */
+    }
+    memcpy(zprev, z_now, t * 4);
+    g_free(z_now);
+    if (rgb_batch) {
+      ref_latent_rgb(rgb_want, x0w, rgb_batch, h, w, vkrt_sdxl_rgb_factors, vkrt_sdxl_rgb_bias);
+      download(bo, rgb_got);
+      int maxd = 0;
+      for (size_t i = 0; i < px * 4; i++)
+        maxd = MAX(maxd, abs((int)rgb_got[i] - (int)rgb_want[i]));
+      g_assert_cmpint(maxd, <=, 1);   /* fp32 vs double at a .5 rounding boundary */
+      /* the word after the previewed images stays untouched */
+      g_assert_cmpint(rgb_got[px * 4] | rgb_got[px * 4 + 1] | rgb_got[px * 4 + 2] | rgb_got[px * 4 + 3], ==, 0);
     }
   }
   vkrt_seq_free(seq);
   g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
-  tfree(bz); tfree(bv); tfree(bx0); tfree(bvo); tfree(bp);
-  g_free(z); g_free(v); g_free(zw); g_free(x0w); g_free(vw); g_free(got);
+  tfree(bz); tfree(bv); tfree(bx0); tfree(bvo); tfree(bzp); tfree(bo); tfree(bp);
+  g_free(z); g_free(v); g_free(zw); g_free(zprev); g_free(x0w); g_free(vw); g_free(got);
+  g_free(rgb_want); g_free(rgb_got);
 }
 
 static void test_cfg_euler(void)
 {
-  check_cfg(2, 4 * 8 * 8, true);
-  check_cfg(3, 4 * 5 * 7, false);
+  check_cfg(2, 4 * 8 * 8, true, 0, 0, 0);
+  check_cfg(3, 4 * 5 * 7, false, 0, 0, 0);
+  check_cfg(3, 4 * 5 * 7, true, 1, 5, 7);   /* what a step of gen_run records */
+  check_cfg(2, 4 * 6 * 3, false, 2, 6, 3);
+  check_cfg(1, 4 * 33 * 31, true, 1, 33, 31);
 }
 
 static void test_latent_rgb(void)

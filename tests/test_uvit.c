@@ -129,7 +129,8 @@ static void run_step(const StepCase *c, gboolean strided)
   uvit_record_decode(uv, seq, 2, hidden, hid_stride, vkrt_tensor(bt), 1, vkrt_tensor(bv));
   float prm[3] = { 2.0f, 1.0f / 3.0f, t / 1000.0f };  /* cfg, dt, t (read from memory by the op) */
   VkrtBuffer *bp = buf(prm, 3);
-  vkrt_op_cfg_euler(seq, vkrt_tensor(bz), vkrt_tensor(bx0), vkrt_tensor(bvo), vkrt_tensor(bv), vkrt_tensor(bp), 1, per);
+  vkrt_op_cfg_euler(seq, vkrt_tensor(bz), vkrt_tensor(bv), vkrt_tensor(bp), 1, per,
+                    &(VkrtCfgEulerOut){ .x0 = vkrt_tensor(bx0), .v_out = vkrt_tensor(bvo) });
   submit(seq);
   vkrt_buffer_free(bp);
   vkrt_seq_free(seq);

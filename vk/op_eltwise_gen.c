@@ -237,13 +237,19 @@ void vkrt_op_concat(VkrtSeq *seq, VkrtTensor y, VkrtTensor a, VkrtTensor b_, uin
 typedef struct {
   uint32_t e0, count, total;
   uint32_t flags;
-  int32_t z_add, v_add, x0_add, vo_add, p_add;
+  int32_t z_add, v_add, x0_add, vo_add, p_add, zp_add, o_add;
+  uint32_t hw, ch, per, rgb_batch;
+  float m[12];
+  float bias[3];
 } CfgPush;
 
-void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor x0, VkrtTensor v_out, VkrtTensor v,
-                       VkrtTensor params, uint32_t n, uint32_t per)
+void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor v, VkrtTensor params, uint32_t n,
+                       uint32_t per, const VkrtCfgEulerOut *out)
 {
   static const char op[] = "cfg_euler";
+  static const VkrtCfgEulerOut none = { 0 };
+  if (!out)
+    out = &none;
   uint64_t total = (uint64_t)n * per;
   if (total == 0)
     return;
@@ -251,32 +257,58 @@ void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor x0, VkrtTensor v_o
     op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  OpWin zw, vw, xw, ow, pw;
+  bool rgb = out->rgba.buf != NULL;
+  if (rgb && (!out->factors || !out->bias || out->rgb_batch == 0 || out->rgb_batch > n || out->hw == 0 ||
+              per % out->hw != 0)) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "a preview needs per = channels x hw, factors and 1..n images");
+    return;
+  }
+  OpWin zw, vw, pw, xw, ow, zpw, rw;
   if (!op_win_whole(seq, op, "z", z, total * 4, 4, &zw) ||
       !op_win_whole(seq, op, "v", v, 2 * total * 4, 4, &vw) ||
       !op_win_whole(seq, op, "params", params, 3 * 4, 4, &pw))
     return;
   uint32_t flags = 0;
-  xw = zw;
-  ow = zw;
-  if (x0.buf) {
-    if (!op_win_whole(seq, op, "x0", x0, total * 4, 4, &xw))
+  /* unused outputs bind z again: the shader never touches them */
+  xw = ow = zpw = rw = zw;
+  if (out->x0.buf) {
+    if (!op_win_whole(seq, op, "x0", out->x0, total * 4, 4, &xw))
       return;
     flags |= 1;
   }
-  if (v_out.buf) {
-    if (!op_win_whole(seq, op, "v_out", v_out, total * 4, 4, &ow))
+  if (out->v_out.buf) {
+    if (!op_win_whole(seq, op, "v_out", out->v_out, total * 4, 4, &ow))
       return;
     flags |= 2;
   }
-  CfgPush push = { 0, (uint32_t)total, (uint32_t)total, flags, zw.add, vw.add, xw.add, ow.add, pw.add };
+  if (out->z_prev.buf) {
+    if (!op_win_whole(seq, op, "z_prev", out->z_prev, total * 4, 4, &zpw))
+      return;
+    flags |= 4;
+  }
+  if (rgb) {
+    if (!op_win_whole(seq, op, "rgba", out->rgba, (uint64_t)out->rgb_batch * out->hw * 4, 4, &rw))
+      return;
+    flags |= 8;
+  }
+  uint32_t hw = rgb ? out->hw : per, ch = per / hw;
+  uint64_t pixels = (uint64_t)n * hw;
+  CfgPush push = { 0, (uint32_t)pixels, (uint32_t)total, flags, zw.add, vw.add, xw.add, ow.add, pw.add,
+                   zpw.add, rw.add, hw, ch, per, rgb ? out->rgb_batch : 0, { 0 }, { 0 } };
+  if (rgb)
+    for (int i = 0; i < 4; i++) {
+      for (int c = 0; c < 3; c++)
+        push.m[i * 3 + c] = out->factors[i][c];
+      if (i < 3)
+        push.bias[i] = out->bias[i];
+    }
   VkrtDispatch d = {
     .shader = "gen_cfg_euler",
-    .n_bindings = 5,
-    .bindings = { zw.bind, vw.bind, xw.bind, ow.bind, pw.bind },
+    .n_bindings = 7,
+    .bindings = { zw.bind, vw.bind, xw.bind, ow.bind, pw.bind, zpw.bind, rw.bind },
     .push = &push,
     .push_size = sizeof push,
-    .groups = { op_stride_groups(total), 1, 1 },
+    .groups = { op_stride_groups(pixels), 1, 1 },
   };
   vkrt_seq_dispatch(seq, &d);
 }

@@ -132,12 +132,23 @@ void vkrt_op_concat(VkrtSeq *seq, VkrtTensor y, VkrtTensor a, VkrtTensor b_, uin
  *   v = cfg * v_cond - (cfg - 1) * v_uncond, with v_cond = v[0:n], v_uncond = v[n:2n];
  *   x0 = z + (1 - t) * v   (the clean-latent estimate from the z *before* the step, t in [0,1]);
  *   z  = z + dt * v.
- * z fp32 [n, per] (updated in place), v fp32 [2n, per]; x0 and v_out ([n, per]) are optional
- * outputs (vkrt_tensor_none() to skip). Everything must fit one binding.
+ * z fp32 [n, per] (updated in place), v fp32 [2n, per]. Everything must fit one binding.
  * params fp32 [3] = { cfg, dt, t } is read from device memory when the dispatch runs, not baked
- * into the recording: a recorded step can be replayed with new values written to it. */
-void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor x0, VkrtTensor v_out, VkrtTensor v,
-                       VkrtTensor params, uint32_t n, uint32_t per);
+ * into the recording: a recorded step can be replayed with new values written to it.
+ * `out` (NULL: none) names optional outputs written by the same pass, so a step needs no
+ * separate copy or preview dispatch. */
+typedef struct {
+  VkrtTensor x0;             /* fp32 [n, per]: the clean-latent estimate */
+  VkrtTensor v_out;          /* fp32 [n, per]: the guided velocity */
+  VkrtTensor z_prev;         /* fp32 [n, per]: z before the step */
+  VkrtTensor rgba;           /* the preview of x0 for images 0 .. rgb_batch-1, as vkrt_op_latent_rgb
+                              * makes it from the first (up to) 4 of per / hw NCHW channels */
+  uint32_t rgb_batch, hw;
+  const float (*factors)[3]; /* [4][3], e.g. vkrt_sdxl_rgb_factors */
+  const float *bias;         /* [3] */
+} VkrtCfgEulerOut;
+void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor v, VkrtTensor params, uint32_t n,
+                       uint32_t per, const VkrtCfgEulerOut *out);
 
 /* y[c, r] = x[r, c] for x fp32 [rows, cols]. Both must fit one binding. */
 void vkrt_op_transpose(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t rows, uint32_t cols);
