@@ -140,6 +140,12 @@ static void linear(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, const LlmLinear *w,
 
 JfLlm *llm_new(VkrtContext *ctx, const StFile *f, const JfLlmConfig *cfg, JfWeightFormat wf, GError **error)
 {
+  if (!vkrt_attention_head_dim_ok((uint32_t)cfg->head_dim)) {
+    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISMATCH,
+                "config.json: language_config: head_dim %d is not supported (the attention kernels take a multiple of 4 up to %u)",
+                cfg->head_dim, VKRT_ATTN_MAX_HEAD_DIM);
+    return NULL;
+  }
   JfLlm *llm = g_new0(JfLlm, 1);
   llm->ctx = ctx;
   llm->cfg = *cfg;

@@ -121,6 +121,8 @@ static gboolean check_geometry(const JfModelConfig *cfg, GError **error)
     bad = "image_size is smaller than patch_size";
   else if (c->width <= 0 || c->heads <= 0 || c->width % c->heads)
     bad = "width must be a positive multiple of heads";
+  else if (!vkrt_attention_head_dim_ok((uint32_t)(c->width / c->heads)))
+    bad = "width / heads (the head size) is not supported: the attention kernels take a multiple of 4 up to 256";
   else if (c->layers < 0)
     bad = "layers (after select_layer) is negative";
   else if (c->mlp_dim <= 0)
@@ -131,7 +133,7 @@ static gboolean check_geometry(const JfModelConfig *cfg, GError **error)
            (int64_t)c->image_size * c->image_size > (1 << 26))
     bad = "image_size is too large";
   if (bad)
-    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISMATCH, "vision_und_enc_config: %s", bad);
+    g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISMATCH, "config.json: vision_und_enc_config: %s", bad);
   return bad == NULL;
 }
 

@@ -483,6 +483,23 @@ static void test_config_missing_key(void)
   g_free(dir);
 }
 
+static void edit_head_dim_2(JsonObject *root)
+{
+  /* consistent shapes (64 = 32 x 2), but a head size the attention kernels do not take */
+  JsonObject *l = json_object_get_object_member(root, "language_config");
+  json_object_set_int_member(l, "num_attention_heads", 32);
+  json_object_set_int_member(l, "num_key_value_heads", 32);
+}
+
+static void test_config_head_dim(void)
+{
+  char *dir = model_copy("config_head_dim"), *cfg = in_dir(dir, "config.json");
+  edit_json(cfg, edit_head_dim_2);
+  expect_chat(dir, 2, WANT("config.json", "head_dim 2 is not supported", "multiple of 4"));
+  g_free(cfg);
+  g_free(dir);
+}
+
 static void test_config_other_model(void)
 {
   char *dir = model_copy("config_other_model"), *cfg = in_dir(dir, "config.json");
@@ -907,6 +924,7 @@ int main(int argc, char **argv)
     {"safetensors/missing-tensor", test_st_missing_tensor},
     {"safetensors/shape-vs-config", test_st_shape_vs_config},
     {"config/missing-key", test_config_missing_key},
+    {"config/head-dim-unsupported", test_config_head_dim},
     {"config/other-model", test_config_other_model},
     {"config/vae-folder-as-model", test_config_vae_as_model},
     {"config/model-folder-as-vae", test_config_model_as_vae},

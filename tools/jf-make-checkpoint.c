@@ -43,6 +43,10 @@ static const Preset presets[] = {
    {32, 32, 64, 64}, 1, 8, 0, 0},
   {"small", 1024, 8, 8, 8, 2816, 32000, 4096, "siglip_small_patch16_384", 384, 16, 512, 8, 8, 4.0, TRUE, 384, 48,
    {64, 128, 256, 256}, 2, 32, 0, 0},
+  /* sizes that are no tile's multiple (K % 8 != 0 in the MLPs and SigLIP, head_dim 44 and 12,
+   * 9 image tokens, 4 VAE blocks of 2 resnets): our own second parity fixture, tests/data/odd */
+  {"odd", 88, 3, 2, 2, 236, 700, 512, "siglip_odd_patch16_48", 48, 16, 36, 2, 3, 3.0, TRUE, 24, 6,
+   {16, 24, 40, 40}, 2, 8, 0, 0},
   {"full", 2048, 24, 16, 16, 5632, 102400, 16384, "siglip_large_patch16_384", 384, 16, 1024, 24, 16, 4.0, FALSE, 768,
    48, {128, 256, 512, 512}, 2, 32, 2046367504ull, 49490199ull},
 };
@@ -801,7 +805,7 @@ int main(int argc, char **argv) {
   g_autofree char *preset_name = NULL, *out = NULL, *vae_out = NULL, *tokenizer = NULL;
   gint64 seed = 0;
   GOptionEntry entries[] = {
-    {"preset", 0, 0, G_OPTION_ARG_STRING, &preset_name, "tiny | small | full", "NAME"},
+    {"preset", 0, 0, G_OPTION_ARG_STRING, &preset_name, "tiny | small | odd | full", "NAME"},
     {"out", 0, 0, G_OPTION_ARG_FILENAME, &out, "model folder to write (created if needed)", "DIR"},
     {"vae-out", 0, 0, G_OPTION_ARG_FILENAME, &vae_out, "also write a VAE folder here", "DIR"},
     {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "seed of the random weights (default 0)", "N"},
@@ -822,6 +826,8 @@ int main(int argc, char **argv) {
       "only decodes.\n\n"
       "Presets: tiny = the tiny test fixture's dimensions (0.4 M + 0.6 M parameters);\n"
       "small = LLM 1024/8 layers, SigLIP 512/8 blocks at 384 px, UViT 384 channels, VAE [64,128,256,256];\n"
+      "odd = sizes that are no tile's multiple (LLM 88/3 layers/2 heads, MLP 236, SigLIP 36 wide at 48 px,\n"
+      "9 image tokens, VAE [16,24,40,40] with 2 resnets per block): tests/data/odd;\n"
       "full = the exact JanusFlow-1.3B shapes (2,046,367,504 parameters, 4.09 GB) + SDXL-VAE decoder.\n"
       "Weights are deterministic for a seed and exactly representable in bf16.");
   GError *e = NULL;

@@ -9,7 +9,6 @@
 
 #define ATTN_WG 64u
 #define ATTN_SPLIT_ITEMS 8u  /* (sequence, head, query) items per workgroup (ITEMS in attention.comp) */
-#define ATTN_MAX_D 256u
 #define FLASH_MIN_Q 16u
 #define FLASH_WG 128u
 
@@ -91,9 +90,9 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
                        VkrtTensor mask, const VkrtAttnParams *p)
 {
   const char *op = "attention";
-  if (!p || p->head_dim == 0 || p->head_dim % 4 || p->head_dim > ATTN_MAX_D || p->n_kv > p->kv_capacity) {
+  if (!p || !vkrt_attention_head_dim_ok(p->head_dim) || p->n_kv > p->kv_capacity) {
     op_fail(seq, VKRT_ERROR_FAILED, op, "bad parameters (head_dim must be a multiple of 4 up to %u, n_kv <= kv_capacity)",
-            ATTN_MAX_D);
+            VKRT_ATTN_MAX_HEAD_DIM);
     return;
   }
   uint64_t B = p->n_batch, HD = (uint64_t)p->n_heads * p->head_dim;

@@ -91,6 +91,13 @@ typedef struct {
   float scale;           /* usually 1/sqrt(head_dim) */
 } VkrtAttnParams;
 
+/* The head sizes vkrt_op_attention takes: whole vec4s, up to 256 (its register/shared budget). */
+#define VKRT_ATTN_MAX_HEAD_DIM 256u
+static inline bool vkrt_attention_head_dim_ok(uint32_t d)
+{
+  return d > 0 && d % 4 == 0 && d <= VKRT_ATTN_MAX_HEAD_DIM;
+}
+
 /* out[B*n_q, H*D] = softmax(q k^T * scale + mask) v per head, online softmax in fp32; never
  * materialises a score matrix in device memory.
  * q [B*n_q, H*D]; k, v [B, kv_capacity, H*D]; mask: none, or int32 [B, kv_capacity] with
