@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const char *const stage_names[BENCH_N_STAGES] = {
-  "prefill", "decode", "siglip", "euler_step", "vae_decode", "preview",
+  "prefill", "decode", "siglip", "euler_step", "vae_decode", "preview", "first_preview",
 };
 
 const char *bench_stage_name(BenchStageId id) { return id < BENCH_N_STAGES ? stage_names[id] : "?"; }
@@ -21,7 +21,8 @@ unsigned bench_stage_needs(BenchStageId id)
   case BENCH_PREFILL:
   case BENCH_DECODE: return JF_LOAD_LLM | JF_LOAD_VISION;  /* the prompt's image rows come from SigLIP */
   case BENCH_SIGLIP: return JF_LOAD_VISION;
-  case BENCH_EULER_STEP: return JF_LOAD_LLM | JF_LOAD_GENERATION;
+  case BENCH_EULER_STEP:
+  case BENCH_FIRST_PREVIEW: return JF_LOAD_LLM | JF_LOAD_GENERATION;
   case BENCH_VAE_DECODE: return JF_LOAD_GENERATION;
   default: return 0;
   }
@@ -32,6 +33,7 @@ void bench_stage_clear(BenchStage *st)
   if (st->gpu_ms) g_array_unref(st->gpu_ms);
   if (st->wall_ms) g_array_unref(st->wall_ms);
   memset(st, 0, sizeof *st);
+  st->cold_wall_ms = st->cold_pipelines = st->cold_pipeline_ms = NAN;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -193,6 +195,7 @@ struct BenchSession {
   /* vision / generation inputs */
   float *pixels;
   VkrtBuffer *img, *latent, *rgb, *rgba;
+  JfGen *gen;          /* first_preview: kept, as the GUI keeps its generator */
 };
 
 BenchSession *bench_session_new(JfModel *m, const BenchPrompts *prompts, const BenchOptions *o)
@@ -216,6 +219,7 @@ void bench_session_free(BenchSession *s)
     g_clear_pointer(bufs[i], vkrt_buffer_free);
   if (s->seq)
     vkrt_seq_free(s->seq);
+  gen_free(s->gen);
   g_free(s->pixels);
   g_free(s);
 }
@@ -479,6 +483,86 @@ static gboolean euler_run(BenchSession *s, BenchStage *st, GError **error)
   return ok;
 }
 
+typedef struct {
+  gint64 t0;
+  double ms;             /* < 0 until the first preview */
+  GCancellable *cancel;
+} FirstWatch;
+
+static void first_on_step(const JfGenStep *info, void *user)
+{
+  FirstWatch *w = user;
+  if (info->preview && w->ms < 0) {
+    w->ms = (double)(g_get_monotonic_time() - w->t0) / 1000.0;
+    /* the rest of the run (later steps, the VAE) is not what this stage times */
+    g_cancellable_cancel(w->cancel);
+  }
+}
+
+/* One Generate as the GUI starts it, up to its first preview: gen_run from the prompt (tokenizer,
+ * prompt K/V pass, noise upload) through step 0 with the fast preview read back and upscaled. */
+static gboolean first_preview_once(BenchSession *s, double *wall_ms, GError **error)
+{
+  if (!s->gen && !(s->gen = gen_new(s->m, 1, error)))
+    return FALSE;
+  JfGenParams p = gen_params_defaults();
+  p.prompt = s->pr->gen_prompt;
+  p.steps = s->o.steps > 0 ? s->o.steps : 30;
+  p.cfg = s->o.cfg;
+  p.seed = 0;
+  p.preview = JF_PREVIEW_FAST;
+  FirstWatch w = { g_get_monotonic_time(), -1.0, g_cancellable_new() };
+  JfImage **images = NULL;
+  GError *e = NULL;
+  gboolean ok = gen_run(s->gen, &p, NULL, first_on_step, &w, w.cancel, &images, &e);
+  if (images) {
+    image_free(images[0]);
+    g_free(images);
+  }
+  g_object_unref(w.cancel);
+  if (!ok && w.ms >= 0 && g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+    g_clear_error(&e);
+    ok = TRUE;
+  }
+  if (!ok) {
+    g_propagate_error(error, e);
+    return FALSE;
+  }
+  if (w.ms < 0) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "the run ended without a preview");
+    return FALSE;
+  }
+  *wall_ms = w.ms;
+  return TRUE;
+}
+
+/* The cold run first (its pipelines counted), then warm-up + timed runs. No GPU column: the
+ * interval is host-side by definition (tokenizer, uploads, submits, the read-back). */
+static gboolean first_preview_run(BenchSession *s, BenchStage *st, GError **error)
+{
+  uint64_t p0 = vkrt_context_pipelines_created(s->ctx);
+  double pm0 = vkrt_context_pipeline_ms(s->ctx), ms = 0;
+  if (!first_preview_once(s, &ms, error))
+    return FALSE;
+  st->cold_wall_ms = ms;
+  st->cold_pipelines = (double)(vkrt_context_pipelines_created(s->ctx) - p0);
+  st->cold_pipeline_ms = vkrt_context_pipeline_ms(s->ctx) - pm0;
+  for (int r = 0; r < s->o.warmup + s->o.repeat; r++) {
+    uint64_t f0 = vkrt_context_flops(s->ctx), n0 = vkrt_context_submits(s->ctx);
+    if (!first_preview_once(s, &ms, error))
+      return FALSE;
+    /* the counters run on to the cancel after step 0: close enough to the work before it */
+    st->flops_counted = (double)(vkrt_context_flops(s->ctx) - f0);
+    st->submits = (double)(vkrt_context_submits(s->ctx) - n0);
+    if (r >= s->o.warmup) {
+      double gpu = NAN;
+      g_array_append_val(st->gpu_ms, gpu);
+      g_array_append_val(st->wall_ms, ms);
+    }
+  }
+  return TRUE;
+}
+
 gboolean bench_session_run(BenchSession *s, BenchStageId id, BenchStage *st, GError **error)
 {
   JfModel *m = s->m;
@@ -488,8 +572,9 @@ gboolean bench_session_run(BenchSession *s, BenchStageId id, BenchStage *st, GEr
   const char *missing = NULL;
   if ((bench_stage_needs(id) & JF_LOAD_LLM) && !m->llm) missing = "the language model";
   else if ((bench_stage_needs(id) & JF_LOAD_VISION) && !m->siglip) missing = "the vision encoder";
-  else if (id == BENCH_EULER_STEP && !m->uvit) missing = "the generation encoder/decoder";
-  else if ((id == BENCH_EULER_STEP || id == BENCH_VAE_DECODE) && !m->vae) missing = "the VAE (give --vae DIR)";
+  else if ((id == BENCH_EULER_STEP || id == BENCH_FIRST_PREVIEW) && !m->uvit) missing = "the generation encoder/decoder";
+  else if ((id == BENCH_EULER_STEP || id == BENCH_VAE_DECODE || id == BENCH_FIRST_PREVIEW) && !m->vae)
+    missing = "the VAE (give --vae DIR)";
   if (missing) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s needs %s", bench_stage_name(id), missing);
     return FALSE;
@@ -546,6 +631,11 @@ gboolean bench_session_run(BenchSession *s, BenchStageId id, BenchStage *st, GEr
     st->cost = bench_cost_preview((uint32_t)c, (uint32_t)h, (uint32_t)w);
     ok = latent_prepare(s, error) && (s->rgba || (s->rgba = vkrt_buffer_new(s->ctx, (uint64_t)h * w * 4, error))) &&
          run_loop(s, preview_once, st, error);
+    break;
+  case BENCH_FIRST_PREVIEW:
+    st->items = 1;
+    st->item_unit = "img";
+    ok = first_preview_run(s, st, error);
     break;
   default:
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "unknown stage");

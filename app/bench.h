@@ -8,7 +8,10 @@
  * prompt through the LLM from prepared embeddings, lm_head on the last row and argmax; decode =
  * greedy one-token steps after that prefill; siglip = one image through SigLIP + aligner; euler_step
  * = one CFG step of the real gen_run loop with the prompt K/V cached; vae_decode = one latent to
- * RGB; preview = the linear latent -> RGB preview of one latent and its read-back. */
+ * RGB; preview = the linear latent -> RGB preview of one latent and its read-back; first_preview =
+ * wall time from calling gen_run (prompt pass included) to the first step's preview in host memory,
+ * with the pipelines built (the GUI's state after its warm-up), and once cold: the first run in
+ * the process, which builds them (from the on-disk pipeline cache when there is one). */
 #pragma once
 #include "model.h"
 #include "bench_cost.h"
@@ -23,6 +26,7 @@ typedef enum {
   BENCH_EULER_STEP,
   BENCH_VAE_DECODE,
   BENCH_PREVIEW,
+  BENCH_FIRST_PREVIEW,
   BENCH_N_STAGES
 } BenchStageId;
 
@@ -34,6 +38,7 @@ typedef struct {
   int warmup, repeat;
   int decode_tokens;   /* new tokens per decode run (32) */
   float cfg;           /* CFG weight of the Euler step (2) */
+  int steps;           /* planned steps of a first_preview run (30; only the first runs) */
 } BenchOptions;
 
 typedef struct {
@@ -44,6 +49,8 @@ typedef struct {
   double items;              /* tokens, images or steps per run */
   const char *item_unit;     /* "tok", "img", "step" */
   BenchCost cost;            /* analytic, per run */
+  /* first_preview only (else NAN): its first run, and the pipelines that run built */
+  double cold_wall_ms, cold_pipelines, cold_pipeline_ms;
 } BenchStage;
 
 void bench_stage_clear(BenchStage *st);

@@ -44,7 +44,7 @@ static gboolean parse_stages(const char *list, gboolean want[BENCH_N_STAGES], GE
       want[BENCH_PREFILL] = want[BENCH_DECODE] = want[BENCH_SIGLIP] = TRUE;
     } else if (!strcmp(n, "euler") || !strcmp(n, "euler_cached") || !strcmp(n, "generate")) {
       want[BENCH_EULER_STEP] = TRUE;
-      if (!strcmp(n, "generate")) want[BENCH_VAE_DECODE] = want[BENCH_PREVIEW] = TRUE;
+      if (!strcmp(n, "generate")) want[BENCH_VAE_DECODE] = want[BENCH_PREVIEW] = want[BENCH_FIRST_PREVIEW] = TRUE;
     } else if (!strcmp(n, "vae")) {
       want[BENCH_VAE_DECODE] = TRUE;
     } else {
@@ -53,7 +53,8 @@ static gboolean parse_stages(const char *list, gboolean want[BENCH_N_STAGES], GE
         i++;
       if (i == BENCH_N_STAGES) {
         g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                    "--stages: unknown stage '%s' (prefill, decode, siglip, euler_step, vae_decode, preview; "
+                    "--stages: unknown stage '%s' (prefill, decode, siglip, euler_step, vae_decode, preview, "
+                    "first_preview; "
                     "groups all, chat, euler, generate, vae)", n);
         ok = FALSE;
       } else {
@@ -173,6 +174,19 @@ static void json_arr(JsonBuilder *b, const char *k, const GArray *v)
   json_builder_end_array(b);
 }
 
+static void run_stage(BenchSession *sess, BenchStageId i, BenchStage *st, char **stage_err, int *rc)
+{
+  fprintf(stderr, "janusflow bench: %s\n", bench_stage_name(i));
+  GError *e = NULL;
+  if (!bench_session_run(sess, i, &st[i], &e)) {
+    /* the other stages still run: one that does not fit is no reason to lose the rest */
+    stage_err[i] = g_strdup(e->message);
+    cli_print_error("bench: %s", e->message);
+    *rc = MAX(*rc, cli_exit_code(e));
+    g_error_free(e);
+  }
+}
+
 int cli_bench_main(int argc, char **argv)
 {
   Args a = { .steps = 30, .repeat = 3, .warmup = 1, .new_tokens = 32 };
@@ -183,8 +197,8 @@ int cli_bench_main(int argc, char **argv)
       "Random-weight model: tiny (fixture shapes), small (fits 2 GiB), full (JanusFlow-1.3B; 4.3 GB on disk), "
       "written once under $XDG_CACHE_HOME/janusflow/synthetic", "NAME" },
     { "stages", 0, 0, G_OPTION_ARG_STRING, &a.stages,
-      "Comma list: prefill, decode, siglip, euler_step, vae_decode, preview; groups all (default), chat, euler, "
-      "generate, vae", "LIST" },
+      "Comma list: prefill, decode, siglip, euler_step, vae_decode, preview, first_preview; groups all (default), "
+      "chat, euler, generate, vae", "LIST" },
     { "steps", 0, 0, G_OPTION_ARG_INT, &a.steps, "Steps of the whole-image estimate (default 30)", "N" },
     { "repeat", 0, 0, G_OPTION_ARG_INT, &a.repeat, "Timed runs per stage; the median is reported (default 3)", "N" },
     { "warmup", 0, 0, G_OPTION_ARG_INT, &a.warmup, "Untimed runs first (default 1; euler_step always has one)", "N" },
@@ -207,7 +221,11 @@ int cli_bench_main(int argc, char **argv)
     "run. GFLOP and GB are the work the stage needs at least, computed from the model's shapes (2 FLOPs\n"
     "per multiply-add of every Linear, convolution and attention product; weights read once, K/V read,\n"
     "embedding rows); 'counted' is what the engine's ops dispatched. FLOP/s and bytes/s use the GPU time;\n"
-    "%GEMM and %copy compare them with this device's best GEMM and a large copy, measured first.");
+    "%GEMM and %copy compare them with this device's best GEMM and a large copy, measured first.\n"
+    "first_preview is the wall time from calling the generator (prompt pass included) to the first\n"
+    "step's preview in host memory, with the pipelines built; it runs before everything else so that\n"
+    "its first run is also reported cold (pipelines built from the on-disk pipeline cache, if any:\n"
+    "JANUSFLOW_PIPELINE_CACHE=off for a cold start without it).");
   GError *error = NULL;
   int rc = 0;
   gboolean want[BENCH_N_STAGES];
@@ -264,9 +282,9 @@ int cli_bench_main(int argc, char **argv)
     goto fail;
   if (!a.prompt)
     a.prompt = g_strdup(DEFAULT_PROMPT);
-  if (!a.vae && a.model && (want[BENCH_EULER_STEP] || want[BENCH_VAE_DECODE])) {
+  if (!a.vae && a.model && (want[BENCH_EULER_STEP] || want[BENCH_VAE_DECODE] || want[BENCH_FIRST_PREVIEW])) {
     g_set_error(&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                "euler_step and vae_decode need --vae DIR (or choose --stages)");
+                "euler_step, vae_decode and first_preview need --vae DIR (or choose --stages)");
     goto fail;
   }
 
@@ -310,6 +328,13 @@ int cli_bench_main(int argc, char **argv)
     fprintf(stderr, "janusflow bench: warning: the generation prefix is %u tokens here, not %u as with the "
             "DeepSeek-LLM tokenizer\n", pr.gen_prefix_got, pr.gen_prefix);
 
+  BenchOptions bo = { .warmup = a.warmup, .repeat = a.repeat, .decode_tokens = a.new_tokens, .cfg = cfg,
+                      .steps = a.steps };
+  sess = bench_session_new(m, &pr, &bo);
+  /* first: its cold run must meet no pipeline that the ceiling or another stage built */
+  if (want[BENCH_FIRST_PREVIEW])
+    run_stage(sess, BENCH_FIRST_PREVIEW, st, stage_err, &rc);
+
   BenchCeiling ceil = { 0 };
   if (!a.no_ceiling) {
     fprintf(stderr, "janusflow bench: measuring the device ceiling (GEMM, copy)\n");
@@ -319,21 +344,9 @@ int cli_bench_main(int argc, char **argv)
     }
   }
 
-  BenchOptions bo = { .warmup = a.warmup, .repeat = a.repeat, .decode_tokens = a.new_tokens, .cfg = cfg };
-  sess = bench_session_new(m, &pr, &bo);
-  for (int i = 0; i < BENCH_N_STAGES; i++) {
-    if (!want[i])
-      continue;
-    fprintf(stderr, "janusflow bench: %s\n", bench_stage_name(i));
-    GError *e = NULL;
-    if (!bench_session_run(sess, i, &st[i], &e)) {
-      /* the other stages still run: one that does not fit is no reason to lose the rest */
-      stage_err[i] = g_strdup(e->message);
-      cli_print_error("bench: %s", e->message);
-      rc = MAX(rc, cli_exit_code(e));
-      g_error_free(e);
-    }
-  }
+  for (int i = 0; i < BENCH_N_STAGES; i++)
+    if (want[i] && i != BENCH_FIRST_PREVIEW)
+      run_stage(sess, i, st, stage_err, &rc);
 
   /* --- report --------------------------------------------------------------------------------- */
   int c_lat, h_lat, w_lat;
@@ -380,6 +393,13 @@ int cli_bench_main(int argc, char **argv)
             st[i].cost.flops / 1e9, st[i].flops_counted / 1e9, st[i].cost.bytes / 1e9, d.flops_s / 1e9, d.bytes_s / 1e9,
             pg, pc, st[i].submits);
   }
+  const char *cache_file = vkrt_context_pipeline_cache_file(ctx);
+  const BenchStage *fp = &st[BENCH_FIRST_PREVIEW];
+  if (fp->ran)
+    fprintf(out, "\nfirst_preview: %.1f ms with the pipelines built; cold (first run in this process) %.1f ms, "
+            "%.0f pipelines built in %.1f ms; pipeline cache %s (%" G_GUINT64_FORMAT " bytes read at start)\n",
+            bench_median(fp->wall_ms), fp->cold_wall_ms, fp->cold_pipelines, fp->cold_pipeline_ms,
+            cache_file ? cache_file : "off", vkrt_context_pipeline_cache_loaded(ctx));
   double est_gpu = NAN, est_wall = NAN;
   if (st[BENCH_EULER_STEP].ran && st[BENCH_VAE_DECODE].ran) {
     Derived e = derive(&st[BENCH_EULER_STEP], NULL), v = derive(&st[BENCH_VAE_DECODE], NULL);
@@ -472,6 +492,13 @@ int cli_bench_main(int argc, char **argv)
       json_num(b, "fraction_of_gemm_ceiling", d.frac_gemm);
       json_num(b, "fraction_of_copy_ceiling", d.frac_copy);
       json_num(b, "submits", st[i].submits);
+      if (i == BENCH_FIRST_PREVIEW) {
+        json_num(b, "cold_wall_ms", st[i].cold_wall_ms);
+        json_num(b, "cold_pipelines_built", st[i].cold_pipelines);
+        json_num(b, "cold_pipeline_ms", st[i].cold_pipeline_ms);
+        json_str(b, "pipeline_cache_file", cache_file);
+        json_num(b, "pipeline_cache_loaded_bytes", (double)vkrt_context_pipeline_cache_loaded(ctx));
+      }
       json_builder_end_object(b);
     }
     json_builder_end_object(b);

@@ -1,6 +1,7 @@
 #include "cli.h"
 #include "safetensors.h"
 #include "image.h"
+#include "pipelines.h"
 #include <gio/gio.h>
 
 int cli_exit_code(const GError *error)
@@ -15,10 +16,15 @@ int cli_exit_code(const GError *error)
   return 1;
 }
 
+/* Every command's context reads and writes the on-disk pipeline cache (pipelines_cache_dir):
+ * a second run compiles nothing the first one did. */
 VkrtContext *cli_open_device(const char *selector, GError **error)
 {
-  VkrtOptions opt = { .device = selector, .validate = false };
-  return vkrt_context_new(&opt, error);
+  char *cache = pipelines_cache_dir();
+  VkrtOptions opt = { .device = selector, .validate = false, .pipeline_cache_dir = cache };
+  VkrtContext *ctx = vkrt_context_new(&opt, error);
+  g_free(cache);
+  return ctx;
 }
 
 gboolean cli_check_utf8(const char *option, const char *value, GError **error)

@@ -2,10 +2,13 @@
  * would be chosen (and why), and which optional Vulkan features the engine uses on it. */
 #include "cli.h"
 #include "ops.h"
+#include "pipelines.h"
 #include "vkrt.h"
 
 #include <json-glib/json-glib.h>
+#include <glib/gstdio.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 static char *api_string(uint32_t v)
 {
@@ -98,6 +101,19 @@ static int features_of(VkrtContext *ctx, bool validation, Feature *f, GPtrArray 
                       d->has_subgroup_arith ? "used" : "unsupported: fallback kernels" };
   f[n++] = (Feature){ "validation", "validation layer", validation, validation ? "on (JANUSFLOW_VALIDATE)" : "off" };
   return n;
+}
+
+/* Where the chosen device's pipeline cache lives (what cli_open_device reads and writes), and
+ * its size now; *file NULL when the cache is off. */
+static void cache_facts(const VkrtDeviceInfo *d, char **file, gint64 *bytes)
+{
+  char *dir = pipelines_cache_dir();
+  *file = vkrt_pipeline_cache_file(dir, d);
+  *bytes = -1;
+  GStatBuf st;
+  if (*file && g_stat(*file, &st) == 0 && S_ISREG(st.st_mode))
+    *bytes = (gint64)st.st_size;
+  g_free(dir);
 }
 
 /* Which kernel each kind of work gets (as vkrt_op_matmul / vkrt_op_attention choose). */
@@ -200,6 +216,19 @@ int cli_info_main(int argc, char **argv)
         json_builder_add_string_value(b, k[i].path);
       }
       json_builder_end_object(b);
+      char *cfile = NULL;
+      gint64 cbytes = -1;
+      cache_facts(chosen, &cfile, &cbytes);
+      json_builder_set_member_name(b, "pipeline_cache");
+      json_builder_begin_object(b);
+      json_builder_set_member_name(b, "file");
+      if (cfile) json_builder_add_string_value(b, cfile);
+      else json_builder_add_null_value(b);
+      json_builder_set_member_name(b, "bytes");
+      if (cbytes >= 0) json_builder_add_int_value(b, cbytes);
+      else json_builder_add_null_value(b);
+      json_builder_end_object(b);
+      g_free(cfile);
       json_builder_end_object(b);
     } else {
       json_builder_add_null_value(b);
@@ -237,6 +266,16 @@ int cli_info_main(int argc, char **argv)
       Kernel k[8];
       int nk = kernels_of(ctx, k);
       for (int i = 0; i < nk; i++) printf("  %-44s %s\n", k[i].name, k[i].path);
+      char *cfile = NULL;
+      gint64 cbytes = -1;
+      cache_facts(chosen, &cfile, &cbytes);
+      if (!cfile)
+        printf("Pipeline cache: off (JANUSFLOW_PIPELINE_CACHE)\n");
+      else if (cbytes < 0)
+        printf("Pipeline cache: %s (not written yet)\n", cfile);
+      else
+        printf("Pipeline cache: %s (%" G_GINT64_FORMAT " bytes)\n", cfile, cbytes);
+      g_free(cfile);
     }
   }
   int rc = 0;

@@ -2,6 +2,8 @@
  * windows, timestamps, replay, FLOP counting, fault injection and the validation hook. Every
  * context used by a test ends with no validation message (except the one that provokes one). */
 #include <glib.h>
+#include <glib/gstdio.h>
+#include <math.h>
 #include <string.h>
 
 #include "ops.h"
@@ -360,6 +362,255 @@ static void test_validation_hook(void)
   vkrt_context_free(ctx);
 }
 
+/* --- pipeline cache and record-only mode (latency) -------------------------------------------- */
+
+static VkrtContext *context_cached(const char *dir)
+{
+  GError *e = NULL;
+  VkrtContext *ctx = vkrt_context_new(&(VkrtOptions){ .pipeline_cache_dir = dir }, &e);
+  test_check_no_error(e);
+  g_assert_nonnull(ctx);
+  return ctx;
+}
+
+/* y = (x . w^T) + x[:, :N] over a few pipelines (matmul, add); y comes back in out[M * N]. */
+enum { PC_M = 3, PC_N = 8, PC_K = 16 };
+static void run_small(VkrtContext *ctx, float out[PC_M * PC_N])
+{
+  GError *e = NULL;
+  float x[PC_M * PC_K];
+  uint16_t w[PC_N * PC_K];
+  for (int i = 0; i < PC_M * PC_K; i++) x[i] = (float)(i % 7) - 3.0f;
+  for (int i = 0; i < PC_N * PC_K; i++) w[i] = (uint16_t)(0x3f80 + (i % 5) * 0x20); /* 1.0 .. 1.5 */
+  VkrtBuffer *bx = vkrt_buffer_new(ctx, sizeof x, &e), *bw = vkrt_buffer_new(ctx, sizeof w, &e);
+  VkrtBuffer *by = vkrt_buffer_new(ctx, 4 * PC_M * PC_N, &e);
+  test_check_no_error(e);
+  g_assert_true(vkrt_buffer_write(bx, 0, x, sizeof x, &e));
+  g_assert_true(vkrt_buffer_write(bw, 0, w, sizeof w, &e));
+  g_assert_true(vkrt_buffer_fill(by, 0, 4 * PC_M * PC_N, 0x7fc00000u, &e));  /* NaN: "not computed" */
+  VkrtSeq *s = vkrt_seq_new(ctx, &e);
+  test_check_no_error(e);
+  vkrt_op_matmul(s, vkrt_tensor(by), vkrt_tensor(bx), vkrt_tensor(bw), vkrt_tensor_none(), PC_M, PC_N, PC_K, 0);
+  vkrt_op_add(s, vkrt_tensor(by), vkrt_tensor(by), vkrt_tensor_sub(vkrt_tensor(bx), 0, 4 * PC_M * PC_N), PC_M * PC_N);
+  g_assert_true(vkrt_seq_submit(s, &e));
+  test_check_no_error(e);
+  g_assert_true(vkrt_buffer_read(by, 0, out, 4 * PC_M * PC_N, &e));
+  test_check_no_error(e);
+  vkrt_seq_free(s);
+  vkrt_buffer_free(bx);
+  vkrt_buffer_free(bw);
+  vkrt_buffer_free(by);
+}
+
+static void write_file(const char *path, const void *data, gsize size)
+{
+  GError *e = NULL;
+  g_assert_true(g_file_set_contents(path, data, (gssize)size, &e));
+  g_assert_no_error(e);
+}
+
+/* The cache file: our wrapper (magic, payload size, SHA-256 of the payload), then the driver's data
+ * with Vulkan's header. rewrap() makes the wrapper of file[0, size) whole again and returns size. */
+#define PC_WRAP 48u
+static gsize rewrap(char *file, gsize size)
+{
+  guint64 n = size - PC_WRAP;
+  for (int i = 0; i < 8; i++) file[8 + i] = (char)(n >> (8 * i));
+  GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
+  g_checksum_update(c, (const guchar *)file + PC_WRAP, (gssize)n);
+  gsize len = 32;
+  g_checksum_get_digest(c, (guint8 *)file + 16, &len);
+  g_checksum_free(c);
+  return size;
+}
+
+/* A context given `contents` as its cache file ignores it (0 bytes loaded) and still works; its
+ * results equal `want`. The file is rewritten with good data when the context goes. */
+static void expect_ignored(const char *dir, const char *path, const void *contents, gsize size, const float *want,
+                           const char *what)
+{
+  g_test_message("cache file: %s", what);
+  if (contents) write_file(path, contents, size);
+  VkrtContext *ctx = context_cached(dir);
+  g_assert_cmpstr(vkrt_context_pipeline_cache_file(ctx), ==, path);
+  g_assert_cmpuint(vkrt_context_pipeline_cache_loaded(ctx), ==, 0);
+  float got[PC_M * PC_N];
+  run_small(ctx, got);
+  g_assert_cmpmem(got, sizeof got, want, sizeof got);
+  context_free_clean(ctx);
+}
+
+/* Round trip: a fresh run writes the file, the next context starts from it, results are the same.
+ * Truncated, corrupt, foreign (another device, another driver build, bad lengths) and oversized
+ * files are ignored; a folder that cannot be created costs nothing but the cache. */
+static void test_pipeline_cache(void)
+{
+  GError *e = NULL;
+  char *tmp = g_dir_make_tmp("jf-vkrt-cache-XXXXXX", &e);
+  g_assert_no_error(e);
+  char *dir = g_build_filename(tmp, "pipelines", NULL);  /* made by the save */
+
+  VkrtContext *ctx = context_cached(dir);
+  char *path = g_strdup(vkrt_context_pipeline_cache_file(ctx));
+  char *expect = vkrt_pipeline_cache_file(dir, vkrt_context_info(ctx));
+  g_assert_cmpstr(path, ==, expect);
+  g_free(expect);
+  g_assert_null(vkrt_pipeline_cache_file(NULL, vkrt_context_info(ctx)));
+  g_assert_null(vkrt_pipeline_cache_file("", vkrt_context_info(ctx)));
+  g_assert_cmpuint(vkrt_context_pipeline_cache_loaded(ctx), ==, 0);
+  float want[PC_M * PC_N], got[PC_M * PC_N];
+  run_small(ctx, want);
+  g_assert_false(isnan(want[0]));
+  uint64_t built = vkrt_context_pipelines_created(ctx);
+  g_assert_cmpuint(built, >=, 2);
+  g_assert_cmpfloat(vkrt_context_pipeline_ms(ctx), >, 0.0);
+  context_free_clean(ctx);
+
+  char *good = NULL;
+  gsize good_size = 0;
+  g_assert_true(g_file_get_contents(path, &good, &good_size, &e));
+  g_assert_no_error(e);
+  g_assert_cmpuint(good_size, >=, PC_WRAP + 32);
+  /* no temporary file left next to it */
+  GDir *d = g_dir_open(dir, 0, &e);
+  g_assert_no_error(e);
+  int n_files = 0;
+  while (g_dir_read_name(d)) n_files++;
+  g_dir_close(d);
+  g_assert_cmpint(n_files, ==, 1);
+
+  /* the second context starts from the file; same pipelines, same results */
+  ctx = context_cached(dir);
+  g_assert_cmpuint(vkrt_context_pipeline_cache_loaded(ctx), ==, good_size - PC_WRAP);
+  run_small(ctx, got);
+  g_assert_cmpmem(got, sizeof got, want, sizeof want);
+  g_assert_cmpuint(vkrt_context_pipelines_created(ctx), ==, built);
+  /* nothing new to save is not an error; saving twice neither */
+  g_assert_true(vkrt_context_save_pipeline_cache(ctx, &e));
+  g_assert_true(vkrt_context_save_pipeline_cache(ctx, &e));
+  g_assert_no_error(e);
+  context_free_clean(ctx);
+
+  /* damaged and foreign files: the wrapper (magic, size, SHA-256) first */
+  g_assert_cmpmem(good, 8, "JFPIPEC1", 8);
+  expect_ignored(dir, path, good, 20, want, "truncated inside the wrapper");
+  expect_ignored(dir, path, "", 0, want, "empty");
+  expect_ignored(dir, path, good, good_size - 1, want, "one byte short");
+  {
+    char junk[4096];
+    for (gsize i = 0; i < sizeof junk; i++) junk[i] = (char)(i * 131 + 7);
+    expect_ignored(dir, path, junk, sizeof junk, want, "random bytes");
+  }
+  char *bad = g_memdup2(good, good_size);
+  bad[good_size - 1] ^= 0x10;
+  expect_ignored(dir, path, bad, good_size, want, "last byte flipped (checksum)");
+  memcpy(bad, good, good_size);
+  bad[8] ^= 0x01;
+  expect_ignored(dir, path, bad, good_size, want, "size field off by one");
+  /* then Vulkan's header inside a well-formed wrapper (the checksum made to match) */
+  uint8_t *vk = (uint8_t *)bad + PC_WRAP;
+  memcpy(bad, good, good_size);
+  vk[8] ^= 0x5a;  /* vendorID */
+  expect_ignored(dir, path, bad, rewrap(bad, good_size), want, "another vendor");
+  memcpy(bad, good, good_size);
+  vk[12] ^= 0x01;  /* deviceID */
+  expect_ignored(dir, path, bad, rewrap(bad, good_size), want, "another device");
+  memcpy(bad, good, good_size);
+  vk[16 + 15] ^= 0x80;  /* pipelineCacheUUID */
+  expect_ignored(dir, path, bad, rewrap(bad, good_size), want, "another driver build");
+  memcpy(bad, good, good_size);
+  vk[4] = 7;  /* headerVersion */
+  expect_ignored(dir, path, bad, rewrap(bad, good_size), want, "unknown header version");
+  memcpy(bad, good, good_size);
+  vk[0] = 16, vk[1] = vk[2] = vk[3] = 0;  /* headerSize below the header */
+  expect_ignored(dir, path, bad, rewrap(bad, good_size), want, "header length too small");
+  memcpy(bad, good, good_size);
+  vk[0] = vk[1] = vk[2] = vk[3] = 0x7f;  /* headerSize beyond the data */
+  expect_ignored(dir, path, bad, rewrap(bad, good_size), want, "header length beyond the data");
+  memcpy(bad, good, good_size);
+  /* a whole wrapper around less than Vulkan's header */
+  expect_ignored(dir, path, bad, rewrap(bad, PC_WRAP + 20), want, "payload shorter than Vulkan's header");
+  g_free(bad);
+  /* a folder where the file should be: ignored, and the save fails quietly */
+  g_assert_cmpint(g_unlink(path), ==, 0);
+  g_assert_cmpint(g_mkdir(path, 0700), ==, 0);
+  expect_ignored(dir, path, NULL, 0, want, "a folder");
+  g_assert_true(g_file_test(path, G_FILE_TEST_IS_DIR));
+  g_assert_cmpint(g_rmdir(path), ==, 0);
+  expect_ignored(dir, path, NULL, 0, want, "missing");
+  /* ... which wrote a good one again */
+  ctx = context_cached(dir);
+  g_assert_cmpuint(vkrt_context_pipeline_cache_loaded(ctx), >, 0);
+  context_free_clean(ctx);
+
+  /* a cache folder that cannot exist (its parent is a file): the context works, free is quiet */
+  char *file = g_build_filename(tmp, "a-file", NULL);
+  write_file(file, "x", 1);
+  char *nodir = g_build_filename(file, "pipelines", NULL);
+  ctx = context_cached(nodir);
+  run_small(ctx, got);
+  g_assert_cmpmem(got, sizeof got, want, sizeof want);
+  g_assert_false(vkrt_context_save_pipeline_cache(ctx, &e));
+  g_assert_nonnull(e);
+  g_clear_error(&e);
+  context_free_clean(ctx);
+  g_assert_false(g_file_test(nodir, G_FILE_TEST_EXISTS));
+
+  /* no folder: nothing read or written */
+  ctx = context_new(NULL);
+  g_assert_null(vkrt_context_pipeline_cache_file(ctx));
+  g_assert_true(vkrt_context_save_pipeline_cache(ctx, &e));
+  context_free_clean(ctx);
+
+  g_unlink(file);
+  g_unlink(path);
+  g_rmdir(dir);
+  g_rmdir(tmp);
+  g_free(nodir);
+  g_free(file);
+  g_free(good);
+  g_free(path);
+  g_free(dir);
+  g_free(tmp);
+}
+
+/* Record-only: submits build the pipelines and run nothing; afterwards the same work builds none. */
+static void test_record_only(void)
+{
+  VkrtContext *ctx = context_new(NULL);
+  GError *e = NULL;
+  VkrtBuffer *b = vkrt_buffer_new(ctx, 64, &e);
+  test_check_no_error(e);
+  float one[16];
+  for (int i = 0; i < 16; i++) one[i] = 1.0f;
+  g_assert_true(vkrt_buffer_write(b, 0, one, sizeof one, &e));
+  VkrtSeq *s = vkrt_seq_new(ctx, &e);
+  test_check_no_error(e);
+  uint64_t p0 = vkrt_context_pipelines_created(ctx), n0 = vkrt_context_submits(ctx);
+  vkrt_context_set_record_only(ctx, true);
+  g_assert_true(vkrt_context_record_only(ctx));
+  vkrt_op_add(s, vkrt_tensor(b), vkrt_tensor(b), vkrt_tensor(b), 16);
+  g_assert_true(vkrt_seq_submit(s, &e));
+  g_assert_true(vkrt_seq_replay(s, &e));
+  test_check_no_error(e);
+  g_assert_cmpuint(vkrt_context_pipelines_created(ctx), ==, p0 + 1);
+  g_assert_cmpuint(vkrt_context_submits(ctx), ==, n0);
+  float back[16];
+  g_assert_true(vkrt_buffer_read(b, 0, back, sizeof back, &e));
+  g_assert_cmpfloat(back[3], ==, 1.0f);  /* nothing ran */
+  vkrt_context_set_record_only(ctx, false);
+  vkrt_seq_begin(s);
+  vkrt_op_add(s, vkrt_tensor(b), vkrt_tensor(b), vkrt_tensor(b), 16);
+  g_assert_true(vkrt_seq_submit(s, &e));
+  test_check_no_error(e);
+  g_assert_cmpuint(vkrt_context_pipelines_created(ctx), ==, p0 + 1);
+  g_assert_true(vkrt_buffer_read(b, 0, back, sizeof back, &e));
+  g_assert_cmpfloat(back[3], ==, 2.0f);
+  vkrt_seq_free(s);
+  vkrt_buffer_free(b);
+  context_free_clean(ctx);
+}
+
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
@@ -369,5 +620,7 @@ int main(int argc, char **argv)
   g_test_add_func("/vkrt/replay-timestamps", test_replay_timestamps);
   g_test_add_func("/vkrt/fault-injection", test_fault_injection);
   g_test_add_func("/vkrt/validation-hook", test_validation_hook);
+  g_test_add_func("/vkrt/pipeline-cache", test_pipeline_cache);
+  g_test_add_func("/vkrt/record-only", test_record_only);
   return g_test_run();
 }

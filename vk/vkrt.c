@@ -304,6 +304,8 @@ static void device_info_fill(VkInstance inst, VkPhysicalDevice phys, uint32_t in
   }
   info->vendor_id = props.vendorID;
   info->device_id = props.deviceID;
+  info->driver_version = props.driverVersion;
+  memcpy(info->pipeline_cache_uuid, props.pipelineCacheUUID, sizeof info->pipeline_cache_uuid);
   info->api_version = props.apiVersion;
 
   VkPhysicalDeviceMemoryProperties mem;
@@ -633,6 +635,7 @@ VkrtContext *vkrt_context_new(const VkrtOptions *opt, GError **error)
                                    : !ctx->info.has_coopmat_nv ? "only VK_KHR_cooperative_matrix, the kernel needs the NV extension"
                                    : "no fp16 x fp16 -> fp32 subgroup shape (or a needed feature) in VK_NV_cooperative_matrix");
   if (!device_create(ctx, error)) goto fail;
+  vkrt_cache_open(ctx, opt ? opt->pipeline_cache_dir : NULL);
   ctx->fail_alloc_in = (uint32_t)env_u64("JANUSFLOW_FAIL_ALLOC", 0);
   ctx->fail_submit_in = (uint32_t)env_u64("JANUSFLOW_FAIL_SUBMIT", 0);
   return ctx;
@@ -646,6 +649,7 @@ void vkrt_context_free(VkrtContext *ctx)
   if (!ctx) return;
   if (ctx->device) {
     vkDeviceWaitIdle(ctx->device);
+    vkrt_cache_close(ctx);
     GHashTableIter it;
     gpointer key, val;
     g_hash_table_iter_init(&it, ctx->pipelines);
@@ -663,6 +667,7 @@ void vkrt_context_free(VkrtContext *ctx)
     vkDestroyDevice(ctx->device, NULL);
   }
   g_hash_table_destroy(ctx->pipelines);
+  g_free(ctx->cache_path);
   g_free(ctx->coopmat_note);
   if (ctx->messenger) ctx->destroy_messenger(ctx->instance, ctx->messenger, NULL);
   if (ctx->instance) vkDestroyInstance(ctx->instance, NULL);
@@ -683,6 +688,24 @@ uint64_t vkrt_context_flops(const VkrtContext *ctx) { return ctx->flops; }
 void vkrt_context_reset_flops(VkrtContext *ctx) { ctx->flops = 0; }
 uint64_t vkrt_context_submits(const VkrtContext *ctx) { return ctx->submits; }
 uint64_t vkrt_context_recorded_dispatches(const VkrtContext *ctx) { return ctx->recorded_dispatches; }
+void vkrt_context_set_record_only(VkrtContext *ctx, bool on) { ctx->record_only = on; }
+bool vkrt_context_record_only(const VkrtContext *ctx) { return ctx->record_only; }
+
+uint64_t vkrt_context_pipelines_created(const VkrtContext *ctx)
+{
+  g_mutex_lock((GMutex *)&ctx->lock);
+  uint64_t n = ctx->pipelines_created;
+  g_mutex_unlock((GMutex *)&ctx->lock);
+  return n;
+}
+
+double vkrt_context_pipeline_ms(const VkrtContext *ctx)
+{
+  g_mutex_lock((GMutex *)&ctx->lock);
+  double ms = ctx->pipeline_ms;
+  g_mutex_unlock((GMutex *)&ctx->lock);
+  return ms;
+}
 
 void vkrt_context_add_flops(VkrtContext *ctx, uint64_t flops)
 {

@@ -63,6 +63,10 @@ typedef struct {
    * subgroup shape: coopmat_m x coopmat_n x coopmat_k, all 0 when there is none. */
   bool has_coopmat_nv;
   uint32_t coopmat_m, coopmat_n, coopmat_k;
+  /* added for the pipeline cache (latency helper): what names a cache file, so that data from
+   * another device or driver build is never offered to this one */
+  uint32_t driver_version;
+  uint8_t pipeline_cache_uuid[16];
 } VkrtDeviceInfo;
 
 /* "discrete", "integrated", "virtual", "cpu", "other". */
@@ -83,6 +87,12 @@ typedef struct {
   /* Enable VK_LAYER_KHRONOS_validation; any message it prints makes the next submit fail with
    * VKRT_ERROR_VALIDATION. Also enabled by JANUSFLOW_VALIDATE=1. */
   bool validate;
+  /* Folder of the on-disk pipeline cache; NULL or "" = none (tests stay hermetic). The context
+   * reads vkrt_pipeline_cache_file(dir, device) at creation if its header says this device and
+   * driver wrote it (anything else is ignored, with a g_debug note), and writes it back
+   * atomically at vkrt_context_free when pipelines were built. A folder that cannot be read or
+   * written never fails the context. */
+  const char *pipeline_cache_dir;
 } VkrtOptions;
 
 typedef struct VkrtContext VkrtContext;
@@ -108,6 +118,30 @@ uint64_t vkrt_context_submits(const VkrtContext *ctx);
 uint64_t vkrt_context_recorded_dispatches(const VkrtContext *ctx);
 /* Whether buffers live in host-visible device-local memory (read/write are memcpy), else staging. */
 bool vkrt_context_host_mapped(const VkrtContext *ctx);
+
+/* --- pipelines and their cache (issue 7: time to first preview) ------------------------------ */
+
+/* The cache file of a device in `dir`: <vendor>-<device>-<driverVersion>-<pipelineCacheUUID>.bin
+ * (hex). NULL when dir is NULL or "". Caller frees. */
+char *vkrt_pipeline_cache_file(const char *dir, const VkrtDeviceInfo *device);
+/* The file this context reads and writes (NULL without a cache folder). Owned by the context. */
+const char *vkrt_context_pipeline_cache_file(const VkrtContext *ctx);
+/* Bytes of cache data handed to the driver at creation (0: no file, or it was ignored). */
+uint64_t vkrt_context_pipeline_cache_loaded(const VkrtContext *ctx);
+/* Writes the cache file now (atomically: a temporary file renamed over it) if pipelines were
+ * built since it was read or last written. TRUE when there was nothing to do. Errors are for
+ * callers that want to report them; vkrt_context_free only notes them with g_debug. */
+gboolean vkrt_context_save_pipeline_cache(VkrtContext *ctx, GError **error);
+/* Compute pipelines this context has built (each shader / binding kinds / specialization
+ * combination once), and the host ms spent building them: a warmed-up generation builds none. */
+uint64_t vkrt_context_pipelines_created(const VkrtContext *ctx);
+double vkrt_context_pipeline_ms(const VkrtContext *ctx);
+/* Record-only mode, for warming pipelines up: while on, vkrt_seq_submit and vkrt_seq_replay end
+ * the recording (building every pipeline it uses) but run nothing on the GPU, and succeed.
+ * Buffer reads, writes and fills still happen, so results read back are stale. Only for work
+ * whose results are thrown away; the owner of the context switches it, from its own thread. */
+void vkrt_context_set_record_only(VkrtContext *ctx, bool on);
+bool vkrt_context_record_only(const VkrtContext *ctx);
 
 /* State of the cooperative-matrix GEMM on this context, kept for vk/op_matmul.c (which runs its
  * self-check): 0 = not checked yet, 1 = passed the self-check, -1 = unavailable or disabled.

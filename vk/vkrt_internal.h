@@ -44,6 +44,13 @@ struct VkrtContext {
 
   GMutex lock;                      /* pipelines, counters, queue */
   GHashTable *pipelines;            /* key string -> VkrtPipeline* */
+  VkPipelineCache cache;            /* VK_NULL_HANDLE if the driver refused one (still works) */
+  char *cache_path;                 /* NULL: the cache is not read or written */
+  uint64_t cache_loaded;            /* bytes of valid data it was created with */
+  uint64_t pipelines_created;       /* under lock */
+  uint64_t pipelines_unsaved;       /* built since the file was read or written; under lock */
+  double pipeline_ms;               /* host time in pipeline_build; under lock */
+  bool record_only;                 /* vkrt_context_set_record_only */
 
   /* Counters; validation_* is written from the messenger callback (any thread). */
   volatile gint validation_messages;
@@ -77,5 +84,10 @@ gboolean vkrt_context_run_transfer(VkrtContext *ctx, VkrtRecordFn record, void *
 void vkrt_context_free_staging(VkrtContext *ctx);
 /* A cached RGBA32_UINT view of [offset, offset + range) of buf. */
 VkBufferView vkrt_buffer_view(VkrtBuffer *buf, uint64_t offset, uint64_t range, GError **error);
+/* The pipeline cache (vkrt_cache.c): created after the device, from the file in dir when it is
+ * this device's; never fails (without a cache, pipelines are still built). Saved and destroyed
+ * by vkrt_cache_close, before the device goes. */
+void vkrt_cache_open(VkrtContext *ctx, const char *dir);
+void vkrt_cache_close(VkrtContext *ctx);
 /* The pipeline for (shader, bindings, spec constants); built on first use. */
 const VkrtPipeline *vkrt_context_pipeline(VkrtContext *ctx, const VkrtDispatch *d, GError **error);

@@ -1,6 +1,7 @@
 /* vkrt recording: pipelines (built lazily from the embedded SPIR-V, cached per shader, binding
- * kinds and specialization constants), command sequences with push descriptors and push constants,
- * a barrier after every command, timestamps, submission, replay and fault injection. */
+ * kinds and specialization constants, through the context's VkPipelineCache), command sequences
+ * with push descriptors and push constants, a barrier after every command, timestamps,
+ * submission, replay, record-only warm-up and fault injection. */
 #include "vkrt_internal.h"
 #include "vkrt_shaders.h"
 
@@ -103,7 +104,7 @@ static VkrtPipeline *pipeline_build(VkrtContext *ctx, const VkrtDispatch *d, GEr
     },
     .layout = p->layout,
   };
-  if ((r = vkCreateComputePipelines(ctx->device, VK_NULL_HANDLE, 1, &cpci, NULL, &p->pipeline)) != VK_SUCCESS) {
+  if ((r = vkCreateComputePipelines(ctx->device, ctx->cache, 1, &cpci, NULL, &p->pipeline)) != VK_SUCCESS) {
     vkrt_set_vk_error(error, r, "vkCreateComputePipelines");
     g_prefix_error(error, "shader '%s': ", d->shader);
     goto fail;
@@ -122,8 +123,15 @@ const VkrtPipeline *vkrt_context_pipeline(VkrtContext *ctx, const VkrtDispatch *
   char *key = pipeline_key(d);
   g_mutex_lock(&ctx->lock);
   VkrtPipeline *p = g_hash_table_lookup(ctx->pipelines, key);
-  if (!p && (p = pipeline_build(ctx, d, error)))
-    g_hash_table_insert(ctx->pipelines, key, p), key = NULL;
+  if (!p) {
+    gint64 t0 = g_get_monotonic_time();
+    if ((p = pipeline_build(ctx, d, error))) {
+      g_hash_table_insert(ctx->pipelines, key, p), key = NULL;
+      ctx->pipelines_created++;
+      ctx->pipelines_unsaved++;
+    }
+    ctx->pipeline_ms += (double)(g_get_monotonic_time() - t0) / 1000.0;
+  }
   g_mutex_unlock(&ctx->lock);
   g_free(key);
   return p;
@@ -435,6 +443,11 @@ static gboolean execute(VkrtSeq *seq, GError **error)
   if (ctx->lost) {
     g_set_error(error, VKRT_ERROR, VKRT_ERROR_DEVICE_LOST, "the Vulkan device was lost; re-create the context");
     return FALSE;
+  }
+  if (ctx->record_only) {
+    /* warm-up: the recording built its pipelines, which is all it was for */
+    g_array_set_size(seq->timings, 0);
+    return !validation_failed(ctx, error);
   }
   if (ctx->fail_submit_in > 0 && --ctx->fail_submit_in == 0) {
     ctx->lost = true;
