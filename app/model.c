@@ -95,6 +95,17 @@ uint64_t model_weight_bytes(const StFile *st, unsigned what, JfWeightFormat wf)
   return total;
 }
 
+/* GiB with two decimals, smaller units for small models (test checkpoints), plain spaces: the
+ * message is grepped in logs and terminals. */
+static char *format_bytes(uint64_t b)
+{
+  if (b >= (1ull << 30))
+    return g_strdup_printf("%.2f GiB", b / 1073741824.0);
+  if (b >= (1ull << 20))
+    return g_strdup_printf("%.1f MiB", b / 1048576.0);
+  return g_strdup_printf("%.1f KiB", b / 1024.0);
+}
+
 /* Refuses early, with sizes, a model that cannot fit the device: uploading 4 GB only to fail
  * half way is slow and leaves the user guessing. */
 static gboolean check_fits(VkrtContext *ctx, const StFile *st, unsigned what, JfWeightFormat wf, const char *path,
@@ -106,14 +117,14 @@ static gboolean check_fits(VkrtContext *ctx, const StFile *st, unsigned what, Jf
   if (have && need > have) {
     /* suggest 8-bit weights only when they would fit */
     uint64_t need_q8 = wf == JF_WEIGHTS_BF16 ? model_weight_bytes(st, what, JF_WEIGHTS_Q8_0) : need;
+    g_autofree char *need_s = format_bytes(need), *have_s = format_bytes(have), *q8_s = format_bytes(need_q8);
     char *q8_note = wf != JF_WEIGHTS_BF16 || !(what & JF_LOAD_LLM) ? g_strdup("")
-                    : need_q8 > have ? g_strdup_printf(" (with 8-bit weights it would still need %.2f GiB)",
-                                                        need_q8 / 1073741824.0)
+                    : need_q8 > have ? g_strdup_printf(" (with 8-bit weights it would still need %s)", q8_s)
                     : NULL;
     g_set_error(error, VKRT_ERROR, VKRT_ERROR_OOM,
-                "%s: the model needs %.2f GiB of device memory for its weights (%s) but %s has %.2f GiB%s; "
+                "%s: the model needs %s of device memory for its weights (%s) but %s has %s%s; "
                 "use a device with more memory (janusflow info lists them)%s",
-                path, need / 1073741824.0, llm_weight_format_name(wf), info->name, have / 1073741824.0,
+                path, need_s, llm_weight_format_name(wf), info->name, have_s,
                 q8_note ? q8_note : "", q8_note ? "" : " or --weights q8_0");
     g_free(q8_note);
     return FALSE;

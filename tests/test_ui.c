@@ -1215,6 +1215,49 @@ static void test_weights_fit_offer(void)
   g_clear_pointer(&settings->device, g_free);
 }
 
+/* A model too big even with 8-bit weights: the setup page says how much each would need and
+ * offers nothing it cannot keep (no 8-bit button). A small GPU is stood in for by
+ * JANUSFLOW_DEVICE_HEAP, read when the engine opens the GPU (a new device selector). */
+static void test_weights_do_not_fit(void)
+{
+  JfEngine *engine = jf_application_get_engine(app);
+  JfSettings *settings = jf_application_get_settings(app);
+  JfSetupPage *setup = jf_window_get_setup_page(win);
+  wait_for(engine_idle, engine, "the engine to be idle");
+  settings->weights = JF_WEIGHTS_BF16;
+  g_free(settings->device);
+  settings->device = g_strdup("llvmpipe");  /* by name: a selector the engine has not opened yet */
+  g_setenv("JANUSFLOW_DEVICE_HEAP", "100k", TRUE);
+  LoadWatch lw = { 0 };
+  gulong h = g_signal_connect_after(engine, "load-finished", G_CALLBACK(on_load_watch), &lw);
+  jf_window_open_model(win, model_dir, vae_dir);
+  wait_for(engine_loaded, engine, "the load to fail");
+  g_unsetenv("JANUSFLOW_DEVICE_HEAP");
+  g_assert_error(lw.error, VKRT_ERROR, VKRT_ERROR_OOM);
+  g_assert_false(jf_engine_is_loaded(engine));
+  g_assert_false(jf_engine_get_q8_fits(engine));
+  g_assert_cmpstr(gtk_window_get_title(GTK_WINDOW(win)), ==, "JanusFlow — Setup");
+  GtkLabel *status = GTK_LABEL(child(setup, JF_TYPE_SETUP_PAGE, "status_label"));
+  const char *text = gtk_label_get_text(status);
+  g_test_message("setup page: %s", text);
+  g_assert_nonnull(strstr(text, "100.0 KiB"));
+  g_assert_nonnull(strstr(text, "with 8-bit weights it would still need"));
+  g_assert_cmpstr(jf_setup_page_get_error_action(setup), !=, "win.load-8bit");
+  g_assert_cmpint(settings->weights, ==, JF_WEIGHTS_BF16);
+  g_signal_handler_disconnect(engine, h);
+  g_clear_error(&lw.error);
+
+  /* back to the real device: the model loads again */
+  g_clear_pointer(&settings->device, g_free);
+  lw = (LoadWatch){ 0 };
+  h = g_signal_connect_after(engine, "load-finished", G_CALLBACK(on_load_watch), &lw);
+  jf_window_open_model(win, model_dir, vae_dir);
+  wait_for(engine_loaded, engine, "the model to load");
+  g_assert_no_error(lw.error);
+  g_assert_true(jf_engine_is_loaded(engine));
+  g_signal_handler_disconnect(engine, h);
+}
+
 /* Closing the window during a run stops it and joins the worker (ASan checks for leaks). */
 static void test_close_during_run(void)
 {
@@ -1322,6 +1365,7 @@ int main(int argc, char **argv)
   g_test_add_func("/ui/9d-weights-setting", test_weights_setting);
   g_test_add_func("/ui/9e-weights-reload", test_weights_reload);
   g_test_add_func("/ui/9f-weights-fit-offer", test_weights_fit_offer);
+  g_test_add_func("/ui/9g-weights-do-not-fit", test_weights_do_not_fit);
   g_test_add_func("/ui/zz-close-during-run", test_close_during_run);
 
   /* the application runs for real (g_application_run, its command line, startup and
