@@ -3,7 +3,10 @@
  * after a warm-up run (which includes the shader JIT), plus the process CPU time per run: on a
  * shared CPU (lavapipe) "GFLOP/s per 2 CPU-s" stays meaningful when other work competes.
  *
- *   bench-ops [--reps N] [--filter SUBSTRING]
+ *   bench-ops [--reps N] [--filter SUBSTRING] [--shape MxNxK ...]
+ *
+ * --shape times vkrt_op_matmul on the given shapes only (tools/bench-compare uses it to put our
+ * GEMM next to OpenBLAS on the same shapes).
  */
 #include <glib.h>
 #include <math.h>
@@ -167,10 +170,11 @@ static bool want(const char *filter, const char *name)
 int main(int argc, char **argv)
 {
   int reps = 3;
-  char *filter = NULL;
+  char *filter = NULL, **shapes = NULL;
   GOptionEntry entries[] = {
     { "reps", 'r', 0, G_OPTION_ARG_INT, &reps, "Timed runs per op (after one warm-up)", "N" },
     { "filter", 'f', 0, G_OPTION_ARG_STRING, &filter, "Only ops whose group name contains this", "S" },
+    { "shape", 's', 0, G_OPTION_ARG_STRING_ARRAY, &shapes, "Only matmul on this shape (repeatable)", "MxNxK" },
     { NULL, 0, 0, 0, NULL, NULL, NULL },
   };
   GOptionContext *oc = g_option_context_new("- time the LLM ops");
@@ -181,12 +185,29 @@ int main(int argc, char **argv)
     return 2;
   }
   g_option_context_free(oc);
+  uint32_t *mnk = g_new0(uint32_t, 3 * (shapes ? g_strv_length(shapes) : 0));  /* M, N, K per shape */
+  for (guint i = 0; shapes && shapes[i]; i++) {
+    char end;
+    uint32_t *s = mnk + 3 * i;
+    if (sscanf(shapes[i], "%ux%ux%u%c", &s[0], &s[1], &s[2], &end) != 3 || !s[0] || !s[1] || !s[2] || s[2] % 8) {
+      fprintf(stderr, "bench-ops: --shape wants MxNxK with K a multiple of 8, not '%s'\n", shapes[i]);
+      g_strfreev(shapes);
+      g_free(mnk);
+      g_free(filter);
+      return 2;
+    }
+  }
   ctx = vkrt_context_new(&(VkrtOptions){ 0 }, &e);
   if (!ctx) {
     fprintf(stderr, "bench-ops: %s\n", e->message);
     return 1;
   }
   printf("device: %s\n", vkrt_context_info(ctx)->name);
+  if (shapes) {
+    for (guint i = 0; shapes[i]; i++) bench_matmul(mnk[3 * i], mnk[3 * i + 1], mnk[3 * i + 2], reps);
+    g_free(filter);
+    filter = g_strdup("-");  /* no group name contains it: nothing else runs */
+  }
   if (want(filter, "gemm")) {
     bench_matmul(577, 2048, 2048, reps);
     bench_matmul(577, 5632, 2048, reps);
@@ -219,5 +240,7 @@ int main(int argc, char **argv)
   }
   vkrt_context_free(ctx);
   g_free(filter);
+  g_strfreev(shapes);
+  g_free(mnk);
   return 0;
 }
