@@ -8,6 +8,7 @@
 #include "ops.h"
 #include "ops_gen.h"
 #include <math.h>
+#include <stdarg.h>
 
 #define VAE_EPS 1e-6f
 
@@ -46,6 +47,7 @@ typedef struct {
   BudgetMeter meter;    /* work recorded into the current submit */
   gboolean ok;
   GError *error;
+  GArray *prof_flops;   /* JANUSFLOW_VAE_PROFILE: FLOPs of each marked op of this submit, else NULL */
 } Rec;
 
 static VkrtTensor T(VkrtBuffer *b) { return b ? vkrt_tensor(b) : vkrt_tensor_none(); }
@@ -321,6 +323,33 @@ uint64_t vae_weight_bytes(const JfVae *v) { return v->weight_bytes; }
 
 /* --- recording ------------------------------------------------------------------------------- */
 
+/* Developer profile (JANUSFLOW_VAE_PROFILE=1): a timestamp after every op, and one line per op
+ * on stderr after each submit (label, GPU ms, GFLOP), for docs/PERFORMANCE.md's per-op table.
+ * Off by default: a mark per op is a GPU-side write on every device, and stderr is not ours. */
+static void G_GNUC_PRINTF(3, 4) rec_mark(Rec *r, uint64_t flops, const char *fmt, ...)
+{
+  if (!r->prof_flops || !r->ok)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  char *label = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  vkrt_seq_mark(r->seq, label);
+  g_array_append_val(r->prof_flops, flops);
+  g_free(label);
+}
+
+static void rec_profile_print(Rec *r)
+{
+  uint32_t n = 0;
+  const VkrtTiming *t = vkrt_seq_timings(r->seq, &n);
+  for (uint32_t i = 0; i < n; i++) {
+    uint64_t fl = i < r->prof_flops->len ? g_array_index(r->prof_flops, uint64_t, i) : 0;
+    g_printerr("vae-profile\t%s\t%.3f\t%.4f\n", t[i].label, t[i].ms, (double)fl * 1e-9);
+  }
+  g_array_set_size(r->prof_flops, 0);
+}
+
 /* Ends the current submit and starts the next one when enough work has been recorded since the
  * last cut. A driver watchdog (Windows TDR, Linux amdgpu/i915 job timeouts) kills submits of
  * more than a few seconds; the whole SDXL decoder at 384 px is about 1.4 TFLOP, many seconds on
@@ -332,6 +361,8 @@ static gboolean rec_submit(Rec *r)
     return r->ok = FALSE;
   if (r->gpu_ms)
     *r->gpu_ms += vkrt_seq_gpu_ms(r->seq);
+  if (r->prof_flops)
+    rec_profile_print(r);
   if (g_cancellable_set_error_if_cancelled(r->cancel, &r->error))
     return r->ok = FALSE;
   budget_meter_restart(&r->meter);
@@ -358,6 +389,9 @@ static void conv(Rec *r, const Conv *c, VkrtTensor y, VkrtTensor x, uint32_t h, 
     .kernel_h = c->k, .kernel_w = c->k, .stride = 1, .pad = c->k / 2, .flags = flags,
   };
   vkrt_op_conv2d(seq, y, x, T(c->w), T(c->b), &p);
+  uint32_t ho = flags & VKRT_CONV_UPSAMPLE2X ? 2 * h : h, wo = flags & VKRT_CONV_UPSAMPLE2X ? 2 * w : w;
+  rec_mark(r, 2ull * ho * wo * c->cout * c->cin * c->k * c->k, "conv%ux%u%s %u>%u %ux%u", c->k, c->k,
+           flags & VKRT_CONV_UPSAMPLE2X ? " up2x" : "", c->cin, c->cout, ho, wo);
 }
 
 static void groupnorm(Rec *r, const Norm *n, VkrtTensor y, VkrtTensor x, uint64_t hw, bool silu)
@@ -366,6 +400,7 @@ static void groupnorm(Rec *r, const Norm *n, VkrtTensor y, VkrtTensor x, uint64_
   if (!r->ok)
     return;
   vkrt_op_groupnorm(r->seq, y, x, T(n->g), T(n->b), T(v->gn), 1, (uint32_t)hw, n->c, v->groups, VAE_EPS, silu);
+  rec_mark(r, 0, "groupnorm%s %u x%" G_GUINT64_FORMAT, silu ? "+silu" : "", n->c, hw);
 }
 
 /* ResnetBlock2D on act[cur] at h x w; returns the index of the buffer holding the output. */
@@ -409,16 +444,22 @@ static void attention(Rec *r, int cur, uint32_t h, uint32_t w)
   vkrt_op_matmul(seq, q, hn, T(at->wq), T(at->bq), N, C, C, 0);
   vkrt_op_matmul(seq, k, hn, T(at->wk), T(at->bk), N, C, C, 0);
   vkrt_op_matmul(seq, vv, hn, T(at->wv), T(at->bv), N, C, C, 0);
+  rec_mark(r, 3 * 2ull * N * C * C, "attn qkv 3x matmul %ux%ux%u", N, C, C);
   vkrt_op_transpose(seq, vt, vv, N, C);
+  rec_mark(r, 0, "attn transpose v %ux%u", N, C);
   float scale = (float)(1.0 / sqrt((double)C));
   for (uint32_t r0 = 0; r0 < N; r0 += v->score_rows) {
     uint32_t nr = MIN(v->score_rows, N - r0);
     VkrtTensor s = Tsub(v->scores, (uint64_t)nr * N);
     vkrt_op_gemm_f32(seq, s, vkrt_tensor_sub(q, (uint64_t)r0 * C * 4, (uint64_t)nr * C * 4), k, nr, N, C);
+    rec_mark(r, 2ull * nr * N * C, "attn q.k^T %ux%ux%u", nr, N, C);
     vkrt_op_softmax(seq, s, nr, N, scale);
+    rec_mark(r, 0, "attn softmax %ux%u", nr, N);
     vkrt_op_gemm_f32(seq, vkrt_tensor_sub(o, (uint64_t)r0 * C * 4, (uint64_t)nr * C * 4), s, vt, nr, C, N);
+    rec_mark(r, 2ull * nr * N * C, "attn p.v %ux%ux%u", nr, C, N);
   }
   vkrt_op_matmul(seq, x, o, T(at->wo), T(at->bo), N, C, C, VKRT_MM_ACCUMULATE);
+  rec_mark(r, 2ull * N * C * C, "attn out matmul %ux%ux%u", N, C, C);
 }
 
 static void decode_one(Rec *r, VkrtTensor latent, VkrtTensor out)
@@ -429,6 +470,7 @@ static void decode_one(Rec *r, VkrtTensor latent, VkrtTensor out)
   VkrtTensor lat = Tsub(v->lat, nl);
   /* diffusers' decode takes z / scaling_factor (+ shift); the division is done here, in fp32 */
   vkrt_op_scale_shift(r->seq, lat, latent, nl, 1.0f / v->sf, v->shift);
+  rec_mark(r, 0, "scale_shift %" G_GUINT64_FORMAT, nl);
   VkrtTensor src = lat;
   uint32_t src_flags = VKRT_CONV_IN_NCHW;
   if (v->has_pq) {
@@ -478,6 +520,9 @@ gboolean vae_decode(JfVae *v, VkrtSeq *seq, uint32_t n, VkrtTensor latent, VkrtT
     return FALSE;
   }
   Rec r = { .v = v, .seq = seq, .cancel = cancel, .gpu_ms = gpu_ms, .ok = TRUE };
+  const char *prof = g_getenv("JANUSFLOW_VAE_PROFILE");
+  if (prof && *prof && g_strcmp0(prof, "0") != 0)
+    r.prof_flops = g_array_new(FALSE, FALSE, sizeof(uint64_t));
   budget_meter_init(&r.meter, vkrt_seq_context(seq), v->submit_flops);
   vkrt_seq_begin(seq);
   for (uint32_t b = 0; b < n && r.ok; b++)
@@ -485,6 +530,8 @@ gboolean vae_decode(JfVae *v, VkrtSeq *seq, uint32_t n, VkrtTensor latent, VkrtT
                vkrt_tensor_sub(out_rgb, b * out_bytes, out_bytes));
   if (r.ok)
     rec_submit(&r);
+  if (r.prof_flops)
+    g_array_unref(r.prof_flops);
   if (!r.ok) {
     g_propagate_error(error, r.error);
     return FALSE;

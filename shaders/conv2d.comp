@@ -11,7 +11,10 @@
 // per invocation in registers, and with -DTEX the operands come from RGBA32UI texel buffers
 // (8 bf16 weights or 4 fp32 values per fetch; needs in_c % 8 == 0, or K % 4 == 0 for W_F32),
 // which is what runs fast on llvmpipe (spec/PLATFORM.md §2). Indices in the TEX variant's
-// *_add are texels.
+// *_add are texels. Invocations are numbered with the 16-channel tile fastest across all of a
+// dispatch's tiles, so the 8 SIMD lanes llvmpipe runs together stay busy when out_c < 128 (the
+// VAE's 64-channel level and its 3-channel conv_out). llvmpipe scalarises integer division
+// (8 divides per vector op): pixel coordinates are stepped, not divided, per output row.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
@@ -52,9 +55,12 @@ float bval(uint i) {
 layout(local_size_x = 64) in;
 
 void main() {
-  const uint n0 = p.n_base + (gl_WorkGroupID.x * 64u + gl_LocalInvocationID.x) * TN;
-  const uint m0 = gl_WorkGroupID.y * TM;
-  if (n0 >= p.n_end || m0 >= p.M)
+  const uint ntiles = (p.n_end - p.n_base + TN - 1u) / TN;
+  const uint gid = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 64u + gl_LocalInvocationID.x;
+  const uint mt = gid / ntiles;
+  const uint n0 = p.n_base + (gid - mt * ntiles) * TN;
+  const uint m0 = mt * TM;
+  if (m0 >= p.M)
     return;
   const bool up = (p.flags & 2u) != 0u;
   const bool in_nchw = (p.flags & 4u) != 0u;
@@ -63,13 +69,22 @@ void main() {
   // Rows past M / columns past n_end compute (and later store) the last valid row / column
   // again: no per-element guards in the unrolled loops (they make llvmpipe's JIT crawl).
   int iy0[TM], ix0[TM];
-  uint img[TM];
-  [[unroll]] for (uint i = 0u; i < TM; i++) {
-    uint pix = p.p0 + min(m0 + i, p.M - 1u);
-    uint b = pix / hw_out, rem = pix % hw_out;
-    img[i] = b;
-    iy0[i] = int((rem / p.wo) * p.stride) - int(p.pad);
-    ix0[i] = int((rem % p.wo) * p.stride) - int(p.pad);
+  uint img[TM], rem[TM];
+  {
+    uint pix = p.p0 + m0;
+    uint b = pix / hw_out, r = pix - b * hw_out;
+    uint oy = r / p.wo, ox = r - oy * p.wo;
+    [[unroll]] for (uint i = 0u; i < TM; i++) {
+      img[i] = b;
+      rem[i] = oy * p.wo + ox;
+      iy0[i] = int(oy * p.stride) - int(p.pad);
+      ix0[i] = int(ox * p.stride) - int(p.pad);
+      if (m0 + i + 1u < p.M) {   // else the next rows repeat this one
+        ox++;
+        if (ox == p.wo) { ox = 0u; oy++; }
+        if (oy == p.ho) { oy = 0u; b++; }
+      }
+    }
   }
   uint nrow[TN];
   [[unroll]] for (uint j = 0u; j < TN; j++)
@@ -80,8 +95,9 @@ void main() {
       acc[i][j] = 0.0;
 
   const uint taps = p.K / p.ci;
-  for (uint tap = 0u; tap < taps; tap++) {
-    int ky = int(tap / p.kw), kx = int(tap % p.kw);
+  int ky = 0, kx = 0;
+  for (uint tap = 0u; tap < taps; tap++, kx++) {
+    if (kx == int(p.kw)) { kx = 0; ky++; }
     int xb[TM];       // where pixel i's channels start for this tap (clamped inside the image)
     float vm[TM];     // 1 inside the (upsampled) image, 0 in the padding
     [[unroll]] for (uint i = 0u; i < TM; i++) {
@@ -161,8 +177,7 @@ void main() {
   int yo[TM];
   [[unroll]] for (uint i = 0u; i < TM; i++) {
     uint pix = p.p0 + min(m0 + i, p.M - 1u);
-    uint b = pix / hw_out, rem = pix % hw_out;
-    yo[i] = out_nchw ? int(b * p.N * hw_out + rem) + p.y_add : int(pix * p.N) + p.y_add;
+    yo[i] = out_nchw ? int(img[i] * p.N * hw_out + rem[i]) + p.y_add : int(pix * p.N) + p.y_add;
   }
   uint nstride = out_nchw ? hw_out : 1u;
   if ((p.flags & 16u) != 0u) {

@@ -154,6 +154,13 @@ static void conv_cases(bool big)
   /* in_c % 8 == 0 at a 16-byte-aligned nonzero offset: texel operands on the CPU form */
   check_conv((RefConv){ .batch = 2, .in_h = 9, .in_w = 7, .in_c = 24, .out_c = 40, .kh = 3, .kw = 3,
                         .stride = 1, .pad = 1, .accumulate = true }, 32);
+  /* the CPU form numbers invocations channel tile first: 3 tiles of 16 (the last partial) and
+   * pixel tiles that cross rows and images (w < 16), texel operands */
+  check_conv((RefConv){ .batch = 3, .in_h = 5, .in_w = 6, .in_c = 16, .out_c = 40, .kh = 3, .kw = 3,
+                        .stride = 1, .pad = 1, .accumulate = true }, 16);
+  /* one partial channel tile (the VAE's conv_out: 3 channels, NCHW output) from texel operands */
+  check_conv((RefConv){ .batch = 2, .in_h = 7, .in_w = 9, .in_c = 8, .out_c = 3, .kh = 3, .kw = 3,
+                        .stride = 1, .pad = 1, .out_nchw = true }, 0);
   /* long K, odd kernel/stride mix, accumulate */
   check_conv((RefConv){ .batch = 2, .in_h = 7, .in_w = 6, .in_c = 130, .out_c = 65, .kh = 3, .kw = 2,
                         .stride = 2, .pad = 1, .accumulate = true }, 12);
@@ -301,22 +308,30 @@ static void test_dwconv(void)
 
 /* --- norms ----------------------------------------------------------------------------------- */
 
-static void check_groupnorm(uint32_t batch, uint32_t hw, uint32_t c, uint32_t groups, double offset,
-                            bool silu, bool in_place)
+/* GroupNorm has a workgroup (GPU) and a 4-channel texel (CPU) form: run both. */
+static const char *gn_form_name(void)
+{
+  const char *e = g_getenv("JANUSFLOW_GN_KERNEL");
+  return e ? e : "default";
+}
+
+/* pad: bytes before x (and y); the CPU form needs 16-byte offsets and falls back otherwise */
+static void check_groupnorm_at(uint32_t batch, uint32_t hw, uint32_t c, uint32_t groups, double offset,
+                               bool silu, bool in_place, uint64_t pad)
 {
   size_t n = (size_t)batch * hw * c;
   float *x = rand_f32(n, offset - 3, offset + 3), *want = g_new(float, n), *got = g_new(float, n);
   uint16_t *gm = rand_bf16(c, -2, 2), *bt = rand_bf16(c, -1, 1);
   ref_groupnorm(want, x, gm, bt, batch, hw, c, groups, 1e-6f, silu);
-  TBuf bx = upload_at(x, n * 4, 4), bg = upload(gm, c * 2), bb = upload(bt, c * 2);
-  TBuf by = in_place ? bx : upload(NULL, n * 4);
+  TBuf bx = upload_at(x, n * 4, pad), bg = upload(gm, c * 2), bb = upload(bt, c * 2);
+  TBuf by = in_place ? bx : upload_at(NULL, n * 4, pad);
   TBuf sc = upload(NULL, vkrt_op_groupnorm_scratch_bytes(ctx, batch, hw, c, groups));
   VkrtSeq *seq = seq_begin();
   vkrt_op_groupnorm(seq, tens(by), tens(bx), tens(bg), tens(bb), tens(sc), batch, hw, c, groups, 1e-6f, silu);
   seq_run(seq);
   download(by, got);
-  char *what = g_strdup_printf("groupnorm B%u hw%u c%u g%u offset %g silu%d in_place%d", batch, hw, c,
-                               groups, offset, silu, in_place);
+  char *what = g_strdup_printf("groupnorm B%u hw%u c%u g%u offset %g silu%d in_place%d pad%" G_GUINT64_FORMAT
+                               " (%s)", batch, hw, c, groups, offset, silu, in_place, pad, gn_form_name());
   expect_close(what, got, want, n, 1e-4);
   g_free(what);
   if (!in_place)
@@ -325,11 +340,26 @@ static void check_groupnorm(uint32_t batch, uint32_t hw, uint32_t c, uint32_t gr
   g_free(x); g_free(want); g_free(got); g_free(gm); g_free(bt);
 }
 
+static void check_groupnorm(uint32_t batch, uint32_t hw, uint32_t c, uint32_t groups, double offset,
+                            bool silu, bool in_place)
+{
+  static const char *const forms[] = { "vec", "wg" };
+  for (int i = 0; i < 2; i++) {
+    g_setenv("JANUSFLOW_GN_KERNEL", forms[i], TRUE);
+    check_groupnorm_at(batch, hw, c, groups, offset, silu, in_place, 0);
+    check_groupnorm_at(batch, hw, c, groups, offset, silu, in_place, 4);
+  }
+  g_unsetenv("JANUSFLOW_GN_KERNEL");
+}
+
 static void test_groupnorm(void)
 {
   check_groupnorm(2, 300, 64, 8, 0.0, false, false);
   check_groupnorm(1, 4097, 32, 32, 100.0, true, false);  /* big mean: needs a stable variance */
   check_groupnorm(3, 17, 12, 4, 1.0, true, true);
+  check_groupnorm(2, 129, 20, 5, -2.0, true, true);      /* 4 channels per group, a 1-pixel last slab */
+  check_groupnorm(1, 1000, 8, 4, 30.0, false, false);    /* cpg 2: groups inside one texel */
+  check_groupnorm(1, 7, 6, 3, 0.0, true, false);         /* c % 4 != 0: the CPU form falls back */
 }
 
 static void check_grn(uint32_t batch, uint32_t hw, uint32_t c)

@@ -21,12 +21,12 @@ typedef struct {
 
 enum { SH_ACC = 1, SH_UP = 2, SH_IN_NCHW = 4, SH_OUT_NCHW = 8, SH_BIAS = 16 };
 
-/* tiled form: 64 pixels x 64 channels per workgroup; register form: 16 pixels per workgroup
- * row, 64 invocations x 16 channels across */
+/* tiled form: 64 pixels x 64 channels per workgroup; register form: 16 pixels x 16 channels per
+ * invocation, 64 invocations per workgroup numbered channel tile first */
 #define TILED_M 64u
 #define TILED_N 64u
 #define REG_M 16u
-#define REG_N (64u * 16u)
+#define REG_N 16u
 /* pixels one dispatch may cover: workgroup counts are limited to 65535 per dimension */
 #define MAX_M (65535u * REG_M)
 
@@ -52,37 +52,14 @@ void vkrt_conv_weight_reorder(uint16_t *dst, const uint16_t *src, uint32_t out_c
 
 static bool use_reg_form(VkrtContext *ctx)
 {
-  const char *e = g_getenv("JANUSFLOW_CONV_KERNEL");
-  if (e && strcmp(e, "tiled") == 0)
-    return false;
-  if (e && strcmp(e, "reg") == 0)
-    return true;
-  return vkrt_context_info(ctx)->type == VKRT_DEVICE_CPU;
-}
-
-/* Texel-buffer window over bytes [b0, b1) of t; add counts 16-byte texels. FALSE unless t starts
- * on a texel and the window fits. */
-static gboolean window_texel(VkrtSeq *seq, VkrtTensor t, uint64_t b0, uint64_t b1, OpWin *w)
-{
-  VkrtContext *ctx = vkrt_seq_context(seq);
-  uint64_t a = vkrt_binding_align(ctx, true);
-  if (t.offset % 16 || a % 16)
-    return FALSE;
-  uint64_t start = (t.offset + b0) / a * a, end = t.offset + b1;
-  if (end <= start)
-    end = start + 16;
-  if (end - start > vkrt_max_binding(ctx, true))
-    return FALSE;
-  w->bind = (VkrtTensor){ t.buf, start, end - start };
-  w->add = (int32_t)(((int64_t)t.offset - (int64_t)start) / 16);
-  return TRUE;
+  return op_cpu_form(ctx, "JANUSFLOW_CONV_KERNEL", "reg", "tiled");
 }
 
 /* A binding window of the form's kind for the x or w operand. */
 static gboolean window_operand(VkrtSeq *seq, ConvForm form, VkrtTensor t, uint64_t b0, uint64_t b1, uint32_t esize,
                                OpWin *w)
 {
-  return form == FORM_REG_TEX ? window_texel(seq, t, b0, b1, w) : op_win(seq, t, b0, b1, esize, w);
+  return form == FORM_REG_TEX ? op_win_texel(seq, t, b0, b1, w) : op_win(seq, t, b0, b1, esize, w);
 }
 
 static uint64_t plan_capacity(VkrtSeq *seq)
@@ -140,8 +117,10 @@ static gboolean conv_dispatch(ConvJob *j, uint64_t xs0, uint64_t xs1, uint64_t y
       d.groups[0] = (M + TILED_M - 1) / TILED_M;
       d.groups[1] = (n1 - n0 + TILED_N - 1) / TILED_N;
     } else {
-      d.groups[0] = (n1 - n0 + REG_N - 1) / REG_N;
-      d.groups[1] = (M + REG_M - 1) / REG_M;
+      uint64_t inv = (uint64_t)((n1 - n0 + REG_N - 1) / REG_N) * ((M + REG_M - 1) / REG_M);
+      uint64_t wgs = (inv + 63) / 64;
+      d.groups[0] = (uint32_t)MIN(wgs, 65535);
+      d.groups[1] = (uint32_t)((wgs + d.groups[0] - 1) / d.groups[0]);
     }
     d.groups[2] = 1;
     vkrt_seq_dispatch(j->seq, &d);

@@ -1,9 +1,15 @@
 /* GroupNorm and GRN over NHWC activations (shaders/norm_gen.comp). GroupNorm splits an image
  * into slabs of pixels (partial statistics), so it works on images larger than one binding;
  * GRN binds whole images. Norms count no FLOPs (like the reference bench: only matmuls,
- * convolutions and attention are counted). */
+ * convolutions and attention are counted).
+ *
+ * GroupNorm has two forms: workgroup reductions for GPUs, and on CPU devices (lavapipe) a
+ * barrier-free one, 4 channels per invocation from texel buffers (the GN4_* shaders), which was
+ * 5-10x faster there on the VAE's shapes (docs/PERFORMANCE.md). JANUSFLOW_GN_KERNEL=wg|vec
+ * overrides the choice (tests run both). */
 #include "ops_gen.h"
 #include "op_util.h"
+#include <string.h>
 
 /* --- GroupNorm ------------------------------------------------------------------------------- */
 
@@ -37,6 +43,126 @@ static gboolean gn_plan(const VkrtContext *ctx, uint32_t hw, uint32_t c, uint32_
   return TRUE;
 }
 
+/* --- GroupNorm, CPU form ---------------------------------------------------------------------- */
+
+typedef struct { uint32_t hw, c4, slab, slabs, s0, b, count; int32_t x_add, part_add; } Gn4StatsPush;
+typedef struct {
+  uint32_t hw, c, slab, slabs, cpg, groups, batch;
+  float eps;
+  int32_t st_add, part_add, g_add, b_add;
+} Gn4FinalPush;
+typedef struct { uint32_t px0, npx, c4, run, b, silu, count; int32_t y_add, x_add, st_add; } Gn4ApplyPush;
+
+/* Pixels per stats invocation: long enough to amortise its setup, short enough that a 48x48
+ * image still gives a few hundred invocations. */
+#define GN4_SLAB 128u
+/* Pixels per apply invocation. */
+#define GN4_RUN 16u
+/* Invocations one dispatch may hold: 64 per workgroup, 65535 x 65535 workgroups is more than
+ * 32-bit indices allow, so the index range is the limit. */
+#define GN4_MAX_INV (65535ull * 64)
+
+static uint64_t gn4_part_bytes(uint32_t batch, uint32_t hw, uint32_t c)
+{
+  uint64_t slabs = (hw + GN4_SLAB - 1) / GN4_SLAB;
+  return (uint64_t)batch * slabs * c * 2 * 4;
+}
+
+static uint64_t gn4_scratch_bytes(uint32_t batch, uint32_t hw, uint32_t c)
+{
+  return gn4_part_bytes(batch, hw, c) + (uint64_t)batch * c * 2 * 4;
+}
+
+static bool gn_use_vec(VkrtContext *ctx)
+{
+  return op_cpu_form(ctx, "JANUSFLOW_GN_KERNEL", "vec", "wg");
+}
+
+/* Arguments already checked by vkrt_op_groupnorm; c % 4 == 0, x and y on 16-byte offsets. */
+static void groupnorm_vec(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, OpWin gw, OpWin bw, VkrtTensor scratch,
+                          uint32_t batch, uint32_t hw, uint32_t c, uint32_t groups, float eps, bool silu)
+{
+  static const char op[] = "groupnorm";
+  uint32_t c4 = c / 4, slab = MIN(GN4_SLAB, hw), slabs = (hw + slab - 1) / slab;
+  uint64_t part_bytes = gn4_part_bytes(batch, hw, c), st_bytes = (uint64_t)batch * c * 2 * 4;
+  OpWin pw, pwf, sw, swv;
+  if (!op_win_whole(seq, op, "scratch partials", scratch, part_bytes, 16, &pw) ||
+      !op_win_whole(seq, op, "scratch partials", scratch, part_bytes, 4, &pwf) ||
+      !op_win_whole(seq, op, "scratch statistics", vkrt_tensor_sub(scratch, part_bytes, st_bytes), st_bytes, 4, &sw) ||
+      !op_win_whole(seq, op, "scratch statistics", vkrt_tensor_sub(scratch, part_bytes, st_bytes), st_bytes, 16, &swv))
+    return;
+  uint64_t row = (uint64_t)c * 4;
+  /* pixels a window may hold: both the texel read and the storage write must fit */
+  uint64_t win_px = MIN(op_window_bytes(seq, true), op_window_bytes(seq, false)) / row;
+  uint64_t per = MIN(win_px / slab, GN4_MAX_INV / c4);  /* slabs per stats dispatch */
+  uint64_t run_px = MIN(win_px, GN4_MAX_INV / c4 * GN4_RUN) / GN4_RUN * GN4_RUN;  /* pixels per apply dispatch */
+  if (per == 0 || run_px == 0) {
+    op_fail(seq, VKRT_ERROR_FAILED, op, "a slab of %u pixels of %u channels does not fit a binding", slab, c);
+    return;
+  }
+  for (uint32_t b = 0; b < batch; b++) {
+    for (uint32_t s0 = 0; s0 < slabs; s0 += (uint32_t)per) {
+      uint32_t ns = (uint32_t)MIN(per, (uint64_t)slabs - s0);
+      uint64_t px0 = (uint64_t)b * hw + (uint64_t)s0 * slab;
+      uint64_t px1 = (uint64_t)b * hw + MIN((uint64_t)(s0 + ns) * slab, (uint64_t)hw);
+      OpWin xw;
+      if (!op_win_texel(seq, x, px0 * row, px1 * row, &xw)) {
+        op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
+        return;
+      }
+      Gn4StatsPush push = { hw, c4, slab, slabs, s0, b, ns * c4, xw.add, pw.add };
+      uint32_t wgs = (push.count + 63) / 64;
+      VkrtDispatch d = {
+        .shader = "gen_gn4_stats",
+        .n_bindings = 2,
+        .bindings = { pw.bind, xw.bind },
+        .push = &push,
+        .push_size = sizeof push,
+        .groups = { MIN(wgs, 65535u), (wgs + 65534) / 65535, 1 },
+        .texel_mask = 0x2u,
+      };
+      vkrt_seq_dispatch(seq, &d);
+    }
+  }
+  Gn4FinalPush fpush = { hw, c, slab, slabs, c / groups, groups, batch, eps, sw.add, pwf.add, gw.add, bw.add };
+  VkrtDispatch fd = {
+    .shader = "gen_gn4_final",
+    .n_bindings = 4,
+    .bindings = { sw.bind, pwf.bind, gw.bind, bw.bind },
+    .push = &fpush,
+    .push_size = sizeof fpush,
+    .groups = { (batch * groups + 63) / 64, 1, 1 },
+  };
+  vkrt_seq_dispatch(seq, &fd);
+  for (uint32_t b = 0; b < batch; b++) {
+    for (uint64_t q0 = 0; q0 < hw; q0 += run_px) {
+      uint64_t q1 = MIN(q0 + run_px, (uint64_t)hw);
+      uint64_t px0 = (uint64_t)b * hw + q0, px1 = (uint64_t)b * hw + q1;
+      OpWin xw, yw;
+      if (!op_win_texel(seq, x, px0 * row, px1 * row, &xw) || !op_win(seq, y, px0 * row, px1 * row, 16, &yw)) {
+        op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
+        return;
+      }
+      uint32_t npx = (uint32_t)(q1 - q0);
+      Gn4ApplyPush push = {
+        .px0 = (uint32_t)px0, .npx = npx, .c4 = c4, .run = GN4_RUN, .b = b, .silu = silu,
+        .count = (npx + GN4_RUN - 1) / GN4_RUN * c4, .y_add = yw.add, .x_add = xw.add, .st_add = swv.add,
+      };
+      uint32_t wgs = (push.count + 63) / 64;
+      VkrtDispatch d = {
+        .shader = "gen_gn4_apply",
+        .n_bindings = 3,
+        .bindings = { yw.bind, xw.bind, swv.bind },
+        .push = &push,
+        .push_size = sizeof push,
+        .groups = { MIN(wgs, 65535u), (wgs + 65534) / 65535, 1 },
+        .texel_mask = 0x2u,
+      };
+      vkrt_seq_dispatch(seq, &d);
+    }
+  }
+}
+
 uint64_t vkrt_op_groupnorm_scratch_bytes(const VkrtContext *ctx, uint32_t batch, uint32_t hw,
                                          uint32_t c, uint32_t groups)
 {
@@ -44,7 +170,10 @@ uint64_t vkrt_op_groupnorm_scratch_bytes(const VkrtContext *ctx, uint32_t batch,
   uint64_t chunk;
   if (!gn_plan(ctx, hw, c, groups, &slab, &slabs, &chunk))
     return 4;
-  return ((uint64_t)batch * slabs * groups * 3 + (uint64_t)batch * groups * 2) * 4;
+  /* either form may run (it depends on the views' offsets too): room for the larger, and a
+   * texel's alignment between the partials and the statistics */
+  uint64_t wg = ((uint64_t)batch * slabs * groups * 3 + (uint64_t)batch * groups * 2) * 4;
+  return MAX(wg, gn4_scratch_bytes(batch, hw, c));
 }
 
 void vkrt_op_groupnorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor gamma, VkrtTensor beta,
@@ -72,8 +201,14 @@ void vkrt_op_groupnorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor gamm
   OpWin gw, bw, pw, sw;
   if (!op_check_elems(seq, op, "y", y, total * 4, 4) || !op_check_elems(seq, op, "x", x, total * 4, 4) ||
       !op_win_whole(seq, op, "gamma", gamma, (uint64_t)c * 2, 2, &gw) ||
-      !op_win_whole(seq, op, "beta", beta, (uint64_t)c * 2, 2, &bw) ||
-      !op_check_elems(seq, op, "scratch", scratch, part_bytes + st_bytes, 4) ||
+      !op_win_whole(seq, op, "beta", beta, (uint64_t)c * 2, 2, &bw))
+    return;
+  if (gn_use_vec(ctx) && c % 4 == 0 && x.offset % 16 == 0 && y.offset % 16 == 0 && scratch.offset % 16 == 0 &&
+      op_check_elems(seq, op, "scratch", scratch, gn4_scratch_bytes(batch, hw, c), 16)) {
+    groupnorm_vec(seq, y, x, gw, bw, scratch, batch, hw, c, groups, eps, silu);
+    return;
+  }
+  if (!op_check_elems(seq, op, "scratch", scratch, part_bytes + st_bytes, 4) ||
       !op_win_whole(seq, op, "scratch partials", scratch, part_bytes, 4, &pw) ||
       !op_win_whole(seq, op, "scratch statistics", vkrt_tensor_sub(scratch, part_bytes, st_bytes),
                     st_bytes, 4, &sw))

@@ -16,6 +16,7 @@
 
 #include "vkrt.h"
 #include <stdarg.h>
+#include <string.h>
 
 typedef struct {
   VkrtTensor bind;
@@ -138,6 +139,36 @@ static inline gboolean op_win(VkrtSeq *seq, VkrtTensor t, uint64_t b0, uint64_t 
   w->bind = (VkrtTensor){ t.buf, start, end - start };
   w->add = (int32_t)(((int64_t)t.offset - (int64_t)start) / esize);
   return TRUE;
+}
+
+/* The texel-buffer OpWin covering bytes [b0, b1) of t; add counts 16-byte texels. FALSE unless t
+ * starts on a texel and the window fits one binding. */
+static inline gboolean op_win_texel(VkrtSeq *seq, VkrtTensor t, uint64_t b0, uint64_t b1, OpWin *w)
+{
+  VkrtContext *ctx = vkrt_seq_context(seq);
+  uint64_t a = vkrt_binding_align(ctx, true);
+  if (t.offset % 16 || a % 16)
+    return FALSE;
+  uint64_t start = (t.offset + b0) / a * a, end = t.offset + b1;
+  if (end <= start)
+    end = start + 16;
+  if (end - start > vkrt_max_binding(ctx, true))
+    return FALSE;
+  w->bind = (VkrtTensor){ t.buf, start, end - start };
+  w->add = (int32_t)(((int64_t)t.offset - (int64_t)start) / 16);
+  return TRUE;
+}
+
+/* Whether an op takes its CPU-device form (texel loads, no barriers: spec/PLATFORM.md) or its GPU
+ * form: the device type decides, unless the environment variable `env` names one of the two. */
+static inline bool op_cpu_form(VkrtContext *ctx, const char *env, const char *cpu_name, const char *gpu_name)
+{
+  const char *e = g_getenv(env);
+  if (e && strcmp(e, gpu_name) == 0)
+    return false;
+  if (e && strcmp(e, cpu_name) == 0)
+    return true;
+  return vkrt_context_info(ctx)->type == VKRT_DEVICE_CPU;
 }
 
 /* Checks t (op_check_elems) and binds its first `bytes` bytes whole in an OpWin; fails (recording
