@@ -7,23 +7,6 @@
 
 enum { MM_ACCUMULATE = 1, MM_GELU = 2, MM_SILU = 4 };  /* = VKRT_MM_* */
 
-float ref_bf16_to_f32(uint16_t b)
-{
-  uint32_t u = (uint32_t)b << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
-uint16_t ref_f32_to_bf16(float f)
-{
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-  u += 0x7fffu + ((u >> 16) & 1);
-  return (uint16_t)(u >> 16);
-}
-
 float ref_gelu(float x) { return (float)(0.5 * x * (1.0 + erf(x / sqrt(2.0)))); }
 float ref_silu(float x) { return (float)(x / (1.0 + exp(-(double)x))); }
 
@@ -34,8 +17,8 @@ void ref_matmul(float *y, const float *x, const uint16_t *w, const uint16_t *bia
     for (uint32_t n = 0; n < N; n++) {
       double s = 0;
       for (uint32_t k = 0; k < K; k++)
-        s += (double)x[(size_t)m * K + k] * ref_bf16_to_f32(w[(size_t)n * K + k]);
-      if (bias) s += ref_bf16_to_f32(bias[n]);
+        s += (double)x[(size_t)m * K + k] * bf16_to_f32(w[(size_t)n * K + k]);
+      if (bias) s += bf16_to_f32(bias[n]);
       float r = (float)s;
       float *o = &y[(size_t)m * N + n];
       if (flags & MM_ACCUMULATE) r += *o;
@@ -50,7 +33,7 @@ void ref_embed(float *y, const uint16_t *table, const int32_t *ids, uint32_t n, 
   for (uint32_t i = 0; i < n; i++)
     for (uint32_t c = 0; c < dim; c++)
       y[(size_t)i * dim + c] = ids[i] >= 0 && (uint32_t)ids[i] < vocab
-                                 ? ref_bf16_to_f32(table[(size_t)ids[i] * dim + c]) : 0.0f;
+                                 ? bf16_to_f32(table[(size_t)ids[i] * dim + c]) : 0.0f;
 }
 
 void ref_rmsnorm(float *y, const float *x, const uint16_t *w, uint32_t rows, uint32_t dim, float eps)
@@ -61,7 +44,7 @@ void ref_rmsnorm(float *y, const float *x, const uint16_t *w, uint32_t rows, uin
     for (uint32_t i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
     double inv = 1.0 / sqrt(ss / dim + eps);
     for (uint32_t i = 0; i < dim; i++)
-      y[(size_t)r * dim + i] = (float)(xr[i] * inv * ref_bf16_to_f32(w[i]));
+      y[(size_t)r * dim + i] = (float)(xr[i] * inv * bf16_to_f32(w[i]));
   }
 }
 

@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-float ref_bf16_to_f32(uint16_t b);
-uint16_t ref_f32_to_bf16(float f);   /* round to nearest even */
+#include "bf16.h"
+
 float ref_gelu(float x);              /* exact: 0.5 x (1 + erf(x / sqrt 2)) */
 float ref_silu(float x);
 

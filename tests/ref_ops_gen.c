@@ -14,7 +14,7 @@ void ref_conv2d(float *y, const float *x, const uint16_t *w, const uint16_t *bia
     for (uint32_t oy = 0; oy < ho; oy++)
       for (uint32_t ox = 0; ox < wo; ox++)
         for (uint32_t o = 0; o < p->out_c; o++) {
-          double acc = bias ? refg_bf16_to_f32(bias[o]) : 0.0;
+          double acc = bias ? bf16_to_f32(bias[o]) : 0.0;
           for (uint32_t i = 0; i < p->in_c; i++)
             for (uint32_t ky = 0; ky < p->kh; ky++)
               for (uint32_t kx = 0; kx < p->kw; kx++) {
@@ -24,7 +24,7 @@ void ref_conv2d(float *y, const float *x, const uint16_t *w, const uint16_t *bia
                 uint32_t sy = (uint32_t)iy / s, sx = (uint32_t)ix / s;
                 size_t xi = p->in_nchw ? (((size_t)b * p->in_c + i) * p->in_h + sy) * p->in_w + sx
                                        : (((size_t)b * p->in_h + sy) * p->in_w + sx) * p->in_c + i;
-                acc += (double)x[xi] * refg_bf16_to_f32(w[(((size_t)o * p->in_c + i) * p->kh + ky) * p->kw + kx]);
+                acc += (double)x[xi] * bf16_to_f32(w[(((size_t)o * p->in_c + i) * p->kh + ky) * p->kw + kx]);
               }
           size_t yi = p->out_nchw ? (((size_t)b * p->out_c + o) * ho + oy) * wo + ox
                                   : (((size_t)b * ho + oy) * wo + ox) * p->out_c + o;
@@ -40,14 +40,14 @@ void ref_dwconv2d(float *y, const float *x, const uint16_t *w, const uint16_t *b
     for (uint32_t oy = 0; oy < ho; oy++)
       for (uint32_t ox = 0; ox < wo; ox++)
         for (uint32_t ch = 0; ch < c; ch++) {
-          double acc = bias ? refg_bf16_to_f32(bias[ch]) : 0.0;
+          double acc = bias ? bf16_to_f32(bias[ch]) : 0.0;
           for (uint32_t ky = 0; ky < k; ky++)
             for (uint32_t kx = 0; kx < k; kx++) {
               int iy = (int)(oy + ky) - (int)pad, ix = (int)(ox + kx) - (int)pad;
               if (iy < 0 || ix < 0 || iy >= (int)h || ix >= (int)wd)
                 continue;
               acc += (double)x[(((size_t)b * h + iy) * wd + ix) * c + ch] *
-                     refg_bf16_to_f32(w[((size_t)ch * k + ky) * k + kx]);
+                     bf16_to_f32(w[((size_t)ch * k + ky) * k + kx]);
             }
           y[(((size_t)b * ho + oy) * wo + ox) * c + ch] = (float)acc;
         }
@@ -74,7 +74,7 @@ void ref_groupnorm(float *y, const float *x, const uint16_t *gamma, const uint16
         for (uint32_t k = 0; k < cpg; k++) {
           uint32_t ch = g * cpg + k;
           size_t i = ((size_t)b * hw + p) * c + ch;
-          double v = (x[i] - mean) * rstd * refg_bf16_to_f32(gamma[ch]) + refg_bf16_to_f32(beta[ch]);
+          double v = (x[i] - mean) * rstd * bf16_to_f32(gamma[ch]) + bf16_to_f32(beta[ch]);
           if (silu)
             v = v / (1.0 + exp(-v));
           y[i] = (float)v;
@@ -101,7 +101,7 @@ void ref_grn(float *x, const uint16_t *gamma, const uint16_t *beta, uint32_t bat
       for (uint32_t k = 0; k < c; k++) {
         size_t i = ((size_t)b * hw + p) * c + k;
         double nk = g[k] / (mean + 1e-6);
-        x[i] = (float)(x[i] + refg_bf16_to_f32(gamma[k]) * (x[i] * nk) + refg_bf16_to_f32(beta[k]));
+        x[i] = (float)(x[i] + bf16_to_f32(gamma[k]) * (x[i] * nk) + bf16_to_f32(beta[k]));
       }
   }
   free(g);

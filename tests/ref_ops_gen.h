@@ -6,22 +6,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-static inline float refg_bf16_to_f32(uint16_t h)
-{
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-static inline uint16_t refg_f32_to_bf16(float f)
-{
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u)
-    return (uint16_t)((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (uint16_t)(u >> 16);
-}
+#include "bf16.h"
 
 typedef struct {
   uint32_t batch, in_h, in_w, in_c, out_c, kh, kw, stride, pad;

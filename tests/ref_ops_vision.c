@@ -16,7 +16,7 @@ void ref_layernorm(float *y, const float *x, const uint16_t *w, const uint16_t *
     double rstd = 1.0 / sqrt(var + eps);
     for (uint32_t i = 0; i < dim; i++)
       y[(size_t)r * dim + i] =
-          (float)((xr[i] - mean) * rstd * refv_bf16_to_f32(w[i]) + refv_bf16_to_f32(b[i]));
+          (float)((xr[i] - mean) * rstd * bf16_to_f32(w[i]) + bf16_to_f32(b[i]));
   }
 }
 
@@ -40,11 +40,11 @@ void ref_patch_embed(float *y, const float *x, const uint16_t *w, const uint16_t
   for (uint32_t py = 0; py < gh; py++)
     for (uint32_t px = 0; px < gw; px++)
       for (uint32_t o = 0; o < out; o++) {
-        double s = bias ? refv_bf16_to_f32(bias[o]) : 0.0;
+        double s = bias ? bf16_to_f32(bias[o]) : 0.0;
         for (uint32_t c = 0; c < channels; c++)
           for (uint32_t ky = 0; ky < patch; ky++)
             for (uint32_t kx = 0; kx < patch; kx++)
-              s += (double)refv_bf16_to_f32(w[(((size_t)o * channels + c) * patch + ky) * patch + kx]) *
+              s += (double)bf16_to_f32(w[(((size_t)o * channels + c) * patch + ky) * patch + kx]) *
                    x[((size_t)c * height + py * patch + ky) * width + px * patch + kx];
         y[((size_t)py * gw + px) * out + o] = (float)s;
       }
@@ -53,5 +53,5 @@ void ref_patch_embed(float *y, const float *x, const uint16_t *w, const uint16_t
 void ref_add_bf16(float *y, const float *a, const uint16_t *b, uint32_t n)
 {
   for (uint32_t i = 0; i < n; i++)
-    y[i] = (a ? a[i] : 0.0f) + refv_bf16_to_f32(b[i]);
+    y[i] = (a ? a[i] : 0.0f) + bf16_to_f32(b[i]);
 }

@@ -4,23 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* bf16 bit pattern -> float (exact) and float -> bf16 (round to nearest even; NaN kept quiet). */
-static inline float refv_bf16_to_f32(uint16_t h)
-{
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-static inline uint16_t refv_f32_to_bf16(float f)
-{
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u)
-    return (uint16_t)((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (uint16_t)(u >> 16);
-}
+#include "bf16.h"
 
 void ref_layernorm(float *y, const float *x, const uint16_t *w, const uint16_t *b, uint32_t rows,
                    uint32_t dim, float eps);

@@ -10,10 +10,10 @@ void ref_q8_0_roundtrip(float *out, const uint16_t *w, uint32_t n, uint32_t k)
       const uint16_t *src = w + (size_t)r * k + b * 32;
       float amax = 0;
       for (int i = 0; i < 32; i++)
-        amax = fmaxf(amax, fabsf(ref_bf16_to_f32(src[i])));
+        amax = fmaxf(amax, fabsf(bf16_to_f32(src[i])));
       float d = amax / 127.0f;
       for (int i = 0; i < 32; i++) {
-        float q = d > 0 ? roundf(ref_bf16_to_f32(src[i]) / d) : 0.0f;
+        float q = d > 0 ? roundf(bf16_to_f32(src[i]) / d) : 0.0f;
         out[(size_t)r * k + b * 32 + i] = d * q;
       }
     }
@@ -40,7 +40,7 @@ void ref_matmul_f32w(float *y, const float *x, const float *w, const uint16_t *b
       double s = 0;
       for (uint32_t k = 0; k < K; k++)
         s += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
-      if (bias) s += ref_bf16_to_f32(bias[n]);
+      if (bias) s += bf16_to_f32(bias[n]);
       float v = (float)s;
       if (flags & 1) v += y[(size_t)m * N + n];
       if (flags & 2) v = ref_gelu(v);

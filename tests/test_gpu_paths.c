@@ -16,59 +16,26 @@
 static VkrtContext *ctx;
 static GRand *rng;
 
-static VkrtBuffer *upload(const void *data, size_t bytes)
-{
-  GError *e = NULL;
-  VkrtBuffer *b = vkrt_buffer_new(ctx, bytes + 64, &e);
-  test_check_no_error(e);
-  g_assert_true(vkrt_buffer_fill(b, 0, (bytes + 64) / 4 * 4, 0x7fc00000u, &e)); /* NaN */
-  if (data) g_assert_true(vkrt_buffer_write(b, 0, data, bytes, &e));
-  test_check_no_error(e);
-  return b;
-}
-
-static void download(VkrtBuffer *b, void *data, size_t bytes)
-{
-  GError *e = NULL;
-  g_assert_true(vkrt_buffer_read(b, 0, data, bytes, &e));
-  test_check_no_error(e);
-}
-
-static float *rand_f32(size_t n, float scale)
-{
-  float *v = g_new(float, n ? n : 1);
-  for (size_t i = 0; i < n; i++) v[i] = (float)g_rand_double_range(rng, -scale, scale);
-  return v;
-}
-
-static uint16_t *rand_bf16(size_t n, float scale)
-{
-  uint16_t *v = g_new(uint16_t, n ? n : 1);
-  for (size_t i = 0; i < n; i++) v[i] = ref_f32_to_bf16((float)g_rand_double_range(rng, -scale, scale));
-  return v;
-}
-
 /* Runs one matmul; returns its nmse against the reference (or -1 with *code set on an error). */
 static double run_matmul(uint32_t M, uint32_t N, uint32_t K, uint32_t flags, bool bias, float xscale, int *code)
 {
-  float *x = rand_f32((size_t)M * K, xscale);
-  uint16_t *w = rand_bf16((size_t)N * K, 1.0f);
-  uint16_t *bv = bias ? rand_bf16(N, 1.0f) : NULL;
-  float *y0 = rand_f32((size_t)M * N, 1.0f);
+  float *x = test_rand_f32(rng, (size_t)M * K, -xscale, xscale);
+  uint16_t *w = test_rand_bf16(rng, (size_t)N * K, -1.0f, 1.0f);
+  uint16_t *bv = bias ? test_rand_bf16(rng, N, -1.0f, 1.0f) : NULL;
+  float *y0 = test_rand_f32(rng, (size_t)M * N, -1.0f, 1.0f);
   float *want = g_memdup2(y0, sizeof(float) * M * N), *got = g_new(float, (size_t)M * N);
   ref_matmul(want, x, w, bv, M, N, K, flags);
-  VkrtBuffer *bx = upload(x, 4ull * M * K), *bw = upload(w, 2ull * N * K), *by = upload(y0, 4ull * M * N);
-  VkrtBuffer *bb = bias ? upload(bv, 2ull * N) : NULL;
+  VkrtBuffer *bx = test_upload_at(ctx, x, 4ull * M * K, 0), *bw = test_upload_at(ctx, w, 2ull * N * K, 0);
+  VkrtBuffer *by = test_upload_at(ctx, y0, 4ull * M * N, 0);
+  VkrtBuffer *bb = bias ? test_upload_at(ctx, bv, 2ull * N, 0) : NULL;
   GError *e = NULL;
-  VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  test_check_no_error(e);
-  vkrt_seq_begin(s);
+  VkrtSeq *s = test_seq_begin(ctx);
   vkrt_op_matmul(s, vkrt_tensor(by), vkrt_tensor_sub(vkrt_tensor(bx), 0, 4ull * M * K),
                  vkrt_tensor_sub(vkrt_tensor(bw), 0, 2ull * N * K),
                  bias ? vkrt_tensor_sub(vkrt_tensor(bb), 0, 2ull * N) : vkrt_tensor_none(), M, N, K, flags);
   double r = -1;
   if (vkrt_seq_submit(s, &e)) {
-    download(by, got, 4ull * M * N);
+    test_download(by, 0, got, 4ull * M * N);
     r = ref_nmse(got, want, (size_t)M * N);
     if (code) *code = -1;
   } else {
@@ -188,27 +155,24 @@ static void check_attention(uint32_t B, uint32_t nq, uint32_t H, uint32_t D, uin
                             uint32_t cap, bool causal, bool use_mask)
 {
   size_t HD = (size_t)H * D;
-  float *q = rand_f32(B * nq * HD, 1.0f), *k = rand_f32(B * cap * HD, 1.0f), *v = rand_f32(B * cap * HD, 1.0f);
+  float *q = test_rand_f32(rng, B * nq * HD, -1.0f, 1.0f), *k = test_rand_f32(rng, B * cap * HD, -1.0f, 1.0f);
+  float *v = test_rand_f32(rng, B * cap * HD, -1.0f, 1.0f);
   int32_t *mask = g_new(int32_t, (size_t)B * cap);
   for (size_t i = 0; i < (size_t)B * cap; i++) mask[i] = g_rand_int_range(rng, 0, 4) != 0;
   if (use_mask) for (uint32_t j = 0; j < cap; j++) mask[j] = 0;  /* sequence 0 sees nothing: zeros */
   float scale = 1.0f / sqrtf((float)D);
   float *want = g_new(float, B * nq * HD), *got = g_new(float, B * nq * HD);
   ref_attention(want, q, k, v, use_mask ? mask : NULL, B, nq, H, D, q_start, n_kv, cap, causal, scale);
-  VkrtBuffer *bq = upload(q, 4 * B * nq * HD), *bk = upload(k, 4 * B * cap * HD);
-  VkrtBuffer *bv = upload(v, 4 * B * cap * HD), *bm = upload(mask, 4ull * B * cap);
-  VkrtBuffer *bo = upload(NULL, 4 * B * nq * HD);
+  VkrtBuffer *bq = test_upload_at(ctx, q, 4 * B * nq * HD, 0), *bk = test_upload_at(ctx, k, 4 * B * cap * HD, 0);
+  VkrtBuffer *bv = test_upload_at(ctx, v, 4 * B * cap * HD, 0), *bm = test_upload_at(ctx, mask, 4ull * B * cap, 0);
+  VkrtBuffer *bo = test_upload_at(ctx, NULL, 4 * B * nq * HD, 0);
   VkrtAttnParams p = { B, nq, H, D, q_start, n_kv, cap, causal, scale };
-  GError *e = NULL;
-  VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  test_check_no_error(e);
-  vkrt_seq_begin(s);
+  VkrtSeq *s = test_seq_begin(ctx);
   vkrt_op_attention(s, vkrt_tensor(bo), vkrt_tensor_sub(vkrt_tensor(bq), 0, 4 * B * nq * HD),
                     vkrt_tensor_sub(vkrt_tensor(bk), 0, 4 * B * cap * HD), vkrt_tensor_sub(vkrt_tensor(bv), 0, 4 * B * cap * HD),
                     use_mask ? vkrt_tensor_sub(vkrt_tensor(bm), 0, 4ull * B * cap) : vkrt_tensor_none(), &p);
-  g_assert_true(vkrt_seq_submit(s, &e));
-  test_check_no_error(e);
-  download(bo, got, 4 * B * nq * HD);
+  test_seq_run(s);
+  test_download(bo, 0, got, 4 * B * nq * HD);
   double r = ref_nmse(got, want, B * nq * HD);
   if (!(r <= 1e-10))
     g_printerr("flash attention B=%u nq=%u H=%u D=%u q_start=%u n_kv=%u cap=%u causal=%d mask=%d: nmse %g\n",

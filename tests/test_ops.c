@@ -15,60 +15,9 @@ static GRand *rng;
 
 /* --- helpers --------------------------------------------------------------------------------- */
 
-/* A buffer holding `bytes` of data at byte offset `off` (the rest is garbage, so that reads
- * outside the tensor would show). */
-static VkrtBuffer *upload_at(const void *data, size_t bytes, uint64_t off)
-{
-  GError *e = NULL;
-  VkrtBuffer *b = vkrt_buffer_new(ctx, off + bytes + 64, &e);
-  test_check_no_error(e);
-  g_assert_true(vkrt_buffer_fill(b, 0, (off + bytes + 64) / 4 * 4, 0x7fc00000u, &e)); /* NaN */
-  if (data) g_assert_true(vkrt_buffer_write(b, off, data, bytes, &e));
-  test_check_no_error(e);
-  return b;
-}
-
 static VkrtTensor tensor_at(VkrtBuffer *b, uint64_t off, uint64_t bytes)
 {
   return vkrt_tensor_sub(vkrt_tensor(b), off, bytes);
-}
-
-static void download(VkrtBuffer *b, uint64_t off, void *data, size_t bytes)
-{
-  GError *e = NULL;
-  g_assert_true(vkrt_buffer_read(b, off, data, bytes, &e));
-  test_check_no_error(e);
-}
-
-static VkrtSeq *seq_new(void)
-{
-  GError *e = NULL;
-  VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  test_check_no_error(e);
-  vkrt_seq_begin(s);
-  return s;
-}
-
-static void seq_run(VkrtSeq *s)
-{
-  GError *e = NULL;
-  gboolean ok = vkrt_seq_submit(s, &e);
-  test_check_no_error(e);
-  g_assert_true(ok);
-}
-
-static float *rand_f32(size_t n, float scale)
-{
-  float *v = g_new(float, n ? n : 1);
-  for (size_t i = 0; i < n; i++) v[i] = (float)g_rand_double_range(rng, -scale, scale);
-  return v;
-}
-
-static uint16_t *rand_bf16(size_t n, float scale)
-{
-  uint16_t *v = g_new(uint16_t, n ? n : 1);
-  for (size_t i = 0; i < n; i++) v[i] = ref_f32_to_bf16((float)g_rand_double_range(rng, -scale, scale));
-  return v;
 }
 
 static void assert_close(const char *what, const float *got, const float *want, size_t n, double max_nmse)
@@ -109,25 +58,25 @@ static void assert_clean(void)
 
 static void check_matmul(uint32_t M, uint32_t N, uint32_t K, uint32_t flags, bool bias, uint64_t xoff, uint64_t woff)
 {
-  float *x = rand_f32((size_t)M * K, 1.0f);
-  uint16_t *w = rand_bf16((size_t)N * K, 1.0f);
-  uint16_t *bv = bias ? rand_bf16(N, 1.0f) : NULL;
-  float *y0 = rand_f32((size_t)M * N, 1.0f); /* prior contents, for ACCUMULATE */
+  float *x = test_rand_f32(rng, (size_t)M * K, -1.0f, 1.0f);
+  uint16_t *w = test_rand_bf16(rng, (size_t)N * K, -1.0f, 1.0f);
+  uint16_t *bv = bias ? test_rand_bf16(rng, N, -1.0f, 1.0f) : NULL;
+  float *y0 = test_rand_f32(rng, (size_t)M * N, -1.0f, 1.0f); /* prior contents, for ACCUMULATE */
   float *want = g_memdup2(y0, sizeof(float) * M * N);
   float *got = g_new(float, (size_t)M * N + 1);
   ref_matmul(want, x, w, bv, M, N, K, flags);
 
-  VkrtBuffer *bx = upload_at(x, sizeof(float) * M * K, xoff);
-  VkrtBuffer *bw = upload_at(w, 2ull * N * K, woff);
-  VkrtBuffer *bb = bias ? upload_at(bv, 2ull * N, 2) : NULL;
-  VkrtBuffer *by = upload_at(y0, sizeof(float) * M * N, 0);
-  VkrtSeq *s = seq_new();
+  VkrtBuffer *bx = test_upload_at(ctx, x, sizeof(float) * M * K, xoff);
+  VkrtBuffer *bw = test_upload_at(ctx, w, 2ull * N * K, woff);
+  VkrtBuffer *bb = bias ? test_upload_at(ctx, bv, 2ull * N, 2) : NULL;
+  VkrtBuffer *by = test_upload_at(ctx, y0, sizeof(float) * M * N, 0);
+  VkrtSeq *s = test_seq_begin(ctx);
   vkrt_context_reset_flops(ctx);
   vkrt_op_matmul(s, vkrt_tensor(by), tensor_at(bx, xoff, sizeof(float) * M * K), tensor_at(bw, woff, 2ull * N * K),
                  bias ? tensor_at(bb, 2, 2ull * N) : vkrt_tensor_none(), M, N, K, flags);
-  seq_run(s);
+  test_seq_run(s);
   g_assert_cmpuint(vkrt_context_flops(ctx), ==, 2ull * M * N * K);
-  download(by, 0, got, sizeof(float) * M * N);
+  test_download(by, 0, got, sizeof(float) * M * N);
   char *what = g_strdup_printf("matmul M=%u N=%u K=%u flags=%u bias=%d xoff=%" G_GUINT64_FORMAT " woff=%" G_GUINT64_FORMAT,
                                M, N, K, flags, bias, xoff, woff);
   assert_close(what, got, want, (size_t)M * N, 1e-10);
@@ -198,18 +147,18 @@ static void test_matmul_big(void)
 
 static void check_embed(uint32_t n, uint32_t dim, uint32_t vocab, uint64_t toff)
 {
-  uint16_t *table = rand_bf16((size_t)vocab * dim, 2.0f);
+  uint16_t *table = test_rand_bf16(rng, (size_t)vocab * dim, -2.0f, 2.0f);
   int32_t *ids = g_new(int32_t, n);
   for (uint32_t i = 0; i < n; i++) ids[i] = g_rand_int_range(rng, 0, (int32_t)vocab);
   if (n > 2) { ids[0] = (int32_t)vocab - 1; ids[1] = -3; ids[2] = (int32_t)vocab; }  /* last row, out of range */
   float *want = g_new(float, (size_t)n * dim), *got = g_new(float, (size_t)n * dim);
   ref_embed(want, table, ids, n, dim, vocab);
-  VkrtBuffer *bt = upload_at(table, 2ull * vocab * dim, toff), *bi = upload_at(ids, 4ull * n, 0);
-  VkrtBuffer *by = upload_at(NULL, 4ull * n * dim, 0);
-  VkrtSeq *s = seq_new();
+  VkrtBuffer *bt = test_upload_at(ctx, table, 2ull * vocab * dim, toff), *bi = test_upload_at(ctx, ids, 4ull * n, 0);
+  VkrtBuffer *by = test_upload_at(ctx, NULL, 4ull * n * dim, 0);
+  VkrtSeq *s = test_seq_begin(ctx);
   vkrt_op_embed(s, vkrt_tensor(by), tensor_at(bt, toff, 2ull * vocab * dim), tensor_at(bi, 0, 4ull * n), n, dim, vocab);
-  seq_run(s);
-  download(by, 0, got, 4ull * n * dim);
+  test_seq_run(s);
+  test_download(by, 0, got, 4ull * n * dim);
   g_assert_cmpmem(got, 4ull * n * dim, want, 4ull * n * dim);
   vkrt_seq_free(s);
   vkrt_buffer_free(bt); vkrt_buffer_free(bi); vkrt_buffer_free(by);
@@ -229,18 +178,18 @@ static void test_embed(void)
 
 static void check_rmsnorm(uint32_t rows, uint32_t dim, bool in_place)
 {
-  float *x = rand_f32((size_t)rows * dim, 3.0f);
-  uint16_t *w = rand_bf16(dim, 2.0f);
+  float *x = test_rand_f32(rng, (size_t)rows * dim, -3.0f, 3.0f);
+  uint16_t *w = test_rand_bf16(rng, dim, -2.0f, 2.0f);
   float *want = g_new(float, (size_t)rows * dim), *got = g_new(float, (size_t)rows * dim);
   ref_rmsnorm(want, x, w, rows, dim, 1e-6f);
-  VkrtBuffer *bx = upload_at(x, 4ull * rows * dim, 16), *bw = upload_at(w, 2ull * dim, 6);
-  VkrtBuffer *by = in_place ? bx : upload_at(NULL, 4ull * rows * dim, 0);
+  VkrtBuffer *bx = test_upload_at(ctx, x, 4ull * rows * dim, 16), *bw = test_upload_at(ctx, w, 2ull * dim, 6);
+  VkrtBuffer *by = in_place ? bx : test_upload_at(ctx, NULL, 4ull * rows * dim, 0);
   uint64_t yoff = in_place ? 16 : 0;
-  VkrtSeq *s = seq_new();
+  VkrtSeq *s = test_seq_begin(ctx);
   vkrt_op_rmsnorm(s, tensor_at(by, yoff, 4ull * rows * dim), tensor_at(bx, 16, 4ull * rows * dim),
                   tensor_at(bw, 6, 2ull * dim), rows, dim, 1e-6f);
-  seq_run(s);
-  download(by, yoff, got, 4ull * rows * dim);
+  test_seq_run(s);
+  test_download(by, yoff, got, 4ull * rows * dim);
   assert_close("rmsnorm", got, want, (size_t)rows * dim, 1e-11);
   vkrt_seq_free(s);
   vkrt_buffer_free(bx); vkrt_buffer_free(bw);
@@ -261,16 +210,16 @@ static void test_rmsnorm(void)
 static void check_rope(uint32_t rows, uint32_t stride, uint32_t heads, uint32_t hd, uint32_t max_pos)
 {
   size_t n = (size_t)rows * stride;
-  float *x = rand_f32(n, 2.0f);
+  float *x = test_rand_f32(rng, n, -2.0f, 2.0f);
   int32_t *pos = g_new(int32_t, rows);
   for (uint32_t r = 0; r < rows; r++) pos[r] = g_rand_int_range(rng, 0, (int32_t)max_pos);
   float *want = g_memdup2(x, n * 4), *got = g_new(float, n);
   ref_rope(want, pos, rows, stride, heads, hd, 10000.0f);
-  VkrtBuffer *bx = upload_at(x, n * 4, 32), *bp = upload_at(pos, 4ull * rows, 4);
-  VkrtSeq *s = seq_new();
+  VkrtBuffer *bx = test_upload_at(ctx, x, n * 4, 32), *bp = test_upload_at(ctx, pos, 4ull * rows, 4);
+  VkrtSeq *s = test_seq_begin(ctx);
   vkrt_op_rope(s, tensor_at(bx, 32, n * 4), tensor_at(bp, 4, 4ull * rows), rows, stride, heads, hd, 10000.0f);
-  seq_run(s);
-  download(bx, 32, got, n * 4);
+  test_seq_run(s);
+  test_download(bx, 32, got, n * 4);
   /* fp32 angles of positions in the thousands are only good to ~1e-4 rad in any implementation */
   assert_close("rope", got, want, n, 1e-8);
   /* values past the heads are untouched */
@@ -295,23 +244,24 @@ static void check_attention(uint32_t B, uint32_t nq, uint32_t H, uint32_t D, uin
                             uint32_t cap, bool causal, bool use_mask)
 {
   size_t HD = (size_t)H * D;
-  float *q = rand_f32(B * nq * HD, 1.0f), *k = rand_f32(B * cap * HD, 1.0f), *v = rand_f32(B * cap * HD, 1.0f);
+  float *q = test_rand_f32(rng, B * nq * HD, -1.0f, 1.0f), *k = test_rand_f32(rng, B * cap * HD, -1.0f, 1.0f);
+  float *v = test_rand_f32(rng, B * cap * HD, -1.0f, 1.0f);
   int32_t *mask = g_new(int32_t, (size_t)B * cap);
   for (size_t i = 0; i < (size_t)B * cap; i++) mask[i] = g_rand_int_range(rng, 0, 4) != 0;
   if (use_mask) for (uint32_t j = 0; j < cap; j++) mask[j] = 0;  /* sequence 0 sees nothing: zeros */
   float scale = 1.0f / sqrtf((float)D);
   float *want = g_new(float, B * nq * HD), *got = g_new(float, B * nq * HD);
   ref_attention(want, q, k, v, use_mask ? mask : NULL, B, nq, H, D, q_start, n_kv, cap, causal, scale);
-  VkrtBuffer *bq = upload_at(q, 4 * B * nq * HD, 4), *bk = upload_at(k, 4 * B * cap * HD, 0);
-  VkrtBuffer *bv = upload_at(v, 4 * B * cap * HD, 32), *bm = upload_at(mask, 4ull * B * cap, 8);
-  VkrtBuffer *bo = upload_at(NULL, 4 * B * nq * HD, 0);
+  VkrtBuffer *bq = test_upload_at(ctx, q, 4 * B * nq * HD, 4), *bk = test_upload_at(ctx, k, 4 * B * cap * HD, 0);
+  VkrtBuffer *bv = test_upload_at(ctx, v, 4 * B * cap * HD, 32), *bm = test_upload_at(ctx, mask, 4ull * B * cap, 8);
+  VkrtBuffer *bo = test_upload_at(ctx, NULL, 4 * B * nq * HD, 0);
   VkrtAttnParams p = { B, nq, H, D, q_start, n_kv, cap, causal, scale };
-  VkrtSeq *s = seq_new();
+  VkrtSeq *s = test_seq_begin(ctx);
   vkrt_op_attention(s, vkrt_tensor(bo), tensor_at(bq, 4, 4 * B * nq * HD), tensor_at(bk, 0, 4 * B * cap * HD),
                     tensor_at(bv, 32, 4 * B * cap * HD), use_mask ? tensor_at(bm, 8, 4ull * B * cap) : vkrt_tensor_none(),
                     &p);
-  seq_run(s);
-  download(bo, 0, got, 4 * B * nq * HD);
+  test_seq_run(s);
+  test_download(bo, 0, got, 4 * B * nq * HD);
   char *what = g_strdup_printf("attention B=%u nq=%u H=%u D=%u q_start=%u n_kv=%u cap=%u causal=%d mask=%d",
                                B, nq, H, D, q_start, n_kv, cap, causal, use_mask);
   assert_close(what, got, want, B * nq * HD, 1e-10);
@@ -342,20 +292,21 @@ static void test_attention(void)
 
 static void check_eltwise(uint32_t n, uint64_t aoff)
 {
-  float *a = rand_f32(n, 8.0f), *b = rand_f32(n, 2.0f);
+  float *a = test_rand_f32(rng, n, -8.0f, 8.0f), *b = test_rand_f32(rng, n, -2.0f, 2.0f);
   float *want = g_new(float, n), *got = g_new(float, n);
-  VkrtBuffer *ba = upload_at(a, 4ull * n, aoff), *bb = upload_at(b, 4ull * n, 0), *by = upload_at(NULL, 4ull * n, 0);
-  VkrtSeq *s = seq_new();
+  VkrtBuffer *ba = test_upload_at(ctx, a, 4ull * n, aoff), *bb = test_upload_at(ctx, b, 4ull * n, 0);
+  VkrtBuffer *by = test_upload_at(ctx, NULL, 4ull * n, 0);
+  VkrtSeq *s = test_seq_begin(ctx);
   vkrt_op_silu_mul(s, vkrt_tensor(by), tensor_at(ba, aoff, 4ull * n), tensor_at(bb, 0, 4ull * n), n);
-  seq_run(s);
-  download(by, 0, got, 4ull * n);
+  test_seq_run(s);
+  test_download(by, 0, got, 4ull * n);
   ref_silu_mul(want, a, b, n);
   assert_close("silu_mul", got, want, n, 1e-12);
   /* add in place: a += b */
   vkrt_seq_begin(s);
   vkrt_op_add(s, tensor_at(ba, aoff, 4ull * n), tensor_at(ba, aoff, 4ull * n), tensor_at(bb, 0, 4ull * n), n);
-  seq_run(s);
-  download(ba, aoff, got, 4ull * n);
+  test_seq_run(s);
+  test_download(ba, aoff, got, 4ull * n);
   ref_add(want, a, b, n);
   g_assert_cmpmem(got, 4ull * n, want, 4ull * n);
   vkrt_seq_free(s);
@@ -381,16 +332,16 @@ static void test_argmax(void)
   static const uint32_t shapes[][2] = { { 1, 1 }, { 3, 1000 }, { 2, 102400 }, { 5, 257 } };
   for (size_t t = 0; t < G_N_ELEMENTS(shapes); t++) {
     uint32_t rows = shapes[t][0], n = shapes[t][1];
-    float *x = rand_f32((size_t)rows * n, 10.0f);
+    float *x = test_rand_f32(rng, (size_t)rows * n, -10.0f, 10.0f);
     if (n > 300) { x[5] = 100.0f; x[200] = 100.0f; }  /* a tie: the lower index wins */
     uint32_t *want = g_new(uint32_t, rows), *got = g_new(uint32_t, rows);
     ref_argmax(want, x, rows, n);
-    VkrtBuffer *bx = upload_at(x, 4ull * rows * n, 0), *bo = upload_at(NULL, 4ull * rows, 4);
-    VkrtSeq *s = seq_new();
+    VkrtBuffer *bx = test_upload_at(ctx, x, 4ull * rows * n, 0), *bo = test_upload_at(ctx, NULL, 4ull * rows, 4);
+    VkrtSeq *s = test_seq_begin(ctx);
     vkrt_op_argmax(s, tensor_at(bo, 4, 4ull * rows), vkrt_tensor(bx), rows, n);
     if (fits(4ull * n)) {
-      seq_run(s);
-      download(bo, 4, got, 4ull * rows);
+      test_seq_run(s);
+      test_download(bo, 4, got, 4ull * rows);
       g_assert_cmpmem(got, 4ull * rows, want, 4ull * rows);
     } else {
       seq_run_unsupported(s);  /* a row must fit one binding */
@@ -404,7 +355,7 @@ static void test_argmax(void)
 
 static void check_topk(uint32_t n, uint32_t k, int ties)
 {
-  float *x = rand_f32(n, 10.0f);
+  float *x = test_rand_f32(rng, n, -10.0f, 10.0f);
   if (ties == 1)  /* many equal values around the threshold */
     for (uint32_t i = 0; i < n; i++) x[i] = (float)g_rand_int_range(rng, 0, 40);
   if (ties == 2)  /* masked logits: most are -inf */
@@ -412,13 +363,14 @@ static void check_topk(uint32_t n, uint32_t k, int ties)
   float *want_v = g_new(float, k), *got_v = g_new(float, k);
   uint32_t *want_i = g_new(uint32_t, k), *got_i = g_new(uint32_t, k);
   ref_topk(want_v, want_i, x, n, k);
-  VkrtBuffer *bx = upload_at(x, 4ull * n, 16), *bv = upload_at(NULL, 4ull * k, 0), *bi = upload_at(NULL, 4ull * k, 0);
-  VkrtSeq *s = seq_new();
+  VkrtBuffer *bx = test_upload_at(ctx, x, 4ull * n, 16);
+  VkrtBuffer *bv = test_upload_at(ctx, NULL, 4ull * k, 0), *bi = test_upload_at(ctx, NULL, 4ull * k, 0);
+  VkrtSeq *s = test_seq_begin(ctx);
   vkrt_op_topk(s, vkrt_tensor(bv), vkrt_tensor(bi), tensor_at(bx, 16, 4ull * n), n, k);
   if (fits(4ull * n)) {
-    seq_run(s);
-    download(bv, 0, got_v, 4ull * k);
-    download(bi, 0, got_i, 4ull * k);
+    test_seq_run(s);
+    test_download(bv, 0, got_v, 4ull * k);
+    test_download(bi, 0, got_i, 4ull * k);
     g_assert_cmpmem(got_i, 4ull * k, want_i, 4ull * k);
     g_assert_cmpmem(got_v, 4ull * k, want_v, 4ull * k);
   } else {
@@ -447,7 +399,7 @@ static void test_bad_input(void)
   GError *e = NULL;
   VkrtBuffer *small = vkrt_buffer_new(ctx, 64, &e);
   test_check_no_error(e);
-  VkrtSeq *s = seq_new();
+  VkrtSeq *s = test_seq_begin(ctx);
   /* too small a tensor: the error comes back at submit, nothing crashes */
   vkrt_op_matmul(s, vkrt_tensor(small), vkrt_tensor(small), vkrt_tensor(small), vkrt_tensor_none(), 8, 8, 8, 0);
   g_assert_true(vkrt_seq_has_error(s));
@@ -461,7 +413,7 @@ static void test_bad_input(void)
   /* the sequence is usable again */
   vkrt_seq_begin(s);
   vkrt_op_add(s, vkrt_tensor(small), vkrt_tensor(small), vkrt_tensor(small), 16);
-  seq_run(s);
+  test_seq_run(s);
   vkrt_seq_free(s);
   vkrt_buffer_free(small);
   assert_clean();

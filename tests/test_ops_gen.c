@@ -9,63 +9,18 @@
 static VkrtContext *ctx;   /* the context the checks use (switched by the small-binding test) */
 static GRand *rng;
 
-static float *rand_f32(size_t n, double lo, double hi)
-{
-  float *v = g_new(float, n ? n : 1);
-  for (size_t i = 0; i < n; i++)
-    v[i] = (float)g_rand_double_range(rng, lo, hi);
-  return v;
-}
-
-static uint16_t *rand_bf16(size_t n, double lo, double hi)
-{
-  uint16_t *v = g_new(uint16_t, n ? n : 1);
-  for (size_t i = 0; i < n; i++)
-    v[i] = refg_f32_to_bf16((float)g_rand_double_range(rng, lo, hi));
-  return v;
-}
-
-/* A buffer with `pad` leading bytes, so tensors start at unaligned-to-binding offsets. */
+/* A buffer with `pad` leading bytes, so tensors start at unaligned-to-binding offsets, and the
+ * tensor's place in it: the checks pass tensors around as one value. */
 typedef struct { VkrtBuffer *buf; uint64_t pad, bytes; } TBuf;
 
 static TBuf upload_at(const void *data, uint64_t bytes, uint64_t pad)
 {
-  GError *err = NULL;
-  TBuf t = { vkrt_buffer_new(ctx, bytes + pad + 4, &err), pad, bytes };
-  g_assert_no_error(err);
-  if (data)
-    g_assert_true(vkrt_buffer_write(t.buf, pad, data, bytes, &err));
-  g_assert_no_error(err);
-  return t;
+  return (TBuf){ test_upload_span(ctx, data, bytes, pad, 4), pad, bytes };
 }
 static TBuf upload(const void *data, uint64_t bytes) { return upload_at(data, bytes, 0); }
 static VkrtTensor tens(TBuf t) { return vkrt_tensor_sub(vkrt_tensor(t.buf), t.pad, t.bytes); }
-static void download(TBuf t, void *data)
-{
-  GError *err = NULL;
-  g_assert_true(vkrt_buffer_read(t.buf, t.pad, data, t.bytes, &err));
-  g_assert_no_error(err);
-}
+static void download(TBuf t, void *data) { test_download(t.buf, t.pad, data, t.bytes); }
 static void tfree(TBuf t) { vkrt_buffer_free(t.buf); }
-
-static VkrtSeq *seq_begin(void)
-{
-  GError *err = NULL;
-  VkrtSeq *seq = vkrt_seq_new(ctx, &err);
-  g_assert_no_error(err);
-  vkrt_seq_begin(seq);
-  return seq;
-}
-
-static void seq_run(VkrtSeq *seq)
-{
-  GError *err = NULL;
-  gboolean ok = vkrt_seq_submit(seq, &err);
-  g_assert_no_error(err);
-  g_assert_true(ok);
-  vkrt_seq_free(seq);
-  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
-}
 
 static void expect_close(const char *what, const float *got, const float *want, size_t n, double tol)
 {
@@ -104,8 +59,8 @@ static void check_conv(RefConv rc, uint64_t pad_bytes)
   uint32_t wo = (rc.in_w * s + 2 * rc.pad - rc.kw) / rc.stride + 1;
   size_t nx = (size_t)rc.batch * rc.in_h * rc.in_w * rc.in_c, ny = (size_t)rc.batch * ho * wo * rc.out_c;
   size_t nw = (size_t)rc.out_c * rc.in_c * rc.kh * rc.kw;
-  float *x = rand_f32(nx, -1, 1), *y0 = rand_f32(ny, -1, 1);
-  uint16_t *w = rand_bf16(nw, -0.5, 0.5), *bias = rand_bf16(rc.out_c, -1, 1);
+  float *x = test_rand_f32(rng, nx, -1, 1), *y0 = test_rand_f32(rng, ny, -1, 1);
+  uint16_t *w = test_rand_bf16(rng, nw, -0.5, 0.5), *bias = test_rand_bf16(rng, rc.out_c, -1, 1);
   uint16_t *wr = g_new(uint16_t, nw);
   vkrt_conv_weight_reorder(wr, w, rc.out_c, rc.in_c, rc.kh, rc.kw);
   float *want = g_memdup2(y0, ny * 4), *got = g_new(float, ny);
@@ -123,9 +78,9 @@ static void check_conv(RefConv rc, uint64_t pad_bytes)
              (rc.in_nchw ? VKRT_CONV_IN_NCHW : 0) | (rc.out_nchw ? VKRT_CONV_OUT_NCHW : 0),
   };
   uint64_t flops0 = vkrt_context_flops(ctx);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_conv2d(seq, tens(by), tens(bx), tens(bw), tens(bb), &p);
-  seq_run(seq);
+  test_seq_run_free(seq);
   g_assert_cmpuint(vkrt_context_flops(ctx) - flops0, ==, 2ull * rc.batch * ho * wo * rc.out_c * rc.in_c * rc.kh * rc.kw);
   download(by, got);
   char *what = g_strdup_printf("conv2d B%u %ux%ux%u -> %u k%ux%u s%u p%u acc%d up%d nchw%d/%d pad%" G_GUINT64_FORMAT
@@ -188,7 +143,7 @@ static void test_conv2d(void) { for_each_form(conv_cases_small); }
 static void test_conv2d_bad_args(void)
 {
   TBuf bx = upload(NULL, 64 * 4), bw = upload(NULL, 9 * 4 * 4 * 2);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   VkrtConvParams p = { .batch = 1, .in_h = 4, .in_w = 4, .in_c = 4, .out_c = 4, .kernel_h = 3,
                        .kernel_w = 3, .stride = 1, .pad = 1 };
   /* y needs 256 bytes, give it 64 */
@@ -200,7 +155,7 @@ static void test_conv2d_bad_args(void)
   g_test_message("expected error: %s", err->message);
   g_clear_error(&err);
   vkrt_seq_free(seq);
-  seq = seq_begin();
+  seq = test_seq_begin(ctx);
   p.kernel_h = 9;  /* larger than the padded input */
   vkrt_op_conv2d(seq, tens(bx), tens(bx), tens(bw), vkrt_tensor_none(), &p);
   g_assert_true(vkrt_seq_has_error(seq));
@@ -212,13 +167,13 @@ static void test_conv2d_bad_args(void)
 
 static void check_gemm(uint32_t M, uint32_t N, uint32_t K, uint64_t pad)
 {
-  float *x = rand_f32((size_t)M * K, -1, 1), *b = rand_f32((size_t)N * K, -1, 1);
+  float *x = test_rand_f32(rng, (size_t)M * K, -1, 1), *b = test_rand_f32(rng, (size_t)N * K, -1, 1);
   float *want = g_new(float, (size_t)M * N), *got = g_new(float, (size_t)M * N);
   ref_gemm_f32(want, x, b, M, N, K);
   TBuf bx = upload_at(x, (size_t)M * K * 4, pad), bb = upload(b, (size_t)N * K * 4), by = upload_at(NULL, (size_t)M * N * 4, 8);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_gemm_f32(seq, tens(by), tens(bx), tens(bb), M, N, K);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download(by, got);
   char *what = g_strdup_printf("gemm_f32 %ux%ux%u pad %" G_GUINT64_FORMAT " (%s)", M, N, K, pad, form_name());
   expect_close(what, got, want, (size_t)M * N, 1e-5);
@@ -229,13 +184,13 @@ static void check_gemm(uint32_t M, uint32_t N, uint32_t K, uint64_t pad)
 
 static void check_softmax(uint32_t rows, uint32_t n, float scale)
 {
-  float *x = rand_f32((size_t)rows * n, -30, 30), *want = g_memdup2(x, (size_t)rows * n * 4);
+  float *x = test_rand_f32(rng, (size_t)rows * n, -30, 30), *want = g_memdup2(x, (size_t)rows * n * 4);
   float *got = g_new(float, (size_t)rows * n);
   ref_softmax(want, rows, n, scale);
   TBuf bx = upload_at(x, (size_t)rows * n * 4, 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_softmax(seq, tens(bx), rows, n, scale);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download(bx, got);
   expect_close("softmax", got, want, (size_t)rows * n, 1e-5);
   tfree(bx);
@@ -245,14 +200,14 @@ static void check_softmax(uint32_t rows, uint32_t n, float scale)
 static void check_transpose(uint32_t rows, uint32_t cols)
 {
   size_t n = (size_t)rows * cols;
-  float *x = rand_f32(n, -1, 1), *want = g_new(float, n), *got = g_new(float, n);
+  float *x = test_rand_f32(rng, n, -1, 1), *want = g_new(float, n), *got = g_new(float, n);
   for (uint32_t r = 0; r < rows; r++)
     for (uint32_t c = 0; c < cols; c++)
       want[(size_t)c * rows + r] = x[(size_t)r * cols + c];
   TBuf bx = upload_at(x, n * 4, 4), by = upload(NULL, n * 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_transpose(seq, tens(by), tens(bx), rows, cols);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download(by, got);
   expect_close("transpose", got, want, n, 1e-7);
   tfree(bx); tfree(by);
@@ -281,16 +236,16 @@ static void check_dwconv(uint32_t batch, uint32_t h, uint32_t w, uint32_t c, uin
 {
   uint32_t ho = h + 2 * pad - k + 1, wo = w + 2 * pad - k + 1;
   size_t nx = (size_t)batch * h * w * c, ny = (size_t)batch * ho * wo * c;
-  float *x = rand_f32(nx, -1, 1), *want = g_new(float, ny), *got = g_new(float, ny);
-  uint16_t *wt = rand_bf16((size_t)c * k * k, -0.5, 0.5), *bias = rand_bf16(c, -1, 1);
+  float *x = test_rand_f32(rng, nx, -1, 1), *want = g_new(float, ny), *got = g_new(float, ny);
+  uint16_t *wt = test_rand_bf16(rng, (size_t)c * k * k, -0.5, 0.5), *bias = test_rand_bf16(rng, c, -1, 1);
   uint16_t *wr = g_new(uint16_t, (size_t)c * k * k);
   vkrt_dwconv_weight_reorder(wr, wt, c, k);
   ref_dwconv2d(want, x, wt, bias, batch, h, w, c, k, pad);
   TBuf bx = upload(x, nx * 4), by = upload_at(NULL, ny * 4, 4), bw = upload(wr, (size_t)c * k * k * 2),
        bb = upload_at(bias, c * 2, 2);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_dwconv2d(seq, tens(by), tens(bx), tens(bw), tens(bb), batch, h, w, c, k, pad);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download(by, got);
   char *what = g_strdup_printf("dwconv B%u %ux%ux%u k%u p%u", batch, h, w, c, k, pad);
   expect_close(what, got, want, ny, 1e-4);
@@ -320,15 +275,15 @@ static void check_groupnorm_at(uint32_t batch, uint32_t hw, uint32_t c, uint32_t
                                bool silu, bool in_place, uint64_t pad)
 {
   size_t n = (size_t)batch * hw * c;
-  float *x = rand_f32(n, offset - 3, offset + 3), *want = g_new(float, n), *got = g_new(float, n);
-  uint16_t *gm = rand_bf16(c, -2, 2), *bt = rand_bf16(c, -1, 1);
+  float *x = test_rand_f32(rng, n, offset - 3, offset + 3), *want = g_new(float, n), *got = g_new(float, n);
+  uint16_t *gm = test_rand_bf16(rng, c, -2, 2), *bt = test_rand_bf16(rng, c, -1, 1);
   ref_groupnorm(want, x, gm, bt, batch, hw, c, groups, 1e-6f, silu);
   TBuf bx = upload_at(x, n * 4, pad), bg = upload(gm, c * 2), bb = upload(bt, c * 2);
   TBuf by = in_place ? bx : upload_at(NULL, n * 4, pad);
   TBuf sc = upload(NULL, vkrt_op_groupnorm_scratch_bytes(ctx, batch, hw, c, groups));
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_groupnorm(seq, tens(by), tens(bx), tens(bg), tens(bb), tens(sc), batch, hw, c, groups, 1e-6f, silu);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download(by, got);
   char *what = g_strdup_printf("groupnorm B%u hw%u c%u g%u offset %g silu%d in_place%d pad%" G_GUINT64_FORMAT
                                " (%s)", batch, hw, c, groups, offset, silu, in_place, pad, gn_form_name());
@@ -365,14 +320,14 @@ static void test_groupnorm(void)
 static void check_grn(uint32_t batch, uint32_t hw, uint32_t c)
 {
   size_t n = (size_t)batch * hw * c;
-  float *x = rand_f32(n, -2, 2), *want = g_memdup2(x, n * 4), *got = g_new(float, n);
-  uint16_t *gm = rand_bf16(c, -1, 1), *bt = rand_bf16(c, -1, 1);
+  float *x = test_rand_f32(rng, n, -2, 2), *want = g_memdup2(x, n * 4), *got = g_new(float, n);
+  uint16_t *gm = test_rand_bf16(rng, c, -1, 1), *bt = test_rand_bf16(rng, c, -1, 1);
   ref_grn(want, gm, bt, batch, hw, c);
   TBuf bx = upload_at(x, n * 4, 8), bg = upload_at(gm, c * 2, 2), bb = upload(bt, c * 2);
   TBuf sc = upload(NULL, vkrt_op_grn_scratch_bytes(batch, c));
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_grn(seq, tens(bx), tens(bg), tens(bb), tens(sc), batch, hw, c);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download(bx, got);
   char *what = g_strdup_printf("grn B%u hw%u c%u", batch, hw, c);
   expect_close(what, got, want, n, 1e-4);
@@ -391,13 +346,13 @@ static void test_grn(void)
 
 static void check_silu(uint64_t n)
 {
-  float *x = rand_f32(n, -8, 8), *want = g_new(float, n), *got = g_new(float, n);
+  float *x = test_rand_f32(rng, n, -8, 8), *want = g_new(float, n), *got = g_new(float, n);
   ref_silu(want, x, n);
   TBuf bx = upload_at(x, n * 4, 4), by = upload(NULL, n * 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_silu(seq, tens(by), tens(bx), n);
   vkrt_op_scale_shift(seq, tens(bx), tens(bx), n, 0.5f, -2.0f);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download(by, got);
   expect_close("silu", got, want, n, 1e-5);
   download(bx, got);
@@ -411,13 +366,13 @@ static void check_silu(uint64_t n)
 static void check_film(uint32_t batch, uint32_t hw, uint32_t c, uint32_t mb)
 {
   size_t n = (size_t)batch * hw * c;
-  float *x = rand_f32(n, -2, 2), *m = rand_f32((size_t)mb * 2 * c, -1, 1);
+  float *x = test_rand_f32(rng, n, -2, 2), *m = test_rand_f32(rng, (size_t)mb * 2 * c, -1, 1);
   float *want = g_memdup2(x, n * 4), *got = g_new(float, n);
   ref_film(want, m, batch, hw, c, mb);
   TBuf bx = upload(x, n * 4), bm = upload_at(m, (size_t)mb * 2 * c * 4, 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_film(seq, tens(bx), tens(bm), batch, hw, c, mb);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download(bx, got);
   expect_close("film", got, want, n, 1e-6);
   tfree(bx); tfree(bm);
@@ -427,12 +382,12 @@ static void check_film(uint32_t batch, uint32_t hw, uint32_t c, uint32_t mb)
 static void check_upsample(uint32_t batch, uint32_t h, uint32_t w, uint32_t c)
 {
   size_t nx = (size_t)batch * h * w * c, ny = nx * 4;
-  float *x = rand_f32(nx, -1, 1), *want = g_new(float, ny), *got = g_new(float, ny);
+  float *x = test_rand_f32(rng, nx, -1, 1), *want = g_new(float, ny), *got = g_new(float, ny);
   ref_upsample2x(want, x, batch, h, w, c);
   TBuf bx = upload_at(x, nx * 4, 4), by = upload(NULL, ny * 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_upsample2x(seq, tens(by), tens(bx), batch, h, w, c);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download(by, got);
   expect_close("upsample2x", got, want, ny, 1e-7);
   tfree(bx); tfree(by);
@@ -442,12 +397,12 @@ static void check_upsample(uint32_t batch, uint32_t h, uint32_t w, uint32_t c)
 static void check_pixel_shuffle(uint32_t batch, uint32_t h, uint32_t w, uint32_t c, uint32_t r)
 {
   size_t n = (size_t)batch * h * w * c * r * r;
-  float *x = rand_f32(n, -1, 1), *want = g_new(float, n), *got = g_new(float, n);
+  float *x = test_rand_f32(rng, n, -1, 1), *want = g_new(float, n), *got = g_new(float, n);
   ref_pixel_shuffle(want, x, batch, h, w, c, r);
   TBuf bx = upload(x, n * 4), by = upload_at(NULL, n * 4, 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_pixel_shuffle(seq, tens(by), tens(bx), batch, h, w, c, r);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download(by, got);
   expect_close("pixel_shuffle", got, want, n, 1e-7);
   tfree(bx); tfree(by);
@@ -457,12 +412,13 @@ static void check_pixel_shuffle(uint32_t batch, uint32_t h, uint32_t w, uint32_t
 static void check_concat(uint32_t batch, uint32_t hw, uint32_t ca, uint32_t cb, uint32_t bb_)
 {
   size_t na = (size_t)batch * hw * ca, nb = (size_t)bb_ * hw * cb, ny = (size_t)batch * hw * (ca + cb);
-  float *a = rand_f32(na, -1, 1), *b = rand_f32(nb, -1, 1), *want = g_new(float, ny), *got = g_new(float, ny);
+  float *a = test_rand_f32(rng, na, -1, 1), *b = test_rand_f32(rng, nb, -1, 1);
+  float *want = g_new(float, ny), *got = g_new(float, ny);
   ref_concat(want, a, b, batch, hw, ca, cb, bb_);
   TBuf ba = upload(a, na * 4), bbuf = upload_at(b, nb * 4, 4), by = upload(NULL, ny * 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_concat(seq, tens(by), tens(ba), tens(bbuf), batch, hw, ca, cb, bb_);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download(by, got);
   expect_close("concat", got, want, ny, 1e-7);
   tfree(ba); tfree(bbuf); tfree(by);
@@ -486,7 +442,7 @@ static void test_eltwise(void)
 static void check_cfg(uint32_t n, uint32_t per, bool outputs, uint32_t rgb_batch, uint32_t h, uint32_t w)
 {
   size_t t = (size_t)n * per, px = (size_t)rgb_batch * h * w;
-  float *z = rand_f32(t, -2, 2), *v = rand_f32(2 * t, -2, 2);
+  float *z = test_rand_f32(rng, t, -2, 2), *v = test_rand_f32(rng, 2 * t, -2, 2);
   float *zw = g_memdup2(z, t * 4), *zprev = g_new(float, t), *x0w = g_new(float, t), *vw = g_new(float, t);
   float *got = g_new(float, t);
   uint8_t *rgb_want = g_new0(uint8_t, px * 4 + 4), *rgb_got = g_new0(uint8_t, px * 4 + 4);
@@ -497,7 +453,7 @@ static void check_cfg(uint32_t n, uint32_t per, bool outputs, uint32_t rgb_batch
   TBuf bzp = upload_at(NULL, t * 4, 12), bo = upload_at(rgb_got, px * 4 + 4, 4);  /* zeros */
   TBuf bp = upload_at(prm[0], sizeof prm[0], 12);
   GError *err = NULL;
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   VkrtCfgEulerOut co = { .rgb_batch = rgb_batch, .hw = h * w, .factors = vkrt_sdxl_rgb_factors,
                          .bias = vkrt_sdxl_rgb_bias };
   if (outputs) {
@@ -562,13 +518,13 @@ static void test_latent_rgb(void)
 {
   uint32_t b = 2, h = 6, w = 7;
   size_t px = (size_t)b * h * w;
-  float *lat = rand_f32(px * 4, -3, 3);
+  float *lat = test_rand_f32(rng, px * 4, -3, 3);
   uint8_t *want = g_new(uint8_t, px * 4), *got = g_new(uint8_t, px * 4);
   ref_latent_rgb(want, lat, b, h, w, vkrt_sdxl_rgb_factors, vkrt_sdxl_rgb_bias);
   TBuf bl = upload(lat, px * 16), bo = upload_at(NULL, px * 4, 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_latent_rgb(seq, tens(bo), tens(bl), b, h, w, vkrt_sdxl_rgb_factors, vkrt_sdxl_rgb_bias);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download(bo, got);
   int maxd = 0;
   for (size_t i = 0; i < px * 4; i++)

@@ -9,94 +9,32 @@
 static VkrtContext *ctx;
 static GRand *rng;
 
-static float *rand_f32(size_t n, double lo, double hi)
-{
-  float *v = g_new(float, n ? n : 1);
-  for (size_t i = 0; i < n; i++)
-    v[i] = (float)g_rand_double_range(rng, lo, hi);
-  return v;
-}
+/* A buffer that is exactly the data: a binding reaching past the tensor's end would be caught. */
+static VkrtBuffer *upload(const void *data, uint64_t bytes) { return test_upload_span(ctx, data, bytes, 0, 0); }
 
-static uint16_t *rand_bf16(size_t n, double lo, double hi)
-{
-  uint16_t *v = g_new(uint16_t, n ? n : 1);
-  for (size_t i = 0; i < n; i++)
-    v[i] = refv_f32_to_bf16((float)g_rand_double_range(rng, lo, hi));
-  return v;
-}
-
-static VkrtBuffer *upload(const void *data, uint64_t bytes)
-{
-  GError *err = NULL;
-  VkrtBuffer *b = vkrt_buffer_new(ctx, bytes, &err);
-  g_assert_no_error(err);
-  if (data)
-    g_assert_true(vkrt_buffer_write(b, 0, data, bytes, &err));
-  g_assert_no_error(err);
-  return b;
-}
-
-static void download(VkrtBuffer *b, void *data, uint64_t bytes)
-{
-  GError *err = NULL;
-  g_assert_true(vkrt_buffer_read(b, 0, data, bytes, &err));
-  g_assert_no_error(err);
-}
-
-/* A buffer holding `bytes` of data after `lead` bytes of garbage, and the view of the data: ops
- * must take views whose offset is off the device's binding alignment. */
+/* A buffer holding `bytes` of data after `lead` bytes of NaN, and the view of the data: ops must
+ * take views whose offset is off the device's binding alignment. */
 static VkrtTensor upload_at(const void *data, uint64_t bytes, uint64_t lead)
 {
-  GError *err = NULL;
-  VkrtBuffer *b = vkrt_buffer_new(ctx, bytes + lead, &err);
-  g_assert_no_error(err);
-  g_assert_true(vkrt_buffer_fill(b, 0, bytes + lead, 0x7fc00000u, &err));  /* NaN: reads of the lead show */
-  if (data)
-    g_assert_true(vkrt_buffer_write(b, lead, data, bytes, &err));
-  g_assert_no_error(err);
-  return vkrt_tensor_sub(vkrt_tensor(b), lead, bytes);
+  return vkrt_tensor_sub(vkrt_tensor(test_upload_span(ctx, data, bytes, lead, 0)), lead, bytes);
 }
 
-static void download_view(VkrtTensor t, void *data, uint64_t bytes)
-{
-  GError *err = NULL;
-  g_assert_true(vkrt_buffer_read(t.buf, t.offset, data, bytes, &err));
-  g_assert_no_error(err);
-}
-
-static VkrtSeq *seq_begin(void)
-{
-  GError *err = NULL;
-  VkrtSeq *seq = vkrt_seq_new(ctx, &err);
-  g_assert_no_error(err);
-  vkrt_seq_begin(seq);
-  return seq;
-}
-
-static void seq_run(VkrtSeq *seq)
-{
-  GError *err = NULL;
-  gboolean ok = vkrt_seq_submit(seq, &err);
-  g_assert_no_error(err);
-  g_assert_true(ok);
-  vkrt_seq_free(seq);
-  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
-}
+static void download_view(VkrtTensor t, void *data, uint64_t bytes) { test_download(t.buf, t.offset, data, bytes); }
 
 /* --- layernorm ------------------------------------------------------------------------------ */
 
 static void check_layernorm_shifted(uint32_t rows, uint32_t dim)
 {
   size_t n = (size_t)rows * dim;
-  float *x = rand_f32(n, -2, 2);
-  uint16_t *w = rand_bf16(dim, -1.5, 1.5), *b = rand_bf16(dim, -0.5, 0.5);
+  float *x = test_rand_f32(rng, n, -2, 2);
+  uint16_t *w = test_rand_bf16(rng, dim, -1.5, 1.5), *b = test_rand_bf16(rng, dim, -0.5, 0.5);
   float *want = g_new(float, n), *got = g_new(float, n);
   ref_layernorm(want, x, w, b, rows, dim, 1e-5f);
   VkrtTensor tx = upload_at(x, n * 4, 12), ty = upload_at(NULL, n * 4, 20);
   VkrtTensor tw = upload_at(w, dim * 2, 2), tb = upload_at(b, dim * 2, 6);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_layernorm(seq, ty, tx, tw, tb, rows, dim, 1e-5f);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download_view(ty, got, n * 4);
   double e = test_rel_l2(got, want, n, NULL);
   g_test_message("layernorm rows=%u dim=%u at unaligned offsets: rel-L2 %.3g", rows, dim, e);
@@ -108,17 +46,17 @@ static void check_layernorm_shifted(uint32_t rows, uint32_t dim)
 static void check_layernorm(uint32_t rows, uint32_t dim, float offset, gboolean in_place)
 {
   size_t n = (size_t)rows * dim;
-  float *x = rand_f32(n, offset - 2.0, offset + 2.0);
-  uint16_t *w = rand_bf16(dim, -1.5, 1.5), *b = rand_bf16(dim, -0.5, 0.5);
+  float *x = test_rand_f32(rng, n, offset - 2.0, offset + 2.0);
+  uint16_t *w = test_rand_bf16(rng, dim, -1.5, 1.5), *b = test_rand_bf16(rng, dim, -0.5, 0.5);
   float *want = g_new(float, n), *got = g_new(float, n);
   ref_layernorm(want, x, w, b, rows, dim, 1e-6f);
 
   VkrtBuffer *bx = upload(x, n * 4), *bw = upload(w, dim * 2), *bb = upload(b, dim * 2);
   VkrtBuffer *by = in_place ? bx : upload(NULL, n * 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_layernorm(seq, vkrt_tensor(by), vkrt_tensor(bx), vkrt_tensor(bw), vkrt_tensor(bb), rows, dim, 1e-6f);
-  seq_run(seq);
-  download(by, got, n * 4);
+  test_seq_run_free(seq);
+  test_download(by, 0, got, n * 4);
   double e = test_rel_l2(got, want, n, NULL);
   g_test_message("layernorm rows=%u dim=%u offset=%g in_place=%d: rel-L2 %.3g", rows, dim, offset, in_place, e);
   g_assert_cmpfloat(e, <, 1e-4);
@@ -146,7 +84,7 @@ static void test_layernorm_bad_args(void)
 {
   GError *err = NULL;
   VkrtBuffer *bx = upload(NULL, 16 * 4), *bw = upload(NULL, 16 * 2);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   /* 4 rows of 16 need 256 bytes; the buffer has 64 */
   vkrt_op_layernorm(seq, vkrt_tensor(bx), vkrt_tensor(bx), vkrt_tensor(bw), vkrt_tensor(bw), 4, 16, 1e-6f);
   g_assert_true(vkrt_seq_has_error(seq));
@@ -165,14 +103,14 @@ static void test_layernorm_bad_args(void)
 static void check_im2col(uint32_t c, uint32_t h, uint32_t w, uint32_t p)
 {
   size_t nin = (size_t)c * h * w, nout = (size_t)(h / p) * (w / p) * c * p * p;
-  float *x = rand_f32(nin, -1, 1);
+  float *x = test_rand_f32(rng, nin, -1, 1);
   float *want = g_new(float, nout), *got = g_new(float, nout);
   ref_im2col(want, x, c, h, w, p);
   VkrtBuffer *bx = upload(x, nin * 4), *by = upload(NULL, nout * 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_im2col(seq, vkrt_tensor(by), vkrt_tensor(bx), c, h, w, p);
-  seq_run(seq);
-  download(by, got, nout * 4);
+  test_seq_run_free(seq);
+  test_download(by, 0, got, nout * 4);
   g_assert_cmpmem(got, nout * 4, want, nout * 4);  /* pure data movement: exact */
   vkrt_buffer_free(bx);
   vkrt_buffer_free(by);
@@ -182,12 +120,12 @@ static void check_im2col(uint32_t c, uint32_t h, uint32_t w, uint32_t p)
 static void check_im2col_shifted(uint32_t c, uint32_t h, uint32_t w, uint32_t p)
 {
   size_t nin = (size_t)c * h * w, nout = (size_t)(h / p) * (w / p) * c * p * p;
-  float *x = rand_f32(nin, -1, 1), *want = g_new(float, nout), *got = g_new(float, nout);
+  float *x = test_rand_f32(rng, nin, -1, 1), *want = g_new(float, nout), *got = g_new(float, nout);
   ref_im2col(want, x, c, h, w, p);
   VkrtTensor tx = upload_at(x, nin * 4, 8), ty = upload_at(NULL, nout * 4, 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_im2col(seq, ty, tx, c, h, w, p);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download_view(ty, got, nout * 4);
   g_assert_cmpmem(got, nout * 4, want, nout * 4);
   vkrt_buffer_free(tx.buf); vkrt_buffer_free(ty.buf);
@@ -206,17 +144,17 @@ static void check_patch_embed(uint32_t c, uint32_t h, uint32_t w, uint32_t p, ui
 {
   uint32_t n = (h / p) * (w / p), k = c * p * p;
   size_t nin = (size_t)c * h * w;
-  float *x = rand_f32(nin, -1, 1);
-  uint16_t *wt = rand_bf16((size_t)out * k, -0.1, 0.1), *bs = rand_bf16(out, -1, 1);
+  float *x = test_rand_f32(rng, nin, -1, 1);
+  uint16_t *wt = test_rand_bf16(rng, (size_t)out * k, -0.1, 0.1), *bs = test_rand_bf16(rng, out, -1, 1);
   float *want = g_new(float, (size_t)n * out), *got = g_new(float, (size_t)n * out);
   ref_patch_embed(want, x, wt, bias ? bs : NULL, c, h, w, p, out);
   VkrtBuffer *bx = upload(x, nin * 4), *bw = upload(wt, (size_t)out * k * 2), *bb = upload(bs, out * 2);
   VkrtBuffer *bcols = upload(NULL, (size_t)n * k * 4), *by = upload(NULL, (size_t)n * out * 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_patch_embed(seq, vkrt_tensor(by), vkrt_tensor(bx), vkrt_tensor(bcols), vkrt_tensor(bw),
                       bias ? vkrt_tensor(bb) : vkrt_tensor_none(), c, h, w, p, out);
-  seq_run(seq);
-  download(by, got, (size_t)n * out * 4);
+  test_seq_run_free(seq);
+  test_download(by, 0, got, (size_t)n * out * 4);
   double e = test_rel_l2(got, want, (size_t)n * out, NULL);
   g_test_message("patch_embed %ux%ux%u p=%u out=%u: rel-L2 %.3g", c, h, w, p, out, e);
   g_assert_cmpfloat(e, <, 1e-4);
@@ -236,16 +174,16 @@ static void test_patch_embed(void)
 
 static void check_add_bf16(uint32_t n, gboolean with_a, gboolean in_place)
 {
-  float *a = rand_f32(n, -3, 3);
-  uint16_t *b = rand_bf16(n, -3, 3);
+  float *a = test_rand_f32(rng, n, -3, 3);
+  uint16_t *b = test_rand_bf16(rng, n, -3, 3);
   float *want = g_new(float, n ? n : 1), *got = g_new(float, n ? n : 1);
   ref_add_bf16(want, with_a ? a : NULL, b, n);
   VkrtBuffer *ba = upload(a, (uint64_t)n * 4), *bb = upload(b, (uint64_t)n * 2);
   VkrtBuffer *by = in_place ? ba : upload(NULL, (uint64_t)n * 4);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_add_bf16(seq, vkrt_tensor(by), with_a ? vkrt_tensor(ba) : vkrt_tensor_none(), vkrt_tensor(bb), n);
-  seq_run(seq);
-  download(by, got, (uint64_t)n * 4);
+  test_seq_run_free(seq);
+  test_download(by, 0, got, (uint64_t)n * 4);
   double e = test_rel_l2(got, want, n, NULL);
   g_test_message("add_bf16 n=%u a=%d in_place=%d: rel-L2 %.3g", n, with_a, in_place, e);
   g_assert_cmpfloat(e, <, 1e-6);
@@ -258,14 +196,14 @@ static void check_add_bf16(uint32_t n, gboolean with_a, gboolean in_place)
 
 static void check_add_bf16_shifted(uint32_t n)
 {
-  float *a = rand_f32(n, -3, 3), *want = g_new(float, n), *got = g_new(float, n);
-  uint16_t *b = rand_bf16(n, -3, 3);
+  float *a = test_rand_f32(rng, n, -3, 3), *want = g_new(float, n), *got = g_new(float, n);
+  uint16_t *b = test_rand_bf16(rng, n, -3, 3);
   ref_add_bf16(want, a, b, n);
   VkrtTensor ta = upload_at(a, (uint64_t)n * 4, 4), tb = upload_at(b, (uint64_t)n * 2, 2);
   VkrtTensor ty = upload_at(NULL, (uint64_t)n * 4, 36);
-  VkrtSeq *seq = seq_begin();
+  VkrtSeq *seq = test_seq_begin(ctx);
   vkrt_op_add_bf16(seq, ty, ta, tb, n);
-  seq_run(seq);
+  test_seq_run_free(seq);
   download_view(ty, got, (uint64_t)n * 4);
   g_assert_cmpfloat(test_rel_l2(got, want, n, NULL), <, 1e-6);
   vkrt_buffer_free(ta.buf); vkrt_buffer_free(tb.buf); vkrt_buffer_free(ty.buf);

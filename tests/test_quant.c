@@ -20,27 +20,9 @@
 static VkrtContext *ctx;
 static GRand *rng;
 
-static VkrtBuffer *upload_at(const void *data, size_t bytes, uint64_t off)
-{
-  GError *e = NULL;
-  VkrtBuffer *b = vkrt_buffer_new(ctx, off + bytes + 64, &e);
-  test_check_no_error(e);
-  g_assert_true(vkrt_buffer_fill(b, 0, (off + bytes + 64) / 4 * 4, 0x7fc00000u, &e)); /* NaN */
-  if (data) g_assert_true(vkrt_buffer_write(b, off, data, bytes, &e));
-  test_check_no_error(e);
-  return b;
-}
-
 static VkrtTensor tensor_at(VkrtBuffer *b, uint64_t off, uint64_t bytes)
 {
   return vkrt_tensor_sub(vkrt_tensor(b), off, bytes);
-}
-
-static float *rand_f32(size_t n, float scale)
-{
-  float *v = g_new(float, n ? n : 1);
-  for (size_t i = 0; i < n; i++) v[i] = (float)g_rand_double_range(rng, -scale, scale);
-  return v;
 }
 
 /* Random bf16 whose magnitude varies by row (1e-4 .. 1), with some zero blocks. */
@@ -51,7 +33,7 @@ static uint16_t *rand_weight(uint32_t n, uint32_t k)
     float scale = powf(10.0f, -(float)(r % 5));
     for (uint32_t c = 0; c < k; c++) {
       gboolean zero_block = (r % 7 == 3) && (c / 32 == 0);
-      w[(size_t)r * k + c] = zero_block ? 0 : ref_f32_to_bf16((float)g_rand_double_range(rng, -scale, scale));
+      w[(size_t)r * k + c] = zero_block ? 0 : bf16_from_f32((float)g_rand_double_range(rng, -scale, scale));
     }
   }
   return w;
@@ -88,9 +70,9 @@ static void test_format(void)
     for (size_t i = 0; i < (size_t)n * k; i++) {
       g_assert_cmpfloat(got[i], ==, want[i]);
       /* round to nearest: within half a step of the block's scale */
-      float wi = ref_bf16_to_f32(w[i]), amax = 0;
+      float wi = bf16_to_f32(w[i]), amax = 0;
       size_t b0 = i / 32 * 32;
-      for (size_t j = b0; j < b0 + 32; j++) amax = fmaxf(amax, fabsf(ref_bf16_to_f32(w[j])));
+      for (size_t j = b0; j < b0 + 32; j++) amax = fmaxf(amax, fabsf(bf16_to_f32(w[j])));
       g_assert_cmpfloat(fabsf(got[i] - wi), <=, 0.5f * amax / 127.0f * 1.0001f + 1e-30f);
     }
     g_free(w);
@@ -118,12 +100,12 @@ static void test_format_errors(void)
 
 static void check_q8(uint32_t M, uint32_t N, uint32_t K, uint32_t flags, bool bias, uint64_t xoff, uint64_t woff)
 {
-  float *x = rand_f32((size_t)M * K, 1.0f);
+  float *x = test_rand_f32(rng, (size_t)M * K, -1.0f, 1.0f);
   uint16_t *w = rand_weight(N, K);
   uint16_t *bv = NULL;
   if (bias) {
     bv = g_new(uint16_t, N);
-    for (uint32_t i = 0; i < N; i++) bv[i] = ref_f32_to_bf16((float)g_rand_double_range(rng, -1, 1));
+    for (uint32_t i = 0; i < N; i++) bv[i] = bf16_from_f32((float)g_rand_double_range(rng, -1, 1));
   }
   uint64_t qbytes = vkrt_quant_q8_0_bytes(N, K);
   void *packed = g_malloc(qbytes);
@@ -132,27 +114,22 @@ static void check_q8(uint32_t M, uint32_t N, uint32_t K, uint32_t flags, bool bi
   test_check_no_error(e);
   float *wd = g_new(float, (size_t)N * K);
   ref_q8_0_unpack(wd, packed, N, K);
-  float *y0 = rand_f32((size_t)M * N, 1.0f);
+  float *y0 = test_rand_f32(rng, (size_t)M * N, -1.0f, 1.0f);
   float *want = g_memdup2(y0, sizeof(float) * M * N);
   float *got = g_new(float, (size_t)M * N);
   ref_matmul_f32w(want, x, wd, bv, M, N, K, flags);
 
-  VkrtBuffer *bx = upload_at(x, sizeof(float) * M * K, xoff);
-  VkrtBuffer *bw = upload_at(packed, qbytes, woff);
-  VkrtBuffer *bb = bias ? upload_at(bv, 2ull * N, 2) : NULL;
-  VkrtBuffer *by = upload_at(y0, sizeof(float) * M * N, 0);
-  VkrtSeq *s = vkrt_seq_new(ctx, &e);
-  test_check_no_error(e);
-  vkrt_seq_begin(s);
+  VkrtBuffer *bx = test_upload_at(ctx, x, sizeof(float) * M * K, xoff);
+  VkrtBuffer *bw = test_upload_at(ctx, packed, qbytes, woff);
+  VkrtBuffer *bb = bias ? test_upload_at(ctx, bv, 2ull * N, 2) : NULL;
+  VkrtBuffer *by = test_upload_at(ctx, y0, sizeof(float) * M * N, 0);
+  VkrtSeq *s = test_seq_begin(ctx);
   vkrt_context_reset_flops(ctx);
   vkrt_op_matmul_q8(s, vkrt_tensor(by), tensor_at(bx, xoff, sizeof(float) * M * K), tensor_at(bw, woff, qbytes),
                     bias ? tensor_at(bb, 2, 2ull * N) : vkrt_tensor_none(), M, N, K, flags);
-  gboolean ok = vkrt_seq_submit(s, &e);
-  test_check_no_error(e);
-  g_assert_true(ok);
+  test_seq_run(s);
   g_assert_cmpuint(vkrt_context_flops(ctx), ==, 2ull * M * N * K);
-  g_assert_true(vkrt_buffer_read(by, 0, got, sizeof(float) * M * N, &e));
-  test_check_no_error(e);
+  test_download(by, 0, got, sizeof(float) * M * N);
   char *what = g_strdup_printf("matmul_q8 M=%u N=%u K=%u flags=%u bias=%d xoff=%" G_GUINT64_FORMAT
                                " woff=%" G_GUINT64_FORMAT, M, N, K, flags, bias, xoff, woff);
   assert_close(what, got, want, (size_t)M * N, 1e-10);
@@ -231,7 +208,7 @@ static void test_matmul_large(void)
 static void test_matmul_errors(void)
 {
   GError *e = NULL;
-  VkrtBuffer *b = upload_at(NULL, 1 << 16, 0);
+  VkrtBuffer *b = test_upload_at(ctx, NULL, 1 << 16, 0);
   VkrtSeq *s = vkrt_seq_new(ctx, &e);
   test_check_no_error(e);
   /* K not a multiple of 32 */

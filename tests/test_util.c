@@ -42,6 +42,22 @@ void test_check_no_error(GError *e)
   g_assert_no_error(e);
 }
 
+float *test_rand_f32(GRand *rng, size_t n, double lo, double hi)
+{
+  float *v = g_new(float, n ? n : 1);
+  for (size_t i = 0; i < n; i++)
+    v[i] = (float)g_rand_double_range(rng, lo, hi);
+  return v;
+}
+
+uint16_t *test_rand_bf16(GRand *rng, size_t n, double lo, double hi)
+{
+  uint16_t *v = g_new(uint16_t, n ? n : 1);
+  for (size_t i = 0; i < n; i++)
+    v[i] = bf16_from_f32((float)g_rand_double_range(rng, lo, hi));
+  return v;
+}
+
 #if __has_include("npy.h")
 NpyArray *test_npy_read_f32(const char *dir, const char *name)
 {
@@ -87,6 +103,61 @@ VkrtContext *test_context_new_max_binding(const char *max_binding)
   test_check_no_error(e);
   g_assert_nonnull(ctx);
   return ctx;
+}
+
+VkrtBuffer *test_upload_span(VkrtContext *ctx, const void *data, size_t bytes, uint64_t off, uint64_t tail)
+{
+  GError *e = NULL;
+  uint64_t size = off + bytes + tail;
+  VkrtBuffer *b = vkrt_buffer_new(ctx, size, &e);
+  test_check_no_error(e);
+  g_assert_nonnull(b);
+  /* fill works on whole words: a last 1-3 bytes past the data stay as they were */
+  g_assert_true(vkrt_buffer_fill(b, 0, size / 4 * 4, 0x7fc00000u, &e));
+  test_check_no_error(e);
+  if (data) {
+    g_assert_true(vkrt_buffer_write(b, off, data, bytes, &e));
+    test_check_no_error(e);
+  }
+  return b;
+}
+
+VkrtBuffer *test_upload_at(VkrtContext *ctx, const void *data, size_t bytes, uint64_t off)
+{
+  return test_upload_span(ctx, data, bytes, off, 64);
+}
+
+void test_download(VkrtBuffer *b, uint64_t off, void *data, size_t bytes)
+{
+  GError *e = NULL;
+  g_assert_true(vkrt_buffer_read(b, off, data, bytes, &e));
+  test_check_no_error(e);
+}
+
+VkrtSeq *test_seq_begin(VkrtContext *ctx)
+{
+  GError *e = NULL;
+  VkrtSeq *seq = vkrt_seq_new(ctx, &e);
+  test_check_no_error(e);
+  g_assert_nonnull(seq);
+  vkrt_seq_begin(seq);
+  return seq;
+}
+
+void test_seq_run(VkrtSeq *seq)
+{
+  GError *e = NULL;
+  gboolean ok = vkrt_seq_submit(seq, &e);
+  test_check_no_error(e);
+  g_assert_true(ok);
+}
+
+void test_seq_run_free(VkrtSeq *seq)
+{
+  VkrtContext *ctx = vkrt_seq_context(seq);
+  test_seq_run(seq);
+  vkrt_seq_free(seq);
+  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
 }
 #endif
 

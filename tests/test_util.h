@@ -10,6 +10,9 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "bf16.h"
 
 G_BEGIN_DECLS
 
@@ -44,6 +47,13 @@ static inline double test_rel_l2(const float *got, const float *want, size_t n, 
 /* Asserts that e is NULL, printing its message to stderr first. */
 void test_check_no_error(GError *e);
 
+/* n floats drawn uniformly from [lo, hi) by rng (tests pass their own seeded GRand, so that a
+ * failure repeats); never NULL, even for n = 0. Free with g_free. */
+float *test_rand_f32(GRand *rng, size_t n, double lo, double hi);
+
+/* The same draws rounded to bf16 bit patterns (bf16_from_f32). Free with g_free. */
+uint16_t *test_rand_bf16(GRand *rng, size_t n, double lo, double hi);
+
 #if __has_include("npy.h")
 #include "npy.h"
 
@@ -66,6 +76,27 @@ VkrtContext *test_context_new(bool validate);
 /* A context whose binding range is lowered to `max_binding` bytes (JANUSFLOW_MAX_BINDING while
  * it is created), so that ops go through their binding windows. Asserts that it exists. */
 VkrtContext *test_context_new_max_binding(const char *max_binding);
+
+/* A buffer of off + bytes + tail bytes holding `data` (left out when NULL) at byte offset `off`
+ * and NaN (0x7fc00000) in every other whole word, so that an op reading outside its tensor
+ * gives NaN where a reference would not. A tail of 0 makes the tensor end at the buffer's end,
+ * so that a binding reaching past it would be caught. */
+VkrtBuffer *test_upload_span(VkrtContext *ctx, const void *data, size_t bytes, uint64_t off, uint64_t tail);
+
+/* test_upload_span with a 64-byte tail of NaN after the data. */
+VkrtBuffer *test_upload_at(VkrtContext *ctx, const void *data, size_t bytes, uint64_t off);
+
+/* Reads `bytes` at byte offset `off` of b into data. */
+void test_download(VkrtBuffer *b, uint64_t off, void *data, size_t bytes);
+
+/* A new sequence on ctx, already begun; free with vkrt_seq_free. */
+VkrtSeq *test_seq_begin(VkrtContext *ctx);
+
+/* Submits seq and waits for it, asserting success; seq can then be begun again. */
+void test_seq_run(VkrtSeq *seq);
+
+/* test_seq_run, then frees seq and asserts that its context has had no validation message. */
+void test_seq_run_free(VkrtSeq *seq);
 #endif
 
 #if __has_include(<json-glib/json-glib.h>)
