@@ -1242,6 +1242,9 @@ static void test_weights_do_not_fit(void)
   g_test_message("setup page: %s", text);
   g_assert_nonnull(strstr(text, "100.0 KiB"));
   g_assert_nonnull(strstr(text, "with 8-bit weights it would still need"));
+  /* the command line's hints in the window's terms */
+  g_assert_null(strstr(text, "janusflow info"));
+  g_assert_nonnull(strstr(text, "(Preferences, Device)"));
   g_assert_cmpstr(jf_setup_page_get_error_action(setup), !=, "win.load-8bit");
   g_assert_cmpint(settings->weights, ==, JF_WEIGHTS_BF16);
   g_signal_handler_disconnect(engine, h);

@@ -244,20 +244,28 @@ static void on_load_progress(JfEngine *e, double fraction, const char *what, JfW
   jf_setup_page_set_progress(w->setup_page, fraction, what);
 }
 
+/* The loader's message with its command-line hints put in the window's terms: the device list
+ * is in Preferences, and --weights is the button of the 8-bit offer. */
+static char *load_error_text(const char *message)
+{
+  GString *s = g_string_new(message);
+  g_string_replace(s, " (janusflow info lists them)", " (Preferences, Device)", 0);
+  const char *cli_hint = " or --weights q8_0";
+  if (g_str_has_suffix(s->str, cli_hint))
+    g_string_truncate(s, s->len - strlen(cli_hint));
+  return g_string_free(s, FALSE);
+}
+
 /* Too little GPU memory with full-precision weights: 8-bit ones may fit, offer them. */
 static void show_load_error(JfWindow *w, const GError *error)
 {
+  g_autofree char *msg = load_error_text(error->message);
   /* no offer when 8-bit weights would not fit either */
   if (!g_error_matches(error, VKRT_ERROR, VKRT_ERROR_OOM) || jf_engine_get_weights(w->engine) != JF_WEIGHTS_BF16 ||
       !jf_engine_get_q8_fits(w->engine)) {
-    jf_setup_page_set_error(w->setup_page, error->message);
+    jf_setup_page_set_error(w->setup_page, msg);
     return;
   }
-  /* the command line's hint means nothing here; the button below is its equivalent */
-  g_autofree char *msg = g_strdup(error->message);
-  const char *cli_hint = " or --weights q8_0";
-  if (g_str_has_suffix(msg, cli_hint))
-    msg[strlen(msg) - strlen(cli_hint)] = '\0';
   const char *stop = g_str_has_suffix(msg, ".") ? "" : ".";
   guint64 saving = jf_engine_get_q8_saving(w->engine);
   g_autofree char *size = g_format_size(saving);
