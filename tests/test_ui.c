@@ -1148,6 +1148,28 @@ static void test_weights_reload(void)
   wait_for(engine_idle, engine, "the conversation to be reset");
 }
 
+/* Loads the model on `device` with env=value set while the engine opens the GPU (a new device
+ * selector makes it open it again), and checks the load failed for lack of device memory and
+ * left the setup page up. lw keeps watching loads until the returned handler is disconnected. */
+static gulong load_out_of_memory(const char *device, const char *env, const char *value, LoadWatch *lw)
+{
+  JfEngine *engine = jf_application_get_engine(app);
+  JfSettings *settings = jf_application_get_settings(app);
+  g_free(settings->device);
+  settings->device = g_strdup(device);
+  g_setenv(env, value, TRUE);
+  gulong h = g_signal_connect_after(engine, "load-finished", G_CALLBACK(on_load_watch), lw);
+  jf_window_open_model(win, model_dir, vae_dir);
+  wait_for(engine_loaded, engine, "the load to fail");
+  g_unsetenv(env);
+  g_assert_error(lw->error, VKRT_ERROR, VKRT_ERROR_OOM);
+  g_assert_false(jf_engine_is_loaded(engine));
+  g_assert_cmpstr(gtk_window_get_title(GTK_WINDOW(win)), ==, "JanusFlow — Setup");
+  GtkLabel *status = GTK_LABEL(child(jf_window_get_setup_page(win), JF_TYPE_SETUP_PAGE, "status_label"));
+  g_test_message("setup page: %s", gtk_label_get_text(status));
+  return h;
+}
+
 /* A model that does not fit with full-precision weights: the setup page offers 8-bit ones, and
  * taking the offer loads the model (and remembers the choice). The out-of-memory error is
  * injected (JANUSFLOW_FAIL_ALLOC, read when the engine opens the GPU: a new device selector
@@ -1159,19 +1181,9 @@ static void test_weights_fit_offer(void)
   JfSetupPage *setup = jf_window_get_setup_page(win);
   wait_for(engine_idle, engine, "the engine to be idle");
   g_assert_cmpint(settings->weights, ==, JF_WEIGHTS_BF16);
-  g_free(settings->device);
-  settings->device = g_strdup("0");
-  g_setenv("JANUSFLOW_FAIL_ALLOC", "1", TRUE);
   LoadWatch lw = { 0 };
-  gulong h = g_signal_connect_after(engine, "load-finished", G_CALLBACK(on_load_watch), &lw);
-  jf_window_open_model(win, model_dir, vae_dir);
-  wait_for(engine_loaded, engine, "the load to fail");
-  g_unsetenv("JANUSFLOW_FAIL_ALLOC");
-  g_assert_error(lw.error, VKRT_ERROR, VKRT_ERROR_OOM);
-  g_assert_false(jf_engine_is_loaded(engine));
-  g_assert_cmpstr(gtk_window_get_title(GTK_WINDOW(win)), ==, "JanusFlow — Setup");
+  gulong h = load_out_of_memory("0", "JANUSFLOW_FAIL_ALLOC", "1", &lw);
   GtkLabel *status = GTK_LABEL(child(setup, JF_TYPE_SETUP_PAGE, "status_label"));
-  g_test_message("setup page: %s", gtk_label_get_text(status));
   g_assert_nonnull(strstr(gtk_label_get_text(status), "injected failure"));
   g_assert_nonnull(strstr(gtk_label_get_text(status), "8-bit"));
   g_autofree char *saving_text = g_format_size(jf_engine_get_q8_saving(engine));
@@ -1225,21 +1237,12 @@ static void test_weights_do_not_fit(void)
   JfSetupPage *setup = jf_window_get_setup_page(win);
   wait_for(engine_idle, engine, "the engine to be idle");
   settings->weights = JF_WEIGHTS_BF16;
-  g_free(settings->device);
-  settings->device = g_strdup("llvmpipe");  /* by name: a selector the engine has not opened yet */
-  g_setenv("JANUSFLOW_DEVICE_HEAP", "100k", TRUE);
   LoadWatch lw = { 0 };
-  gulong h = g_signal_connect_after(engine, "load-finished", G_CALLBACK(on_load_watch), &lw);
-  jf_window_open_model(win, model_dir, vae_dir);
-  wait_for(engine_loaded, engine, "the load to fail");
-  g_unsetenv("JANUSFLOW_DEVICE_HEAP");
-  g_assert_error(lw.error, VKRT_ERROR, VKRT_ERROR_OOM);
-  g_assert_false(jf_engine_is_loaded(engine));
+  /* by name: a selector the engine has not opened yet */
+  gulong h = load_out_of_memory("llvmpipe", "JANUSFLOW_DEVICE_HEAP", "100k", &lw);
   g_assert_false(jf_engine_get_q8_fits(engine));
-  g_assert_cmpstr(gtk_window_get_title(GTK_WINDOW(win)), ==, "JanusFlow — Setup");
   GtkLabel *status = GTK_LABEL(child(setup, JF_TYPE_SETUP_PAGE, "status_label"));
   const char *text = gtk_label_get_text(status);
-  g_test_message("setup page: %s", text);
   g_assert_nonnull(strstr(text, "100.0 KiB"));
   g_assert_nonnull(strstr(text, "with 8-bit weights it would still need"));
   /* the command line's hints in the window's terms */
