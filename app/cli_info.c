@@ -122,13 +122,13 @@ typedef struct { const char *key, *name, *path; } Kernel;
 static int kernels_of(VkrtContext *ctx, Kernel *k)
 {
   int n = 0;
-  /* K = 2048: aligned operands, as every LLM GEMM; 16 heads as the LLM */
+  /* K = 2048: aligned operands, as every LLM GEMM; 16 heads of 128 as the LLM */
   k[n++] = (Kernel){ "gemm_decode", "GEMM, 1 row (decode)", vkrt_ops_gemm_path(ctx, 1, 2048) };
   k[n++] = (Kernel){ "gemm_small", "GEMM, 20 rows", vkrt_ops_gemm_path(ctx, 20, 2048) };
   k[n++] = (Kernel){ "gemm_prefill", "GEMM, 600 rows (prefill, image block)", vkrt_ops_gemm_path(ctx, 600, 2048) };
-  k[n++] = (Kernel){ "attention_decode", "attention, 1 query (decode)", vkrt_ops_attention_path(ctx, 1, 16) };
-  k[n++] = (Kernel){ "attention_prefill", "attention, 600 queries (prefill)", vkrt_ops_attention_path(ctx, 600, 16) };
-  k[n++] = (Kernel){ "attention_image", "attention, 577 queries (image block)", vkrt_ops_attention_path(ctx, 577, 16) };
+  k[n++] = (Kernel){ "attention_decode", "attention, 1 query (decode)", vkrt_ops_attention_path(ctx, 1, 16, 128) };
+  k[n++] = (Kernel){ "attention_prefill", "attention, 600 queries (prefill)", vkrt_ops_attention_path(ctx, 600, 16, 128) };
+  k[n++] = (Kernel){ "attention_image", "attention, 577 queries (image block)", vkrt_ops_attention_path(ctx, 577, 16, 128) };
   return n;
 }
 

@@ -142,7 +142,7 @@ JfLlm *llm_new(VkrtContext *ctx, const StFile *f, const JfLlmConfig *cfg, JfWeig
 {
   if (!vkrt_attention_head_dim_ok((uint32_t)cfg->head_dim)) {
     g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISMATCH,
-                "config.json: language_config: head_dim %d is not supported (the attention kernels take a multiple of 4 up to %u)",
+                "config.json: language_config: head_dim %d is not supported (the attention kernels take up to %u)",
                 cfg->head_dim, VKRT_ATTN_MAX_HEAD_DIM);
     return NULL;
   }
@@ -267,13 +267,6 @@ gboolean llm_record_layers(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x
                 "context full: %u + %u tokens exceed the KV cache of %u", start, T, kv->capacity);
     return FALSE;
   }
-  if (c->n_kv_heads != c->n_heads) {
-    /* grouped-query attention is not in any JanusFlow checkpoint; refuse rather than guess */
-    g_set_error(error, VKRT_ERROR, VKRT_ERROR_UNSUPPORTED,
-                "num_key_value_heads %d != num_attention_heads %d is not supported", c->n_kv_heads, c->n_heads);
-    return FALSE;
-  }
-
   VkrtTensor h = vkrt_tensor_sub(vkrt_tensor(llm->h), 0, (uint64_t)rows * H * 4);
   VkrtTensor q = vkrt_tensor_sub(vkrt_tensor(llm->q), 0, (uint64_t)rows * QD * 4);
   VkrtTensor attn = vkrt_tensor_sub(vkrt_tensor(llm->attn), 0, (uint64_t)rows * QD * 4);
@@ -282,7 +275,7 @@ gboolean llm_record_layers(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x
   const uint64_t kv_row = (uint64_t)KVD * 4;
 
   VkrtAttnParams ap = {
-    .n_batch = B, .n_q = T, .n_heads = c->n_heads, .head_dim = c->head_dim,
+    .n_batch = B, .n_q = T, .n_heads = c->n_heads, .head_dim = c->head_dim, .n_kv_heads = c->n_kv_heads,
     .q_start = start, .n_kv = start + T, .kv_capacity = kv->capacity,
     .causal = true, .scale = 1.0f / sqrtf((float)c->head_dim),
   };

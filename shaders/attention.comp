@@ -2,32 +2,46 @@
 // Attention with an online (streaming) softmax: one invocation per (sequence, head, query) walks
 // the keys it may see, so no score matrix is ever stored. Neighbouring invocations are
 // neighbouring queries of one head and read the same keys. K and V come from RGBA32 texel
-// buffers ([B, kv_capacity, H*D] fp32); D = 4 * D4 (spec constant 0).
+// buffers ([B, kv_capacity, n_kv_heads*D] fp32); D = 4 * D4 (spec constant 0). Query head h
+// reads K/V head h / (n_heads / n_kv_heads) (grouped-query attention; equal counts: plain MHA).
 // Blocking several queries per invocation (to share K/V fetches) ran up to 2x faster on lavapipe
 // but its LLVM JIT took 15-50 s per head size (q and acc for 4 queries = 1024 live floats).
 // SPLIT (decode: few queries): one subgroup per (sequence, head, query); its lanes take every
 // S-th key with their own running max/sum/accumulator, merged at the end with subgroup
 // reductions. ITEMS (sequence, head, query) triples per workgroup, walked by however many
 // subgroups the device makes.
+// SCALAR: head sizes that are not whole vec4s (a head would start inside a texel): the same
+// online kernel over storage buffers, one float at a time, D = spec constant 0. Only small test
+// models have such heads, so this form is about being right, not fast.
 #include "common.glsl"
 #if defined(SPLIT)
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #define ITEMS 8u
 #endif
 layout(local_size_x = 64) in;
+#if defined(SCALAR)
+layout(constant_id = 0) const uint D = 32u;
+#else
 layout(constant_id = 0) const uint D4 = 32u;
+#endif
 
 layout(binding = 0) writeonly buffer O { float o[]; };
 layout(binding = 1) readonly buffer Q { float q[]; };
+#if defined(SCALAR)
+layout(binding = 2) readonly buffer K { float kf[]; };
+layout(binding = 3) readonly buffer V { float vf[]; };
+#else
 layout(binding = 2) uniform usamplerBuffer K;
 layout(binding = 3) uniform usamplerBuffer V;
+#endif
 layout(binding = 4) readonly buffer Mask { int mask[]; };
 
-// offsets: o/q/mask in elements, k/v in texels; n_b sequences in this dispatch.
+// offsets: o/q/mask in elements, k/v in texels (SCALAR: elements); n_b sequences in this
+// dispatch; n_kv_heads divides n_heads.
 layout(push_constant) uniform P {
   uint n_b, n_q, n_heads, q_start, n_kv, kv_cap, causal, has_mask;
   float scale;
-  uint o_off, q_off, k_off, v_off, mask_off;
+  uint o_off, q_off, k_off, v_off, mask_off, n_kv_heads;
 } p;
 
 #if defined(SPLIT)
@@ -36,8 +50,8 @@ void main() {
   uint total = p.n_b * p.n_heads * p.n_q, wg0 = jf_group_linear() * ITEMS;
   for (uint id = wg0 + gl_SubgroupID; id < min(wg0 + ITEMS, total); id += gl_NumSubgroups) {
     uint qi = id % p.n_q, bh = id / p.n_q;
-    uint h = bh % p.n_heads, b = bh / p.n_heads;
-    uint row_f4 = p.n_heads * D4;
+    uint h = bh % p.n_heads, b = bh / p.n_heads, hk = h / (p.n_heads / p.n_kv_heads);
+    uint row_f4 = p.n_kv_heads * D4;
     uint qbase = p.q_off + ((b * p.n_q + qi) * p.n_heads + h) * D4 * 4u;
     vec4 qv[D4], acc[D4];
     for (uint d = 0u; d < D4; d++) {
@@ -50,7 +64,7 @@ void main() {
     float m = -1.0 / 0.0, l = 0.0;
     for (uint j = lane; j < kend; j += S) {
       if (p.has_mask != 0u && mask[p.mask_off + b * p.kv_cap + j] == 0) continue;
-      int kb = int((b * p.kv_cap + j) * row_f4 + h * D4);
+      int kb = int((b * p.kv_cap + j) * row_f4 + hk * D4);
       vec4 sv = vec4(0.0);
       for (uint d = 0u; d < D4; d++) sv += qv[d] * uintBitsToFloat(texelFetch(K, int(p.k_off) + kb + int(d)));
       float s = (sv.x + sv.y) + (sv.z + sv.w);
@@ -77,13 +91,49 @@ void main() {
     }
   }
 }
+#elif defined(SCALAR)
+void main() {
+  uint id = jf_group_linear() * 64u + gl_LocalInvocationID.x;
+  if (id >= p.n_b * p.n_heads * p.n_q) return;
+  uint qi = id % p.n_q, bh = id / p.n_q;
+  uint h = bh % p.n_heads, b = bh / p.n_heads, hk = h / (p.n_heads / p.n_kv_heads);
+  uint row = p.n_kv_heads * D;  // floats per K/V row
+  uint qbase = p.q_off + ((b * p.n_q + qi) * p.n_heads + h) * D;
+
+  float qv[D], acc[D];
+  for (uint d = 0u; d < D; d++) {
+    qv[d] = q[qbase + d] * p.scale;
+    acc[d] = 0.0;
+  }
+  uint kend = p.n_kv;
+  if (p.causal != 0u) kend = min(kend, p.q_start + qi + 1u);
+  float m = -1.0 / 0.0, l = 0.0;
+  uint kb = b * p.kv_cap * row + hk * D;
+  for (uint j = 0u; j < kend; j++, kb += row) {
+    if (p.has_mask != 0u && mask[p.mask_off + b * p.kv_cap + j] == 0) continue;
+    float s = 0.0;
+    for (uint d = 0u; d < D; d++) s += qv[d] * kf[p.k_off + kb + d];
+    if (s > m) {
+      float c = exp(m - s);  // 0 for the first key seen
+      l *= c;
+      for (uint d = 0u; d < D; d++) acc[d] *= c;
+      m = s;
+    }
+    float pj = exp(s - m);
+    l += pj;
+    for (uint d = 0u; d < D; d++) acc[d] += pj * vf[p.v_off + kb + d];
+  }
+  float inv = l > 0.0 ? 1.0 / l : 0.0;
+  uint ob = p.o_off + ((b * p.n_q + qi) * p.n_heads + h) * D;
+  for (uint d = 0u; d < D; d++) o[ob + d] = acc[d] * inv;
+}
 #else
 void main() {
   uint id = jf_group_linear() * 64u + gl_LocalInvocationID.x;
   if (id >= p.n_b * p.n_heads * p.n_q) return;
   uint qi = id % p.n_q, bh = id / p.n_q;
-  uint h = bh % p.n_heads, b = bh / p.n_heads;
-  uint row_f4 = p.n_heads * D4;  // texels per K/V row
+  uint h = bh % p.n_heads, b = bh / p.n_heads, hk = h / (p.n_heads / p.n_kv_heads);
+  uint row_f4 = p.n_kv_heads * D4;  // texels per K/V row
   uint qbase = p.q_off + ((b * p.n_q + qi) * p.n_heads + h) * D4 * 4u;
 
   vec4 qv[D4], acc[D4];
@@ -95,7 +145,7 @@ void main() {
   uint kend = p.n_kv;
   if (p.causal != 0u) kend = min(kend, p.q_start + qi + 1u);
   float m = -1.0 / 0.0, l = 0.0;
-  int kb = int(b * p.kv_cap * row_f4 + h * D4);
+  int kb = int(b * p.kv_cap * row_f4 + hk * D4);
   for (uint j = 0u; j < kend; j++, kb += int(row_f4)) {
     if (p.has_mask != 0u && mask[p.mask_off + b * p.kv_cap + j] == 0) continue;
     vec4 sv = vec4(0.0);

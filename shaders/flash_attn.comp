@@ -9,7 +9,8 @@
 //   rescale factor alpha; S becomes exp(S - m)), while the V tile replaces K in shared memory;
 //   4. O = O * alpha + S . V, O kept in registers, BR * D/4 vec4s spread over the workgroup.
 // D = 4 * D4 up to 256; BR, BC and the workgroup size are specialization constants chosen in
-// vk/op_attention.c so that shared memory (Q, one K/V tile, S) fits the device.
+// vk/op_attention.c so that shared memory (Q, one K/V tile, S) fits the device. K/V rows hold
+// n_kv_heads heads; query head h reads head h / (n_heads / n_kv_heads).
 // K/V rows are padded by one vec4 so that threads reading different keys at the same d hit
 // different banks. No subgroup operations (lavapipe JITs them slowly; the tests run this).
 #include "common.glsl"
@@ -30,7 +31,7 @@ layout(binding = 4) readonly buffer Mask { int mask[]; };
 layout(push_constant) uniform P {
   uint n_b, n_q, n_heads, q_start, n_kv, kv_cap, causal, has_mask;
   float scale;
-  uint o_off, q_off, k_off, v_off, mask_off;
+  uint o_off, q_off, k_off, v_off, mask_off, n_kv_heads;
 } p;
 
 shared vec4 Qs[BR * D4];
@@ -46,8 +47,9 @@ void main() {
   uint qb = wg % nqb, bh = wg / nqb;
   uint h = bh % p.n_heads, b = bh / p.n_heads;
   uint q0 = qb * BR, qn = min(BR, p.n_q - q0);
-  uint row_f4 = p.n_heads * D4;  // texels per K/V row
-  int kv0 = int(p.k_off + b * p.kv_cap * row_f4 + h * D4), vv0 = int(p.v_off + b * p.kv_cap * row_f4 + h * D4);
+  uint hk = h / (p.n_heads / p.n_kv_heads);  // the K/V head (grouped-query attention)
+  uint row_f4 = p.n_kv_heads * D4;            // texels per K/V row
+  int kv0 = int(p.k_off + b * p.kv_cap * row_f4 + hk * D4), vv0 = int(p.v_off + b * p.kv_cap * row_f4 + hk * D4);
   // keys any of these queries may see
   uint kend = p.n_kv;
   if (p.causal != 0u) kend = min(kend, p.q_start + q0 + qn);

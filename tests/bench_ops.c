@@ -109,7 +109,7 @@ static void bench_attention(uint32_t B, uint32_t nq, uint32_t q_start, uint32_t 
   uint32_t H = 16, D = 128, cap = n_kv;
   AT a = { buf(4ull * B * nq * H * D, 0), buf(4ull * B * nq * H * D, 0x3c000000u),
            buf(4ull * B * cap * H * D, 0x3c000000u), buf(4ull * B * cap * H * D, 0x3f800000u),
-           { B, nq, H, D, q_start, n_kv, cap, true, 1.0f / sqrtf((float)D) } };
+           { B, nq, H, D, q_start, n_kv, cap, true, 1.0f / sqrtf((float)D), H } };
   uint64_t pairs = 0;
   for (uint32_t i = 0; i < nq; i++) pairs += MIN(n_kv, q_start + i + 1);
   char name[64];

@@ -69,9 +69,10 @@ void ref_rope(float *x, const int32_t *pos, uint32_t rows, uint32_t row_stride, 
 
 void ref_attention(float *out, const float *q, const float *k, const float *v, const int32_t *mask,
                    uint32_t n_batch, uint32_t n_q, uint32_t n_heads, uint32_t head_dim, uint32_t q_start,
-                   uint32_t n_kv, uint32_t kv_capacity, bool causal, float scale)
+                   uint32_t n_kv, uint32_t kv_capacity, bool causal, float scale, uint32_t n_kv_heads)
 {
-  size_t HD = (size_t)n_heads * head_dim;
+  size_t HD = (size_t)n_heads * head_dim, KD = (size_t)n_kv_heads * head_dim;
+  uint32_t group = n_heads / n_kv_heads;
   double *sc = malloc(sizeof(double) * (n_kv ? n_kv : 1));
   for (uint32_t b = 0; b < n_batch; b++)
     for (uint32_t i = 0; i < n_q; i++)
@@ -83,7 +84,7 @@ void ref_attention(float *out, const float *q, const float *k, const float *v, c
           bool seen = (!causal || j <= q_start + i) && (!mask || mask[(size_t)b * kv_capacity + j] != 0);
           sc[j] = -INFINITY;
           if (!seen) continue;
-          const float *kv = k + ((size_t)b * kv_capacity + j) * HD + (size_t)h * head_dim;
+          const float *kv = k + ((size_t)b * kv_capacity + j) * KD + (size_t)(h / group) * head_dim;
           double s = 0;
           for (uint32_t d = 0; d < head_dim; d++) s += (double)qv[d] * kv[d];
           sc[j] = s * scale;
@@ -97,7 +98,7 @@ void ref_attention(float *out, const float *q, const float *k, const float *v, c
           if (sc[j] == -INFINITY) continue;
           double p = exp(sc[j] - mx);
           l += p;
-          const float *vv = v + ((size_t)b * kv_capacity + j) * HD + (size_t)h * head_dim;
+          const float *vv = v + ((size_t)b * kv_capacity + j) * KD + (size_t)(h / group) * head_dim;
           for (uint32_t d = 0; d < head_dim; d++) acc[d] += p * vv[d];
         }
         for (uint32_t d = 0; d < head_dim; d++) o[d] = (float)(acc[d] / l);

@@ -20,10 +20,10 @@ void ref_embed(float *y, const uint16_t *table, const int32_t *ids, uint32_t n, 
 void ref_rmsnorm(float *y, const float *x, const uint16_t *w, uint32_t rows, uint32_t dim, float eps);
 void ref_rope(float *x, const int32_t *pos, uint32_t rows, uint32_t row_stride, uint32_t n_heads,
               uint32_t head_dim, float theta);
-/* mask may be NULL; layouts as vkrt_op_attention */
+/* mask may be NULL; layouts as vkrt_op_attention (n_kv_heads K/V heads, dividing n_heads) */
 void ref_attention(float *out, const float *q, const float *k, const float *v, const int32_t *mask,
                    uint32_t n_batch, uint32_t n_q, uint32_t n_heads, uint32_t head_dim, uint32_t q_start,
-                   uint32_t n_kv, uint32_t kv_capacity, bool causal, float scale);
+                   uint32_t n_kv, uint32_t kv_capacity, bool causal, float scale, uint32_t n_kv_heads);
 void ref_silu_mul(float *y, const float *gate, const float *up, uint32_t n);
 void ref_add(float *y, const float *a, const float *b, uint32_t n);
 void ref_argmax(uint32_t *out, const float *x, uint32_t rows, uint32_t n);

@@ -151,25 +151,26 @@ static void test_gemm_f16emu(void)
 
 /* --- flash attention ------------------------------------------------------------------------- */
 
-static void check_attention(uint32_t B, uint32_t nq, uint32_t H, uint32_t D, uint32_t q_start, uint32_t n_kv,
-                            uint32_t cap, bool causal, bool use_mask)
+/* HK K/V heads (grouped-query attention when < H) */
+static void check_attention_gqa(uint32_t B, uint32_t nq, uint32_t H, uint32_t HK, uint32_t D, uint32_t q_start,
+                                uint32_t n_kv, uint32_t cap, bool causal, bool use_mask)
 {
-  size_t HD = (size_t)H * D;
-  float *q = test_rand_f32(rng, B * nq * HD, -1.0f, 1.0f), *k = test_rand_f32(rng, B * cap * HD, -1.0f, 1.0f);
-  float *v = test_rand_f32(rng, B * cap * HD, -1.0f, 1.0f);
+  size_t HD = (size_t)H * D, KD = (size_t)HK * D;
+  float *q = test_rand_f32(rng, B * nq * HD, -1.0f, 1.0f), *k = test_rand_f32(rng, B * cap * KD, -1.0f, 1.0f);
+  float *v = test_rand_f32(rng, B * cap * KD, -1.0f, 1.0f);
   int32_t *mask = g_new(int32_t, (size_t)B * cap);
   for (size_t i = 0; i < (size_t)B * cap; i++) mask[i] = g_rand_int_range(rng, 0, 4) != 0;
   if (use_mask) for (uint32_t j = 0; j < cap; j++) mask[j] = 0;  /* sequence 0 sees nothing: zeros */
   float scale = 1.0f / sqrtf((float)D);
   float *want = g_new(float, B * nq * HD), *got = g_new(float, B * nq * HD);
-  ref_attention(want, q, k, v, use_mask ? mask : NULL, B, nq, H, D, q_start, n_kv, cap, causal, scale);
-  VkrtBuffer *bq = test_upload_at(ctx, q, 4 * B * nq * HD, 0), *bk = test_upload_at(ctx, k, 4 * B * cap * HD, 0);
-  VkrtBuffer *bv = test_upload_at(ctx, v, 4 * B * cap * HD, 0), *bm = test_upload_at(ctx, mask, 4ull * B * cap, 0);
+  ref_attention(want, q, k, v, use_mask ? mask : NULL, B, nq, H, D, q_start, n_kv, cap, causal, scale, HK);
+  VkrtBuffer *bq = test_upload_at(ctx, q, 4 * B * nq * HD, 0), *bk = test_upload_at(ctx, k, 4 * B * cap * KD, 0);
+  VkrtBuffer *bv = test_upload_at(ctx, v, 4 * B * cap * KD, 0), *bm = test_upload_at(ctx, mask, 4ull * B * cap, 0);
   VkrtBuffer *bo = test_upload_at(ctx, NULL, 4 * B * nq * HD, 0);
-  VkrtAttnParams p = { B, nq, H, D, q_start, n_kv, cap, causal, scale };
+  VkrtAttnParams p = { B, nq, H, D, q_start, n_kv, cap, causal, scale, HK };
   VkrtSeq *s = test_seq_begin(ctx);
   vkrt_op_attention(s, vkrt_tensor(bo), vkrt_tensor_sub(vkrt_tensor(bq), 0, 4 * B * nq * HD),
-                    vkrt_tensor_sub(vkrt_tensor(bk), 0, 4 * B * cap * HD), vkrt_tensor_sub(vkrt_tensor(bv), 0, 4 * B * cap * HD),
+                    vkrt_tensor_sub(vkrt_tensor(bk), 0, 4 * B * cap * KD), vkrt_tensor_sub(vkrt_tensor(bv), 0, 4 * B * cap * KD),
                     use_mask ? vkrt_tensor_sub(vkrt_tensor(bm), 0, 4ull * B * cap) : vkrt_tensor_none(), &p);
   test_seq_run(s);
   test_download(bo, 0, got, 4 * B * nq * HD);
@@ -181,6 +182,12 @@ static void check_attention(uint32_t B, uint32_t nq, uint32_t H, uint32_t D, uin
   vkrt_seq_free(s);
   vkrt_buffer_free(bq); vkrt_buffer_free(bk); vkrt_buffer_free(bv); vkrt_buffer_free(bm); vkrt_buffer_free(bo);
   g_free(q); g_free(k); g_free(v); g_free(mask); g_free(want); g_free(got);
+}
+
+static void check_attention(uint32_t B, uint32_t nq, uint32_t H, uint32_t D, uint32_t q_start, uint32_t n_kv,
+                            uint32_t cap, bool causal, bool use_mask)
+{
+  check_attention_gqa(B, nq, H, H, D, q_start, n_kv, cap, causal, use_mask);
 }
 
 /* all: every case; else those with head_dim <= 32 (lavapipe takes 2-15 s to JIT the kernel for
@@ -198,12 +205,13 @@ static void attention_cases(bool all)
   check_attention(3, 4, 4, 8, 0, 30, 33, false, false);      /* n_kv not a multiple of the tile */
   check_attention(3, 6, 4, 32, 90, 96, 100, true, true);     /* keys before the first query */
   check_attention(1, 37, 1, 4, 3, 30, 40, true, false);      /* head_dim 4; late queries see all keys */
+  check_attention_gqa(2, 11, 6, 2, 8, 2, 13, 16, true, true); /* grouped-query attention */
 }
 
 static void test_flash_attention(void)
 {
   vkrt_ops_force_attention_flash(1);
-  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 1, 1), ==, "flash");
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 1, 1, 64), ==, "flash");
   gint64 t0 = g_get_monotonic_time();
   attention_cases(true);                                     /* blocks chosen for this device */
   g_test_message("flash attention, device blocks: %.2f s", (g_get_monotonic_time() - t0) / 1e6);
@@ -230,12 +238,12 @@ static void test_paths(void)
   g_assert_cmpstr(vkrt_ops_gemm_path(ctx, 100, 64), ==, gpu ? (di->coopmat_m ? vkrt_ops_gemm_path(ctx, 100, 64) : "shared")
                                                             : "register");
   g_assert_cmpstr(vkrt_ops_gemm_path(ctx, 100, 63), ==, "generic");
-  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 600, 16), ==, gpu ? "flash" : "online");
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 600, 16, 128), ==, gpu ? "flash" : "online");
   vkrt_ops_force_gemm(VKRT_GEMM_SHARED);
   g_assert_cmpstr(vkrt_ops_gemm_path(ctx, 100, 64), ==, "shared");
   vkrt_ops_force_gemm(VKRT_GEMM_AUTO);
   vkrt_ops_force_attention_flash(0);
-  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 600, 16), ==, "online");
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 600, 16, 128), ==, "online");
   vkrt_ops_force_attention_flash(-1);
 }
 

@@ -240,25 +240,26 @@ static void test_rope(void)
 
 /* --- attention ------------------------------------------------------------------------------- */
 
-static void check_attention(uint32_t B, uint32_t nq, uint32_t H, uint32_t D, uint32_t q_start, uint32_t n_kv,
-                            uint32_t cap, bool causal, bool use_mask)
+/* HK K/V heads (grouped-query attention when < H) */
+static void check_attention_gqa(uint32_t B, uint32_t nq, uint32_t H, uint32_t HK, uint32_t D, uint32_t q_start,
+                                uint32_t n_kv, uint32_t cap, bool causal, bool use_mask)
 {
-  size_t HD = (size_t)H * D;
-  float *q = test_rand_f32(rng, B * nq * HD, -1.0f, 1.0f), *k = test_rand_f32(rng, B * cap * HD, -1.0f, 1.0f);
-  float *v = test_rand_f32(rng, B * cap * HD, -1.0f, 1.0f);
+  size_t HD = (size_t)H * D, KD = (size_t)HK * D;
+  float *q = test_rand_f32(rng, B * nq * HD, -1.0f, 1.0f), *k = test_rand_f32(rng, B * cap * KD, -1.0f, 1.0f);
+  float *v = test_rand_f32(rng, B * cap * KD, -1.0f, 1.0f);
   int32_t *mask = g_new(int32_t, (size_t)B * cap);
   for (size_t i = 0; i < (size_t)B * cap; i++) mask[i] = g_rand_int_range(rng, 0, 4) != 0;
   if (use_mask) for (uint32_t j = 0; j < cap; j++) mask[j] = 0;  /* sequence 0 sees nothing: zeros */
   float scale = 1.0f / sqrtf((float)D);
   float *want = g_new(float, B * nq * HD), *got = g_new(float, B * nq * HD);
-  ref_attention(want, q, k, v, use_mask ? mask : NULL, B, nq, H, D, q_start, n_kv, cap, causal, scale);
-  VkrtBuffer *bq = test_upload_at(ctx, q, 4 * B * nq * HD, 4), *bk = test_upload_at(ctx, k, 4 * B * cap * HD, 0);
-  VkrtBuffer *bv = test_upload_at(ctx, v, 4 * B * cap * HD, 32), *bm = test_upload_at(ctx, mask, 4ull * B * cap, 8);
+  ref_attention(want, q, k, v, use_mask ? mask : NULL, B, nq, H, D, q_start, n_kv, cap, causal, scale, HK);
+  VkrtBuffer *bq = test_upload_at(ctx, q, 4 * B * nq * HD, 4), *bk = test_upload_at(ctx, k, 4 * B * cap * KD, 0);
+  VkrtBuffer *bv = test_upload_at(ctx, v, 4 * B * cap * KD, 32), *bm = test_upload_at(ctx, mask, 4ull * B * cap, 8);
   VkrtBuffer *bo = test_upload_at(ctx, NULL, 4 * B * nq * HD, 0);
-  VkrtAttnParams p = { B, nq, H, D, q_start, n_kv, cap, causal, scale };
+  VkrtAttnParams p = { B, nq, H, D, q_start, n_kv, cap, causal, scale, HK };
   VkrtSeq *s = test_seq_begin(ctx);
-  vkrt_op_attention(s, vkrt_tensor(bo), tensor_at(bq, 4, 4 * B * nq * HD), tensor_at(bk, 0, 4 * B * cap * HD),
-                    tensor_at(bv, 32, 4 * B * cap * HD), use_mask ? tensor_at(bm, 8, 4ull * B * cap) : vkrt_tensor_none(),
+  vkrt_op_attention(s, vkrt_tensor(bo), tensor_at(bq, 4, 4 * B * nq * HD), tensor_at(bk, 0, 4 * B * cap * KD),
+                    tensor_at(bv, 32, 4 * B * cap * KD), use_mask ? tensor_at(bm, 8, 4ull * B * cap) : vkrt_tensor_none(),
                     &p);
   test_seq_run(s);
   test_download(bo, 0, got, 4 * B * nq * HD);
@@ -271,6 +272,12 @@ static void check_attention(uint32_t B, uint32_t nq, uint32_t H, uint32_t D, uin
   g_free(q); g_free(k); g_free(v); g_free(mask); g_free(want); g_free(got);
 }
 
+static void check_attention(uint32_t B, uint32_t nq, uint32_t H, uint32_t D, uint32_t q_start, uint32_t n_kv,
+                            uint32_t cap, bool causal, bool use_mask)
+{
+  check_attention_gqa(B, nq, H, H, D, q_start, n_kv, cap, causal, use_mask);
+}
+
 static void test_attention(void)
 {
   check_attention(1, 17, 2, 64, 0, 17, 20, true, false);     /* prefill */
@@ -279,11 +286,22 @@ static void test_attention(void)
   check_attention(2, 9, 1, 16, 0, 9, 9, false, true);        /* bidirectional with mask */
   check_attention(3, 4, 4, 8, 0, 30, 33, false, false);
   check_attention(3, 6, 4, 32, 90, 96, 100, true, true);     /* one dispatch per sequence at 64 KiB */
+  check_attention_gqa(2, 7, 6, 2, 16, 3, 10, 12, true, true); /* grouped-query: 3 query heads per K/V head */
+  check_attention_gqa(1, 1, 4, 1, 32, 20, 21, 21, true, false);
+  /* head sizes that are no whole vec4 (the storage-buffer kernel), also grouped and per sequence */
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 600, 16, 10), ==, "scalar");
+  check_attention(1, 17, 2, 10, 0, 17, 20, true, false);
+  check_attention(2, 9, 3, 6, 0, 9, 9, false, true);
+  check_attention(1, 1, 3, 2, 40, 41, 41, true, false);
+  check_attention(3, 5, 2, 14, 90, 96, 100, true, true);
+  check_attention_gqa(2, 4, 6, 3, 10, 0, 11, 13, true, true);
+  check_attention(1, 3, 1, 255, 0, 7, 7, false, false);
   /* the subgroup-split decode kernel (used on GPUs), forced */
   vkrt_ops_force_attention_split(1);
   check_attention(1, 1, 3, 128, 40, 41, 41, true, false);
   check_attention(2, 2, 2, 32, 70, 72, 80, true, true);
   check_attention(2, 1, 2, 16, 0, 5, 9, false, true);
+  check_attention_gqa(2, 1, 4, 2, 16, 30, 31, 35, true, true);
   vkrt_ops_force_attention_split(-1);
   assert_clean();
 }

@@ -3,7 +3,8 @@
  * a subgroup per query) and flash_attn.comp (GPUs with >= FLASH_MIN_Q queries per sequence:
  * blocks of queries share K/V tiles staged in shared memory). All sequences go in one dispatch
  * when their K/V regions fit one binding, else one dispatch per sequence (a single sequence's
- * K/V must fit one texel binding: 128 MiB+ on every device seen). */
+ * K/V must fit one texel binding: 128 MiB+ on every device seen). Head sizes that are not a
+ * multiple of 4 take the SCALAR variant of attention.comp (storage buffers) on every device. */
 #include "ops.h"
 #include "op_util.h"
 
@@ -61,10 +62,11 @@ static void flash_blocks(const VkrtDeviceInfo *di, uint32_t d4, uint32_t *br, ui
     }
 }
 
-typedef enum { ATTN_ONLINE, ATTN_SPLIT, ATTN_FLASH } AttnPath;
+typedef enum { ATTN_ONLINE, ATTN_SPLIT, ATTN_FLASH, ATTN_SCALAR } AttnPath;
 
-static AttnPath attention_path(const VkrtDeviceInfo *di, uint32_t n_q, uint64_t items)
+static AttnPath attention_path(const VkrtDeviceInfo *di, uint32_t n_q, uint64_t items, uint32_t head_dim)
 {
+  if (head_dim % 4) return ATTN_SCALAR;
   int fm = flash_mode();
   bool gpu = di->type != VKRT_DEVICE_CPU;
   if (fm > 0 || (fm < 0 && gpu && n_q >= FLASH_MIN_Q)) return ATTN_FLASH;
@@ -75,10 +77,12 @@ static AttnPath attention_path(const VkrtDeviceInfo *di, uint32_t n_q, uint64_t 
   return ATTN_ONLINE;
 }
 
-const char *vkrt_ops_attention_path(VkrtContext *ctx, uint32_t n_q, uint32_t n_seq_heads)
+const char *vkrt_ops_attention_path(VkrtContext *ctx, uint32_t n_q, uint32_t n_seq_heads, uint32_t head_dim)
 {
-  static const char *const names[] = { [ATTN_ONLINE] = "online", [ATTN_SPLIT] = "split", [ATTN_FLASH] = "flash" };
-  return names[attention_path(vkrt_context_info(ctx), n_q, (uint64_t)n_q * n_seq_heads)];
+  static const char *const names[] = {
+    [ATTN_ONLINE] = "online", [ATTN_SPLIT] = "split", [ATTN_FLASH] = "flash", [ATTN_SCALAR] = "scalar",
+  };
+  return names[attention_path(vkrt_context_info(ctx), n_q, (uint64_t)n_q * n_seq_heads, head_dim)];
 }
 
 void vkrt_ops_force_attention_split(int mode)
@@ -90,35 +94,39 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
                        VkrtTensor mask, const VkrtAttnParams *p)
 {
   const char *op = "attention";
-  if (!p || !vkrt_attention_head_dim_ok(p->head_dim) || p->n_kv > p->kv_capacity) {
-    op_fail(seq, VKRT_ERROR_FAILED, op, "bad parameters (head_dim must be a multiple of 4 up to %u, n_kv <= kv_capacity)",
+  uint32_t hk = p && p->n_kv_heads ? p->n_kv_heads : p ? p->n_heads : 0;
+  if (!p || !vkrt_attention_head_dim_ok(p->head_dim) || p->n_kv > p->kv_capacity || !hk || p->n_heads % hk) {
+    op_fail(seq, VKRT_ERROR_FAILED, op,
+            "bad parameters (head_dim must be 1..%u, n_kv <= kv_capacity, n_kv_heads must divide n_heads)",
             VKRT_ATTN_MAX_HEAD_DIM);
     return;
   }
-  uint64_t B = p->n_batch, HD = (uint64_t)p->n_heads * p->head_dim;
-  uint64_t q_bytes = p->n_q * HD * 4, kv_bytes = p->kv_capacity * HD * 4;
+  uint64_t B = p->n_batch, HD = (uint64_t)p->n_heads * p->head_dim, KD = (uint64_t)hk * p->head_dim;
+  uint64_t q_bytes = p->n_q * HD * 4, kv_bytes = p->kv_capacity * KD * 4;
   bool has_mask = mask.buf != NULL;
   if (!op_check(seq, op, "out", out, B * q_bytes) || !op_check(seq, op, "q", q, B * q_bytes) ||
       !op_check(seq, op, "k", k, B * kv_bytes) || !op_check(seq, op, "v", v, B * kv_bytes) ||
       (has_mask && !op_check(seq, op, "mask", mask, B * p->kv_capacity * 4)))
     return;
   if (B == 0 || p->n_q == 0 || p->n_heads == 0) return;
-  if (k.offset % 16 || v.offset % 16) {
+  const VkrtDeviceInfo *di = vkrt_context_info(vkrt_seq_context(seq));
+  bool texel = p->head_dim % 4 == 0;
+  if (texel && (k.offset % 16 || v.offset % 16)) {
     op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "k and v must start on 16-byte boundaries");
     return;
   }
   /* all sequences at once if the K/V span (up to the last key read) fits one binding */
-  uint64_t read_kv = ((B - 1) * p->kv_capacity + p->n_kv) * HD * 4;
-  bool all = read_kv <= op_window_bytes(seq, true) && B * q_bytes <= op_window_bytes(seq, false);
+  uint64_t read_kv = ((B - 1) * p->kv_capacity + p->n_kv) * KD * 4;
+  bool all = read_kv <= op_window_bytes(seq, texel) && B * q_bytes <= op_window_bytes(seq, false);
   uint64_t per = all ? B : 1;
   for (uint64_t b0 = 0; b0 < B; b0 += per) {
     uint64_t nb = MIN(per, B - b0);
-    uint64_t kv_span = MAX(((nb - 1) * p->kv_capacity + p->n_kv) * HD * 4, 16);
+    uint64_t kv_span = MAX(((nb - 1) * p->kv_capacity + p->n_kv) * KD * 4, 16);
     OpBind bo = { 0 }, bq = { 0 }, bk = { 0 }, bv = { 0 }, bm = { 0 };
     if (!op_bind(seq, op, "out", vkrt_tensor_sub(out, b0 * q_bytes, nb * q_bytes), false, 4, &bo) ||
         !op_bind(seq, op, "q", vkrt_tensor_sub(q, b0 * q_bytes, nb * q_bytes), false, 4, &bq) ||
-        !op_bind(seq, op, "k", vkrt_tensor_sub(k, b0 * kv_bytes, kv_span), true, 16, &bk) ||
-        !op_bind(seq, op, "v", vkrt_tensor_sub(v, b0 * kv_bytes, kv_span), true, 16, &bv))
+        !op_bind(seq, op, "k", vkrt_tensor_sub(k, b0 * kv_bytes, kv_span), texel, texel ? 16 : 4, &bk) ||
+        !op_bind(seq, op, "v", vkrt_tensor_sub(v, b0 * kv_bytes, kv_span), texel, texel ? 16 : 4, &bv))
       return;
     if (has_mask) {
       if (!op_bind(seq, op, "mask", vkrt_tensor_sub(mask, b0 * p->kv_capacity * 4, nb * p->kv_capacity * 4),
@@ -131,25 +139,24 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
     struct {
       uint32_t n_b, n_q, n_heads, q_start, n_kv, kv_cap, causal, has_mask;
       float scale;
-      uint32_t o_off, q_off, k_off, v_off, mask_off;
+      uint32_t o_off, q_off, k_off, v_off, mask_off, n_kv_heads;
     } push = { (uint32_t)nb, p->n_q, p->n_heads, p->q_start, p->n_kv, p->kv_capacity, p->causal, has_mask,
-               p->scale, bo.off, bq.off, bk.off, bv.off, bm.off };
+               p->scale, bo.off, bq.off, bk.off, bv.off, bm.off, hk };
     /* 2 FLOPs per multiply-add: q.k and p.v over the keys each query sees */
     uint64_t pairs = 0;
     for (uint32_t i = 0; i < p->n_q; i++)
       pairs += p->causal ? MIN((uint64_t)p->n_kv, (uint64_t)p->q_start + i + 1) : p->n_kv;
     uint64_t items = nb * p->n_heads * p->n_q;
-    const VkrtDeviceInfo *di = vkrt_context_info(vkrt_seq_context(seq));
-    AttnPath path = attention_path(di, p->n_q, items);
+    AttnPath path = attention_path(di, p->n_q, items, p->head_dim);
     bool split = path == ATTN_SPLIT;
     VkrtDispatch d = {
-      .shader = path == ATTN_FLASH ? "flash_attn" : split ? "attention_split" : "attention",
+      .shader = path == ATTN_FLASH ? "flash_attn" : split ? "attention_split" : texel ? "attention" : "attention_scalar",
       .n_bindings = 5,
       .bindings = { bo.bind, bq.bind, bk.bind, bv.bind, bm.bind },
-      .texel_mask = 0xc,
+      .texel_mask = texel ? 0xc : 0,
       .push = &push,
       .push_size = sizeof push,
-      .spec = { p->head_dim / 4 },
+      .spec = { texel ? p->head_dim / 4 : p->head_dim },
       .n_spec = 1,
       .flops = 4ull * pairs * HD * nb,
     };

@@ -89,19 +89,22 @@ typedef struct {
   uint32_t kv_capacity;  /* rows per sequence in the K/V buffers */
   bool causal;
   float scale;           /* usually 1/sqrt(head_dim) */
+  uint32_t n_kv_heads;   /* heads in k and v (grouped-query attention), dividing n_heads; 0: n_heads */
 } VkrtAttnParams;
 
-/* The head sizes vkrt_op_attention takes: whole vec4s, up to 256 (its register/shared budget). */
+/* The head sizes vkrt_op_attention takes: up to 256 (its register/shared budget). Whole vec4s
+ * take the texel kernels; other sizes a slower storage-buffer kernel. */
 #define VKRT_ATTN_MAX_HEAD_DIM 256u
 static inline bool vkrt_attention_head_dim_ok(uint32_t d)
 {
-  return d > 0 && d % 4 == 0 && d <= VKRT_ATTN_MAX_HEAD_DIM;
+  return d > 0 && d <= VKRT_ATTN_MAX_HEAD_DIM;
 }
 
 /* out[B*n_q, H*D] = softmax(q k^T * scale + mask) v per head, online softmax in fp32; never
  * materialises a score matrix in device memory.
- * q [B*n_q, H*D]; k, v [B, kv_capacity, H*D]; mask: none, or int32 [B, kv_capacity] with
- * 0 = key hidden for that sequence. A query that sees no key gets zeros. */
+ * q [B*n_q, H*D]; k, v [B, kv_capacity, HK*D] (HK = n_kv_heads; query head h reads K/V head
+ * h / (H / HK)); mask: none, or int32 [B, kv_capacity] with 0 = key hidden for that sequence.
+ * A query that sees no key gets zeros. */
 void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k, VkrtTensor v,
                        VkrtTensor mask, const VkrtAttnParams *p);
 /* With few queries (decode) on a GPU, attention spreads each query's keys over a subgroup; on
@@ -113,9 +116,9 @@ void vkrt_ops_force_attention_split(int mode);
  * -1 auto, 0 never, 1 always (any n_q, any device); JANUSFLOW_ATTENTION=flash|online does the
  * same as 1|0. Process-wide. */
 void vkrt_ops_force_attention_flash(int mode);
-/* The attention kernel n_q queries per sequence get on this context: "flash", "split" or
- * "online". */
-const char *vkrt_ops_attention_path(VkrtContext *ctx, uint32_t n_q, uint32_t n_seq_heads);
+/* The attention kernel n_q queries per sequence of heads of head_dim get on this context:
+ * "flash", "split", "online" or "scalar" (head sizes that are not a multiple of 4). */
+const char *vkrt_ops_attention_path(VkrtContext *ctx, uint32_t n_q, uint32_t n_seq_heads, uint32_t head_dim);
 /* Tests: the flash kernel's query block, key tile and workgroup size (0 = per device). */
 void vkrt_ops_force_flash_blocks(uint32_t br, uint32_t bc, uint32_t wg);
 
