@@ -152,10 +152,3 @@ gboolean bench_cost_vae_decode(const StFile *vae_st, uint32_t lat_h, uint32_t la
   out->bytes = params * BF16;
   return TRUE;
 }
-
-BenchCost bench_cost_preview(uint32_t channels, uint32_t h, uint32_t w)
-{
-  double px = (double)h * w;
-  BenchCost k = { 2 * px * channels * 3, px * channels * 4 + px * 4 };
-  return k;
-}

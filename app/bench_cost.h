@@ -37,7 +37,5 @@ gboolean bench_cost_euler_step(const JfModelConfig *cfg, const StFile *st, uint3
  * shapes in vae_st. */
 gboolean bench_cost_vae_decode(const StFile *vae_st, uint32_t lat_h, uint32_t lat_w, BenchCost *out,
                                GError **error);
-/* The linear latent -> RGB preview of one latent [channels, h, w]. */
-BenchCost bench_cost_preview(uint32_t channels, uint32_t h, uint32_t w);
 
 G_END_DECLS

@@ -138,7 +138,7 @@ static Derived derive(const BenchStage *st, const BenchCeiling *ceil)
 static void fmt_ms(char *buf, size_t n, double ms)
 {
   if (isnan(ms)) g_snprintf(buf, n, "-");
-  else g_snprintf(buf, n, ms >= 100 ? "%.0f" : ms >= 1 ? "%.2f" : "%.3f", ms);
+  else g_snprintf(buf, n, ms >= 100 ? "%.0f" : ms >= 1 ? "%.2f" : ms >= 0.001 || ms == 0 ? "%.3f" : "%.2g", ms);
 }
 
 static void fmt_pct(char *buf, size_t n, double f)

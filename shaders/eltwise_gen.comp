@@ -2,7 +2,7 @@
 // Element-wise generation ops, one variant per -D flag (see vk/ops_gen.h for the math):
 //   OP_SILU, OP_AFFINE (y = a x + b), OP_FILM, OP_UPSAMPLE (nearest 2x, NHWC),
 //   OP_PIXSHUF (NHWC -> NCHW PixelShuffle), OP_CONCAT (channels, b broadcast by image modulo),
-//   OP_CFG (CFG + Euler step + x0 estimate), OP_RGB (latent -> RGBA8 preview), OP_TRANSPOSE.
+//   OP_CFG (CFG + Euler step + x0 estimate + RGBA8 preview), OP_TRANSPOSE.
 // Grid-stride loops over `count` outputs starting at global index e0; window offsets *_add.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -101,9 +101,9 @@ void main() {
 
 #ifdef OP_CFG
 // One invocation per latent pixel: its `ch` channels (stride hw) are stepped together, so the
-// preview of x0 (OP_RGB's math) and the copy of z before the step come out of the same pass
-// instead of two more dispatches over the latent. Without a preview ch = 1 and hw = per; the
-// preview reads the first (up to) 4 channels, as the host-side gen_preview_with_cfg does.
+// preview of x0 and the copy of z before the step come out of the same pass instead of two more
+// dispatches over the latent. Without a preview ch = 1 and hw = per; the preview reads the first
+// (up to) 4 channels, as the host-side gen_preview_with_cfg does.
 layout(std430, binding = 0) buffer Z { float z[]; };
 layout(std430, binding = 1) readonly buffer V { float v[]; };
 layout(std430, binding = 2) writeonly buffer X0 { float x0[]; };
@@ -152,35 +152,6 @@ void main() {
       }
       rgba[int(q) + p.o_add] = packed;
     }
-  }
-}
-#endif
-
-#ifdef OP_RGB
-layout(std430, binding = 0) writeonly buffer O { uint rgba[]; };
-layout(std430, binding = 1) readonly buffer L { float lat[]; };
-layout(push_constant) uniform P {
-  uint e0, count, hw;
-  int o_add, l_add;
-  float m[12];             // m[ch * 3 + rgb]
-  float bias[3];
-} p;
-void main() {
-  LOOP {
-    uint e = p.e0 + i;     // pixel index over [B, h, w]
-    uint b = e / p.hw, px = e % p.hw;
-    float l[4];
-    for (uint ch = 0u; ch < 4u; ch++)
-      l[ch] = lat[int((b * 4u + ch) * p.hw + px) + p.l_add];
-    uint packed = 0xff000000u;
-    for (uint c = 0u; c < 3u; c++) {
-      float s = p.bias[c];
-      for (uint ch = 0u; ch < 4u; ch++)
-        s = fma(l[ch], p.m[ch * 3u + c], s);
-      float u = clamp((s + 1.0) * 0.5, 0.0, 1.0);
-      packed |= uint(floor(u * 255.0 + 0.5)) << (8u * c);
-    }
-    rgba[int(e) + p.o_add] = packed;
   }
 }
 #endif

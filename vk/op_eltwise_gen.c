@@ -333,34 +333,3 @@ void vkrt_op_transpose(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t rows, 
   TransposePush push = { 0, (uint32_t)n, rows, cols, yw.add, xw.add };
   dispatch2(seq, "gen_transpose", yw.bind, xw.bind, &push, sizeof push, n);
 }
-
-/* --- latent -> RGB preview ------------------------------------------------------------------- */
-
-typedef struct {
-  uint32_t e0, count, hw;
-  int32_t o_add, l_add;
-  float m[12];
-  float bias[3];
-} RgbPush;
-
-void vkrt_op_latent_rgb(VkrtSeq *seq, VkrtTensor rgba, VkrtTensor latent, uint32_t batch,
-                        uint32_t h, uint32_t w, const float factors[4][3], const float bias[3])
-{
-  static const char op[] = "latent_rgb";
-  uint64_t px = (uint64_t)batch * h * w;
-  if (px == 0)
-    return;
-  if (4 * px > OP_WIN_MAX_ELEMS || !factors || !bias) {
-    op_fail(seq, VKRT_ERROR_FAILED, op, "bad sizes or factors");
-    return;
-  }
-  OpWin ow, lw;
-  if (!op_win_whole(seq, op, "rgba", rgba, px * 4, 4, &ow) ||
-      !op_win_whole(seq, op, "latent", latent, px * 4 * 4, 4, &lw))
-    return;
-  RgbPush push = { 0, (uint32_t)px, h * w, ow.add, lw.add, { 0 }, { bias[0], bias[1], bias[2] } };
-  for (int i = 0; i < 4; i++)
-    for (int c = 0; c < 3; c++)
-      push.m[i * 3 + c] = factors[i][c];
-  dispatch2(seq, "gen_latent_rgb", ow.bind, lw.bind, &push, sizeof push, px);
-}

@@ -78,6 +78,41 @@ static bool gn_use_vec(VkrtContext *ctx)
   return op_cpu_form(ctx, "JANUSFLOW_GN_KERNEL", "vec", "wg");
 }
 
+/* Partial statistics of every slab, in windows of at most `per` whole slabs of one image. The
+ * forms differ in the window (texels for vec), the push layout and the grid: vec runs one
+ * invocation per slab and 4 channels, the workgroup form a workgroup per slab and group. */
+static bool gn_record_stats(VkrtSeq *seq, VkrtTensor x, OpWin pw, bool vec, uint32_t batch, uint32_t hw,
+                            uint32_t c, uint32_t groups, uint32_t slab, uint32_t slabs, uint64_t per)
+{
+  uint64_t row = (uint64_t)c * 4;
+  for (uint32_t b = 0; b < batch; b++) {
+    for (uint32_t s0 = 0; s0 < slabs; s0 += (uint32_t)per) {
+      uint32_t ns = (uint32_t)MIN(per, (uint64_t)slabs - s0);
+      uint64_t px0 = (uint64_t)b * hw + (uint64_t)s0 * slab;
+      uint64_t px1 = (uint64_t)b * hw + MIN((uint64_t)(s0 + ns) * slab, (uint64_t)hw);
+      OpWin xw;
+      if (!(vec ? op_win_texel(seq, x, px0 * row, px1 * row, &xw) : op_win(seq, x, px0 * row, px1 * row, 4, &xw))) {
+        op_fail(seq, VKRT_ERROR_FAILED, "groupnorm", "window planning failed");
+        return false;
+      }
+      GnStatsPush wg = { hw, c, c / groups, groups, slab, slabs, s0, b, xw.add, pw.add };
+      Gn4StatsPush v = { hw, c / 4, slab, slabs, s0, b, ns * (c / 4), xw.add, pw.add };
+      uint32_t wgs = (v.count + 63) / 64;
+      VkrtDispatch d = {
+        .shader = vec ? "gen_gn4_stats" : "gen_gn_stats",
+        .n_bindings = 2,
+        .bindings = { pw.bind, xw.bind },
+        .push = vec ? (const void *)&v : (const void *)&wg,
+        .push_size = vec ? sizeof v : sizeof wg,
+        .groups = { vec ? MIN(wgs, 65535u) : ns, vec ? (wgs + 65534) / 65535 : groups, 1 },
+        .texel_mask = vec ? 0x2u : 0,
+      };
+      vkrt_seq_dispatch(seq, &d);
+    }
+  }
+  return true;
+}
+
 /* Arguments already checked by vkrt_op_groupnorm; c % 4 == 0, x and y on 16-byte offsets. */
 static void groupnorm_vec(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, OpWin gw, OpWin bw, VkrtTensor scratch,
                           uint32_t batch, uint32_t hw, uint32_t c, uint32_t groups, float eps, bool silu)
@@ -100,30 +135,8 @@ static void groupnorm_vec(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, OpWin gw, Op
     op_fail(seq, VKRT_ERROR_FAILED, op, "a slab of %u pixels of %u channels does not fit a binding", slab, c);
     return;
   }
-  for (uint32_t b = 0; b < batch; b++) {
-    for (uint32_t s0 = 0; s0 < slabs; s0 += (uint32_t)per) {
-      uint32_t ns = (uint32_t)MIN(per, (uint64_t)slabs - s0);
-      uint64_t px0 = (uint64_t)b * hw + (uint64_t)s0 * slab;
-      uint64_t px1 = (uint64_t)b * hw + MIN((uint64_t)(s0 + ns) * slab, (uint64_t)hw);
-      OpWin xw;
-      if (!op_win_texel(seq, x, px0 * row, px1 * row, &xw)) {
-        op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
-        return;
-      }
-      Gn4StatsPush push = { hw, c4, slab, slabs, s0, b, ns * c4, xw.add, pw.add };
-      uint32_t wgs = (push.count + 63) / 64;
-      VkrtDispatch d = {
-        .shader = "gen_gn4_stats",
-        .n_bindings = 2,
-        .bindings = { pw.bind, xw.bind },
-        .push = &push,
-        .push_size = sizeof push,
-        .groups = { MIN(wgs, 65535u), (wgs + 65534) / 65535, 1 },
-        .texel_mask = 0x2u,
-      };
-      vkrt_seq_dispatch(seq, &d);
-    }
-  }
+  if (!gn_record_stats(seq, x, pw, true, batch, hw, c, groups, slab, slabs, per))
+    return;
   Gn4FinalPush fpush = { hw, c, slab, slabs, c / groups, groups, batch, eps, sw.add, pwf.add, gw.add, bw.add };
   VkrtDispatch fd = {
     .shader = "gen_gn4_final",
@@ -216,32 +229,9 @@ void vkrt_op_groupnorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor gamm
   uint32_t cpg = c / groups;
   uint64_t row = (uint64_t)c * 4;
 
-  /* partial statistics, window by window of whole slabs */
-  uint64_t per = chunk_px / slab;
-  if (per > 65535)
-    per = 65535;
-  for (uint32_t b = 0; b < batch; b++) {
-    for (uint32_t s0 = 0; s0 < slabs; s0 += (uint32_t)per) {
-      uint32_t ns = (uint32_t)MIN(per, (uint64_t)slabs - s0);
-      uint64_t px0 = (uint64_t)b * hw + (uint64_t)s0 * slab;
-      uint64_t px1 = (uint64_t)b * hw + MIN((uint64_t)(s0 + ns) * slab, (uint64_t)hw);
-      OpWin xw;
-      if (!op_win(seq, x, px0 * row, px1 * row, 4, &xw)) {
-        op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
-        return;
-      }
-      GnStatsPush push = { hw, c, cpg, groups, slab, slabs, s0, b, xw.add, pw.add };
-      VkrtDispatch d = {
-        .shader = "gen_gn_stats",
-        .n_bindings = 2,
-        .bindings = { pw.bind, xw.bind },
-        .push = &push,
-        .push_size = sizeof push,
-        .groups = { ns, groups, 1 },
-      };
-      vkrt_seq_dispatch(seq, &d);
-    }
-  }
+  uint64_t per = MIN(chunk_px / slab, 65535);  /* slabs per stats dispatch: its grid's x */
+  if (!gn_record_stats(seq, x, pw, false, batch, hw, c, groups, slab, slabs, per))
+    return;
 
   GnFinalPush fpush = { slabs, groups, eps, sw.add, pw.add };
   VkrtDispatch fd = {

@@ -11,8 +11,8 @@
  * wrappers: conv2d, groupnorm, softmax, upsample2x and the element-wise ops split inside an
  * image (bands of rows / pixels), so a single 384x384x256 fp32 image (151 MB) works on a device
  * limited to 128 MiB per binding; dwconv2d, grn, pixel_shuffle and concat split at image
- * boundaries and need one image per operand to fit a binding; cfg_euler, latent_rgb,
- * transpose and gemm_f32 bind whole tensors (callers chunk). Wrappers take any tensor offset that is a
+ * boundaries and need one image per operand to fit a binding; cfg_euler, transpose and
+ * gemm_f32 bind whole tensors (callers chunk). Wrappers take any tensor offset that is a
  * multiple of the element size (windows start on the binding alignment below it).
  *
  * FLOPs: conv2d, dwconv2d and gemm_f32 count 2 per multiply-add; norms and element-wise ops
@@ -141,12 +141,14 @@ typedef struct {
   VkrtTensor x0;             /* fp32 [n, per]: the clean-latent estimate */
   VkrtTensor v_out;          /* fp32 [n, per]: the guided velocity */
   VkrtTensor z_prev;         /* fp32 [n, per]: z before the step */
-  VkrtTensor rgba;           /* the preview of x0 for images 0 .. rgb_batch-1, as vkrt_op_latent_rgb
-                              * makes it from the first (up to) 4 of per / hw NCHW channels */
+  VkrtTensor rgba;           /* the cheap preview of x0 for images 0 .. rgb_batch-1, see below */
   uint32_t rgb_batch, hw;
   const float (*factors)[3]; /* [4][3], e.g. vkrt_sdxl_rgb_factors */
   const float *bias;         /* [3] */
 } VkrtCfgEulerOut;
+/* The preview: rgba [rgb_batch, hw] packed uint32 (bytes R, G, B, 255 in memory order) from the
+ * first (up to) 4 of x0's per / hw NCHW channels, missing ones 0:
+ * rgb_c = sum_i x0_i * factors[i][c] + bias[c], then round(clamp((rgb + 1) / 2, 0, 1) * 255). */
 void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor v, VkrtTensor params, uint32_t n,
                        uint32_t per, const VkrtCfgEulerOut *out);
 
@@ -157,11 +159,5 @@ void vkrt_op_transpose(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t rows, 
  * rows = latent channel, columns R, G, B; and the bias. */
 extern const float vkrt_sdxl_rgb_factors[4][3];
 extern const float vkrt_sdxl_rgb_bias[3];
-
-/* Cheap preview: rgba [batch, h, w] packed uint32 (bytes R, G, B, 255 in memory order) from the
- * NCHW latent [batch, 4, h, w]: rgb_c = sum_i lat_i * factors[i][c] + bias[c], then
- * round(clamp((rgb + 1) / 2, 0, 1) * 255). Everything must fit one binding. */
-void vkrt_op_latent_rgb(VkrtSeq *seq, VkrtTensor rgba, VkrtTensor latent, uint32_t batch,
-                        uint32_t h, uint32_t w, const float factors[4][3], const float bias[3]);
 
 G_END_DECLS
