@@ -47,6 +47,12 @@ static const Preset presets[] = {
    * 9 image tokens, 4 VAE blocks of 2 resnets): our own second parity fixture, tests/data/odd */
   {"odd", 88, 3, 2, 2, 236, 700, 512, "siglip_odd_patch16_48", 48, 16, 36, 2, 3, 3.0, TRUE, 24, 6,
    {16, 24, 40, 40}, 2, 8, 0, 0},
+  /* awkward attention shapes: LLM head_dim 10 with grouped-query attention (6 query heads on 2
+   * K/V heads), SigLIP head_dim 6 over 9 image tokens, a 6x6 latent (9 generation tokens, as many
+   * as image tokens, which is how the engine sizes the latent): our third parity fixture,
+   * tests/data/heads */
+  {"heads", 60, 2, 6, 2, 100, 640, 512, "siglip_heads_patch16_48", 48, 16, 30, 2, 5, 4.0, TRUE, 24, 6,
+   {8, 16, 16, 24}, 1, 4, 0, 0},
   {"full", 2048, 24, 16, 16, 5632, 102400, 16384, "siglip_large_patch16_384", 384, 16, 1024, 24, 16, 4.0, FALSE, 768,
    48, {128, 256, 512, 512}, 2, 32, 2046367504ull, 49490199ull},
 };
@@ -805,7 +811,7 @@ int main(int argc, char **argv) {
   g_autofree char *preset_name = NULL, *out = NULL, *vae_out = NULL, *tokenizer = NULL;
   gint64 seed = 0;
   GOptionEntry entries[] = {
-    {"preset", 0, 0, G_OPTION_ARG_STRING, &preset_name, "tiny | small | odd | full", "NAME"},
+    {"preset", 0, 0, G_OPTION_ARG_STRING, &preset_name, "tiny | small | odd | heads | full", "NAME"},
     {"out", 0, 0, G_OPTION_ARG_FILENAME, &out, "model folder to write (created if needed)", "DIR"},
     {"vae-out", 0, 0, G_OPTION_ARG_FILENAME, &vae_out, "also write a VAE folder here", "DIR"},
     {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "seed of the random weights (default 0)", "N"},
@@ -828,6 +834,8 @@ int main(int argc, char **argv) {
       "small = LLM 1024/8 layers, SigLIP 512/8 blocks at 384 px, UViT 384 channels, VAE [64,128,256,256];\n"
       "odd = sizes that are no tile's multiple (LLM 88/3 layers/2 heads, MLP 236, SigLIP 36 wide at 48 px,\n"
       "9 image tokens, VAE [16,24,40,40] with 2 resnets per block): tests/data/odd;\n"
+      "heads = awkward attention shapes (LLM 60 wide, 6 heads of 10 on 2 K/V heads, SigLIP 30 wide with\n"
+      "5 heads of 6 at 48 px, a 6x6 latent, VAE [8,16,16,24]): tests/data/heads;\n"
       "full = the exact JanusFlow-1.3B shapes (2,046,367,504 parameters, 4.09 GB) + SDXL-VAE decoder.\n"
       "Weights are deterministic for a seed and exactly representable in bf16.");
   GError *e = NULL;
