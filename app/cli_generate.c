@@ -75,7 +75,7 @@ int cli_generate_main(int argc, char **argv)
     { "steps", 'n', 0, G_OPTION_ARG_INT, &steps, "Euler steps (default 30, 1..1000)", "N" },
     { "cfg", 'c', 0, G_OPTION_ARG_FILENAME, &cfg_s, "Classifier-free guidance weight (default 2)", "W" },
     { "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Noise seed (default: random, printed)", "S" },
-    { "noise", 0, 0, G_OPTION_ARG_FILENAME, &noise_path, "Initial latent(s) from a float32 .npy [B,4,h,w] or [4,h,w]", "FILE" },
+    { "noise", 0, 0, G_OPTION_ARG_FILENAME, &noise_path, "Initial latent(s) from a float32 .npy [B,4,h,w] or [4,h,w]; h x w sets the image size", "FILE" },
     { "batch", 'b', 0, G_OPTION_ARG_INT, &batch, "Images per run (default 1)", "N" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Output PNG (FILE-i.png for several)", "FILE" },
     { "dump", 0, 0, G_OPTION_ARG_FILENAME, &dump, "Write prompt_ids/velocity_0/latent/image(.npy) here", "DIR" },
@@ -192,10 +192,15 @@ int cli_generate_main(int argc, char **argv)
     int64_t h = noise->shape[noise->ndim - 2], w = noise->shape[noise->ndim - 1], ch = noise->shape[noise->ndim - 3];
     int lc, lh, lw;
     gen_latent_size(m, &lc, &lh, &lw);
-    if (ch != lc || h != lh || w != lw) {
+    /* the noise sets the image size (as the reference takes it); only the channels are fixed */
+    if (ch != lc || h < 1 || w < 1 || h > 4096 || w > 4096) {
       g_set_error(&error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISMATCH,
                   "%s: latent shape [%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
-                  "] does not match the model's latent [%d,%d,%d]", noise_path, ch, h, w, lc, lh, lw);
+                  "] does not fit the model's latent [%d,h,w] (h, w 1..4096)", noise_path, ch, h, w, lc);
+      goto fail;
+    }
+    if (!model_ensure_gen_latent(m, (int)h, (int)w, &error)) {
+      g_prefix_error(&error, "%s: ", noise_path);
       goto fail;
     }
   }

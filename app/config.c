@@ -307,8 +307,9 @@ static void read_llm(Ctx *c, JsonObject *root, JfLlmConfig *l) {
     ctx_fail(c, JF_LOAD_ERROR_FORMAT, "language_config.hidden_act '%s' is not supported (only silu)", act);
   if (member(c, o, P, "rope_scaling", FALSE))
     ctx_fail(c, JF_LOAD_ERROR_FORMAT, "language_config.rope_scaling is not supported");
-  if (get_bool(c, o, P, "attention_bias", FALSE) || get_bool(c, o, P, "mlp_bias", FALSE))
-    ctx_fail(c, JF_LOAD_ERROR_FORMAT, "language_config: attention/MLP biases are not supported");
+  l->attention_bias = get_bool(c, o, P, "attention_bias", FALSE);
+  if (get_bool(c, o, P, "mlp_bias", FALSE))
+    ctx_fail(c, JF_LOAD_ERROR_FORMAT, "language_config.mlp_bias is not supported");
   if (get_bool(c, o, P, "tie_word_embeddings", FALSE))
     ctx_fail(c, JF_LOAD_ERROR_FORMAT, "language_config.tie_word_embeddings is not supported (JanusFlow has a separate lm_head)");
 }
@@ -382,8 +383,8 @@ static void read_siglip(Ctx *c, JsonObject *root, JfSiglipConfig *s) {
     ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%sselect_layer %d leaves no block of the %d", PP, select, layers);
   else if (width % heads != 0)
     ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%swidth %d is not divisible by heads %d", PP, width, heads);
-  else if (s->image_size % patch != 0)
-    ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%simage_size %d is not a multiple of patch_size %d", PP, s->image_size, patch);
+  else if (s->image_size < patch)
+    ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%simage_size %d is smaller than patch_size %d", PP, s->image_size, patch);
   else if (s->mlp_dim < 1)
     ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%smlp_ratio gives an empty MLP", PP);
   double mean[3], std[3];
@@ -722,13 +723,12 @@ JfVaeConfig *config_load_vae(const char *dir, GError **error) {
   v->latent_channels = get_int(&c, o, "", "latent_channels", FALSE, 4, 1, 1024);
   v->out_channels = get_int(&c, o, "", "out_channels", FALSE, 3, 1, 1024);
   v->scaling_factor = (float)get_double(&c, o, "", "scaling_factor", FALSE, 0.18215, 1e-12, 1e12);
-  v->shift_factor = (float)get_double(&c, o, "", "shift_factor", FALSE, 0.0, -1e12, 1e12);
+  /* shift_factor (SD3/Flux configs) is not read: JanusFlow decodes z / scaling_factor only, as
+   * diffusers' AutoencoderKL.decode itself never shifts */
   const char *act = get_string(&c, o, "", "act_fn", FALSE, "silu");
   if (!c.failed && strcmp(act, "silu") != 0) ctx_fail(&c, JF_LOAD_ERROR_FORMAT, "act_fn '%s' is not supported (only silu)", act);
-  if (!get_bool(&c, o, "", "use_post_quant_conv", TRUE))
-    ctx_fail(&c, JF_LOAD_ERROR_FORMAT, "use_post_quant_conv false is not supported");
-  if (!get_bool(&c, o, "", "mid_block_add_attention", TRUE))
-    ctx_fail(&c, JF_LOAD_ERROR_FORMAT, "mid_block_add_attention false is not supported");
+  v->post_quant_conv = get_bool(&c, o, "", "use_post_quant_conv", TRUE);
+  v->mid_attention = get_bool(&c, o, "", "mid_block_add_attention", TRUE);
   JsonNode *ut = member(&c, o, "", "up_block_types", FALSE);
   if (ut) {
     JsonArray *a = JSON_NODE_HOLDS_ARRAY(ut) ? json_node_get_array(ut) : NULL;

@@ -13,6 +13,7 @@ G_BEGIN_DECLS
 typedef struct {
   int hidden, n_layers, n_heads, n_kv_heads, head_dim, intermediate, vocab, max_pos;
   float rms_eps, rope_theta;
+  bool attention_bias;         /* q/k/v/o projections carry biases (LlamaConfig.attention_bias) */
 } JfLlmConfig;
 
 typedef struct {
@@ -59,7 +60,9 @@ typedef struct {
   int n_blocks;
   int block_out_channels[JF_VAE_MAX_BLOCKS];
   int layers_per_block, norm_groups, latent_channels, out_channels;
-  float scaling_factor, shift_factor;   /* shift 0 when absent */
+  float scaling_factor;
+  /* diffusers' use_post_quant_conv / mid_block_add_attention (default true; SDXL-VAE: both) */
+  bool post_quant_conv, mid_attention;
 } JfVaeConfig;
 
 /* Reads every JSON file of a JanusFlow folder. Errors name the file and the key; a folder that

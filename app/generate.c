@@ -85,8 +85,8 @@ void gen_latent_size(const JfModel *m, int *channels, int *h, int *w)
   int grid = (int)lround(sqrt((double)m->cfg->proc.num_image_tokens));
   int side = grid * m->cfg->gen_enc.stride;
   *channels = m->cfg->gen_enc.in_channels;
-  *h = side;
-  *w = side;
+  *h = m->gen_lat_h ? m->gen_lat_h : side;
+  *w = m->gen_lat_w ? m->gen_lat_w : side;
 }
 
 /* Forgets the step recording (it references the per-run buffers, or the key changed). */
@@ -154,7 +154,8 @@ JfGen *gen_new(JfModel *m, int max_batch, GError **error)
   g->H = llm_config(m->llm)->hidden;
   g->img_h = vae_out_h(m->vae);
   g->img_w = vae_out_w(m->vae);
-  if (g->T != (uint32_t)m->cfg->proc.num_image_tokens) {
+  /* the default latent is sized from num_image_tokens; a size set from a noise file is not */
+  if (!m->gen_lat_h && g->T != (uint32_t)m->cfg->proc.num_image_tokens) {
     g_set_error(error, JF_LOAD_ERROR, JF_LOAD_ERROR_MISMATCH,
                 "processor_config.json: num_image_tokens %d but the generation encoder makes %u tokens",
                 m->cfg->proc.num_image_tokens, g->T);

@@ -57,8 +57,9 @@ typedef void (*JfGenStepFunc)(const JfGenStep *info, void *user);
 
 typedef struct JfGen JfGen;
 
-/* The latent shape the model works on: channels, and h = w = sqrt(num_image_tokens) * stride of
- * the generation encoder's patchify conv. */
+/* The latent shape the model works on: channels, and by default h = w = sqrt(num_image_tokens) *
+ * stride of the generation encoder's patchify conv (JanusFlow-1.3B: 24 * 2 = 48, the demo's
+ * 384 px); model_ensure_gen_latent sets another. */
 void gen_latent_size(const JfModel *m, int *channels, int *h, int *w);
 
 /* Buffers for up to max_batch images of the model's latent size. Needs the LLM, the generation

@@ -9,9 +9,10 @@
  * and keeps each submit short enough for driver watchdogs. Long prompts are chunked by callers. */
 #define LLM_MAX_ROWS 1280
 
-/* A Linear weight [out, in]: bf16, or Q8_0 (vk/quant.h) when loaded with JF_WEIGHTS_Q8_0. */
+/* A Linear weight [out, in]: bf16, or Q8_0 (vk/quant.h) when loaded with JF_WEIGHTS_Q8_0; its
+ * bias (bf16, [out]) when the config has one (attention_bias: q/k/v/o). */
 typedef struct {
-  VkrtBuffer *buf;
+  VkrtBuffer *buf, *bias;
   gboolean q8;
 } LlmLinear;
 
@@ -41,7 +42,7 @@ struct JfKvCache {
 static void layer_free(LlmLayer *l)
 {
   VkrtBuffer **bufs[] = { &l->q.buf, &l->k.buf, &l->v.buf, &l->o.buf, &l->gate.buf, &l->up.buf, &l->down.buf,
-                          &l->in_norm, &l->post_norm };
+                          &l->q.bias, &l->k.bias, &l->v.bias, &l->o.bias, &l->in_norm, &l->post_norm };
   for (size_t i = 0; i < G_N_ELEMENTS(bufs); i++)
     g_clear_pointer(bufs[i], vkrt_buffer_free);
 }
@@ -128,14 +129,16 @@ static gboolean up_linear(JfLlm *llm, const StFile *f, GError **error, LlmLinear
   return out->buf != NULL;
 }
 
-/* y = x . w^T with whichever kernel the weight's format needs. */
+
+/* y = x . w^T (+ bias) with whichever kernel the weight's format needs. */
 static void linear(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, const LlmLinear *w, uint32_t M, uint32_t N,
                    uint32_t K, uint32_t flags)
 {
+  VkrtTensor b = w->bias ? vkrt_tensor(w->bias) : vkrt_tensor_none();
   if (w->q8)
-    vkrt_op_matmul_q8(seq, y, x, vkrt_tensor(w->buf), vkrt_tensor_none(), M, N, K, flags);
+    vkrt_op_matmul_q8(seq, y, x, vkrt_tensor(w->buf), b, M, N, K, flags);
   else
-    vkrt_op_matmul(seq, y, x, vkrt_tensor(w->buf), vkrt_tensor_none(), M, N, K, flags);
+    vkrt_op_matmul(seq, y, x, vkrt_tensor(w->buf), b, M, N, K, flags);
 }
 
 JfLlm *llm_new(VkrtContext *ctx, const StFile *f, const JfLlmConfig *cfg, JfWeightFormat wf, GError **error)
@@ -171,6 +174,12 @@ JfLlm *llm_new(VkrtContext *ctx, const StFile *f, const JfLlmConfig *cfg, JfWeig
         !up_linear(llm, f, error, &l->down, H, I, "language_model.model.layers.%d.mlp.down_proj.weight", i) ||
         !(l->in_norm = up2(llm, f, error, H, 0, "language_model.model.layers.%d.input_layernorm.weight", i)) ||
         !(l->post_norm = up2(llm, f, error, H, 0, "language_model.model.layers.%d.post_attention_layernorm.weight", i)))
+      goto fail;
+    if (cfg->attention_bias &&
+        (!(l->q.bias = up2(llm, f, error, QD, 0, "language_model.model.layers.%d.self_attn.q_proj.bias", i)) ||
+         !(l->k.bias = up2(llm, f, error, KVD, 0, "language_model.model.layers.%d.self_attn.k_proj.bias", i)) ||
+         !(l->v.bias = up2(llm, f, error, KVD, 0, "language_model.model.layers.%d.self_attn.v_proj.bias", i)) ||
+         !(l->o.bias = up2(llm, f, error, H, 0, "language_model.model.layers.%d.self_attn.o_proj.bias", i))))
       goto fail;
   }
 

@@ -41,6 +41,7 @@ typedef struct {
   JfUvit *uvit;
   JfVae *vae;
   int gen_batch;     /* images the VAE's scratch holds */
+  int gen_lat_h, gen_lat_w;  /* latent size the generation parts were made for; 0: the default */
   VkrtContext *ctx;  /* borrowed */
 } JfModel;
 
@@ -72,3 +73,7 @@ gboolean model_load_parts(JfModel *m, unsigned what, JfProgressFunc progress, vo
 void model_free_parts(JfModel *m);
 /* Makes the generation parts hold batch images (re-creates their scratch if needed). */
 gboolean model_ensure_gen_batch(JfModel *m, int batch, GError **error);
+/* Makes the generation parts work on latents of h x w (re-creates the UViT and the VAE for it if
+ * it differs): a noise file may give another size than the default (gen_latent_size). Errors
+ * name the size the generation encoder cannot take. */
+gboolean model_ensure_gen_latent(JfModel *m, int h, int w, GError **error);

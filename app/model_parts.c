@@ -62,6 +62,31 @@ gboolean model_ensure_gen_batch(JfModel *m, int batch, GError **error)
   return TRUE;
 }
 
+gboolean model_ensure_gen_latent(JfModel *m, int h, int w, GError **error)
+{
+  if (!m->uvit || !m->vae) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "the generation parts are not loaded");
+    return FALSE;
+  }
+  int c, ch, cw;
+  gen_latent_size(m, &c, &ch, &cw);
+  if (h == ch && w == cw)
+    return TRUE;
+  int batch = m->gen_batch, old_h = m->gen_lat_h, old_w = m->gen_lat_w;
+  m->gen_lat_h = h;
+  m->gen_lat_w = w;
+  g_clear_pointer(&m->vae, vae_free);
+  if (load_uvit(m, batch, error) && (m->vae = vae_new(m->ctx, m->vae_dir, batch, h, w, error)))
+    return TRUE;
+  /* back to the size that worked, so the model stays usable */
+  m->gen_lat_h = old_h;
+  m->gen_lat_w = old_w;
+  g_clear_pointer(&m->vae, vae_free);
+  if (load_uvit(m, batch, NULL))
+    m->vae = vae_new(m->ctx, m->vae_dir, batch, ch, cw, NULL);
+  return FALSE;
+}
+
 void model_free_parts(JfModel *m)
 {
   g_clear_pointer(&m->siglip, siglip_free);

@@ -104,8 +104,8 @@ static gboolean load_weights(JfUvit *u, const StFile *f, const JfModelConfig *cf
   u->te_b2 = genw_vector(ctx, f, o, "vision_gen_enc_model.time_embed.linear_2.bias", hid, NULL, TRUE, error);
   if (error && *error)
     return FALSE;
-  if (t_in < 2 || t_in % 2)
-    return mismatch(error, "time_embed.linear_1 takes %" G_GINT64_FORMAT " features, expected an even count", t_in);
+  if (t_in < 1)
+    return mismatch(error, "time_embed.linear_1 takes %" G_GINT64_FORMAT " features", t_in);
   u->t_in = (uint32_t)t_in;
 
   /* in_conv: kernel from the tensor, stride from the config, padding = kernel - stride */
@@ -272,10 +272,11 @@ gboolean uvit_set_time(JfUvit *u, const float *t, uint32_t n, GError **error)
     return FALSE;
   }
   uint32_t half = u->t_in / 2;
-  float *feat = g_new(float, (size_t)n * u->t_in);
+  float *feat = g_new0(float, (size_t)n * u->t_in);
   /* diffusers' get_timestep_embedding in fp32: exponent = -ln(10000) * j (fp32), / half (fp32),
    * exp (fp32), t * freq (fp32). The rounded argument (up to ~1000 rad) is what the reference
-   * takes sin/cos of; sin/cos themselves are evaluated in double. */
+   * takes sin/cos of; sin/cos themselves are evaluated in double. An odd width ends in one zero
+   * feature (diffusers pads). */
   const float ln_period = (float)log(10000.0);
   for (uint32_t r = 0; r < n; r++)
     for (uint32_t j = 0; j < half; j++) {

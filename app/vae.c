@@ -22,7 +22,7 @@ struct JfVae {
   VkrtContext *ctx;
   GPtrArray *bufs;
   uint32_t max_batch, lat_h, lat_w, lat_c, out_c, out_h, out_w, groups;
-  float sf, shift;
+  float sf;
   bool has_pq, has_attn;
   Conv pq, conv_in, conv_out;
   Resnet mid[2];
@@ -155,15 +155,16 @@ static gboolean load_all(JfVae *v, const StFile *f, const JfVaeConfig *cfg, GErr
   v->lat_c = (uint32_t)cfg->latent_channels;
   v->groups = (uint32_t)cfg->norm_groups;
   v->sf = cfg->scaling_factor;
-  v->shift = cfg->shift_factor;
-  v->has_pq = safetensors_find(f, "post_quant_conv.weight") != NULL;
+  /* the config says which parts exist (diffusers builds the module from it): a missing tensor of
+   * a part that should be there is an error, not a part silently skipped */
+  v->has_pq = cfg->post_quant_conv;
   if (v->has_pq && !load_conv(v, f, "post_quant_conv", v->lat_c, v->lat_c, &v->pq, error))
     return FALSE;
   if (!load_conv(v, f, "decoder.conv_in", top, v->lat_c, &v->conv_in, error) ||
       !load_resnet(v, f, "decoder.mid_block.resnets.0", top, top, &v->mid[0], error) ||
       !load_resnet(v, f, "decoder.mid_block.resnets.1", top, top, &v->mid[1], error))
     return FALSE;
-  v->has_attn = safetensors_find(f, "decoder.mid_block.attentions.0.group_norm.weight") != NULL;
+  v->has_attn = cfg->mid_attention;
   if (v->has_attn && !load_attn(v, f, top, error))
     return FALSE;
   v->n_up = (uint32_t)nb;
@@ -468,8 +469,8 @@ static void decode_one(Rec *r, VkrtTensor latent, VkrtTensor out)
   uint32_t h = v->lat_h, w = v->lat_w;
   uint64_t nl = (uint64_t)v->lat_c * h * w;
   VkrtTensor lat = Tsub(v->lat, nl);
-  /* diffusers' decode takes z / scaling_factor (+ shift); the division is done here, in fp32 */
-  vkrt_op_scale_shift(r->seq, lat, latent, nl, 1.0f / v->sf, v->shift);
+  /* JanusFlow decodes z / scaling_factor; the division is done here, in fp32 */
+  vkrt_op_scale_shift(r->seq, lat, latent, nl, 1.0f / v->sf, 0.0f);
   rec_mark(r, 0, "scale_shift %" G_GUINT64_FORMAT, nl);
   VkrtTensor src = lat;
   uint32_t src_flags = VKRT_CONV_IN_NCHW;

@@ -33,8 +33,8 @@ float vae_scaling_factor(const JfVae *v);
 uint64_t vae_weight_bytes(const JfVae *v);
 
 /* Decodes n latents: latent fp32 [n, 4, h, w] NCHW in the *model* space, i.e. the z of the Euler
- * loop, NOT yet divided by the scaling factor (vae_decode applies z / scaling_factor +
- * shift_factor itself); out_rgb fp32 [n, 3, H, W] NCHW, the decoder output before any clipping
+ * loop, NOT yet divided by the scaling factor (vae_decode applies z / scaling_factor
+ * itself); out_rgb fp32 [n, 3, H, W] NCHW, the decoder output before any clipping
  * (nominally [-1, 1]). The latent is not modified.
  *
  * Records AND submits: the work goes to the GPU in several submits of bounded size (see

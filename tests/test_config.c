@@ -88,7 +88,8 @@ static void test_fixture_vae(void) {
   g_assert_cmpint(v->latent_channels, ==, 4);
   g_assert_cmpint(v->out_channels, ==, 3);
   g_assert_cmpfloat(v->scaling_factor, ==, 0.13025f);
-  g_assert_cmpfloat(v->shift_factor, ==, 0.0f);
+  g_assert_true(v->post_quant_conv);
+  g_assert_true(v->mid_attention);
   config_free_vae(v);
   g_free(dir);
 }
@@ -438,8 +439,11 @@ static void vae_up_types(JsonObject *r) {
   json_array_add_string_element(a, "UpDecoderBlock2D");
   json_object_set_array_member(r, "up_block_types", a);
 }
+/* defaults, a shift_factor (ignored: JanusFlow decodes z / scaling_factor) and the two parts off */
 static void vae_shift(JsonObject *r) {
   json_object_set_double_member(r, "shift_factor", 0.0609);
+  json_object_set_boolean_member(r, "use_post_quant_conv", FALSE);
+  json_object_set_boolean_member(r, "mid_block_add_attention", FALSE);
   json_object_remove_member(r, "scaling_factor");
   json_object_remove_member(r, "norm_num_groups");
   json_object_remove_member(r, "layers_per_block");
@@ -463,7 +467,8 @@ static void test_vae(void) {
   GError *e = NULL;
   JfVaeConfig *v = config_load_vae(d, &e);
   g_assert_no_error(e);
-  g_assert_cmpfloat(v->shift_factor, ==, 0.0609f);
+  g_assert_false(v->post_quant_conv);
+  g_assert_false(v->mid_attention);
   g_assert_cmpfloat(v->scaling_factor, ==, 0.18215f);
   g_assert_cmpint(v->norm_groups, ==, 32);
   g_assert_cmpint(v->layers_per_block, ==, 1);
