@@ -445,11 +445,12 @@ gboolean gen_run(JfGen *g, const JfGenParams *p, JfGenControl *control, JfGenSte
     goto out;
   /* the trailing tag is dropped: t_emb takes its place */
   const uint32_t L = ids->len, P = L - 1;
-  uint32_t max_ctx = (uint32_t)llm_config(m->llm)->max_pos;
-  if (P + R > max_ctx || P > llm_max_rows(m->llm)) {
+  /* The prompt's K/V is made in one pass of at most llm_max_rows rows. max_position_embeddings
+   * is not a bound here: RoPE takes any position, and the official pipeline (transformers'
+   * Llama) does not enforce it either; JanusFlow-1.3B's 16384 is far above this anyway. */
+  if (P > llm_max_rows(m->llm)) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
-                "the prompt is %u tokens; at most %u fit with the %u image tokens", P,
-                MIN(max_ctx - MIN(max_ctx, R), llm_max_rows(m->llm)), T);
+                "the prompt is %u tokens; at most %u fit with the %u image tokens", P, llm_max_rows(m->llm), T);
     goto out;
   }
   if (g->dump_dir) {
