@@ -36,25 +36,28 @@ typedef struct {
   int vae_boc[4], vae_lpb, vae_groups;
   /* Expected totals (0 = not checked) */
   uint64_t expect_model, expect_vae;
+  /* LLM q/k/v/o_proj.bias tensors and `attention_bias: true` (JanusFlow has none; LLaMA takes them) */
+  gboolean attn_bias;
 } Preset;
 
 static const Preset presets[] = {
   {"tiny", 64, 2, 4, 4, 160, 640, 512, "siglip_tiny_patch16_64", 64, 16, 32, 2, 2, 4.0, TRUE, 32, 8,
-   {32, 32, 64, 64}, 1, 8, 0, 0},
+   {32, 32, 64, 64}, 1, 8, 0, 0, FALSE},
   {"small", 1024, 8, 8, 8, 2816, 32000, 4096, "siglip_small_patch16_384", 384, 16, 512, 8, 8, 4.0, TRUE, 384, 48,
-   {64, 128, 256, 256}, 2, 32, 0, 0},
+   {64, 128, 256, 256}, 2, 32, 0, 0, FALSE},
   /* sizes that are no tile's multiple (K % 8 != 0 in the MLPs and SigLIP, head_dim 44 and 12,
    * 9 image tokens, 4 VAE blocks of 2 resnets): our own second parity fixture, tests/data/odd */
   {"odd", 88, 3, 2, 2, 236, 700, 512, "siglip_odd_patch16_48", 48, 16, 36, 2, 3, 3.0, TRUE, 24, 6,
-   {16, 24, 40, 40}, 2, 8, 0, 0},
-  /* awkward attention shapes: LLM head_dim 10 with grouped-query attention (6 query heads on 2
-   * K/V heads), SigLIP head_dim 6 over 9 image tokens, a 6x6 latent (9 generation tokens, as many
-   * as image tokens, which is how the engine sizes the latent): our third parity fixture,
-   * tests/data/heads */
-  {"heads", 60, 2, 6, 2, 100, 640, 512, "siglip_heads_patch16_48", 48, 16, 30, 2, 5, 4.0, TRUE, 24, 6,
-   {8, 16, 16, 24}, 1, 4, 0, 0},
+   {16, 24, 40, 40}, 2, 8, 0, 0, FALSE},
+  /* awkward attention shapes and configs the official checkpoint does not use: LLM head_dim 10
+   * with grouped-query attention (6 query heads on 2 K/V heads) and attention biases, SigLIP
+   * head_dim 6 at 50 px, which patch 16 does not divide (the grid rounds down to 3x3 = 9 image
+   * tokens), an odd UViT width of 23 (the timestep embedding pads one zero feature), a 6x6
+   * default latent (9 generation tokens): our third parity fixture, tests/data/heads */
+  {"heads", 60, 2, 6, 2, 100, 640, 512, "siglip_heads_patch16_50", 50, 16, 30, 2, 5, 4.0, TRUE, 23, 6,
+   {8, 16, 16, 24}, 1, 4, 0, 0, TRUE},
   {"full", 2048, 24, 16, 16, 5632, 102400, 16384, "siglip_large_patch16_384", 384, 16, 1024, 24, 16, 4.0, FALSE, 768,
-   48, {128, 256, 512, 512}, 2, 32, 2046367504ull, 49490199ull},
+   48, {128, 256, 512, 512}, 2, 32, 2046367504ull, 49490199ull, FALSE},
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -145,8 +148,14 @@ static void janusflow_tensors(GArray *a, const Preset *p) {
          *n2 = g_strdup_printf("%s.post_attention_layernorm", pre);
     linear(a, q, D, D, FALSE);
     linear(a, k, KV, D, FALSE);
-    linear(a, v, KV, D, FALSE);
-    linear(a, o, D, D, FALSE);
+    linear(a, v, KV, D, p->attn_bias);
+    linear(a, o, D, D, p->attn_bias);
+    if (p->attn_bias) {
+      /* q/k biases about as large as q/k themselves: at the linear-default size they move the
+       * logits by well under the fixtures' 2% tolerance, so a dropped one would pass */
+      add(a, INIT_UNIFORM, 1.0f, 1, SHAPE(D), "%s.bias", q);
+      add(a, INIT_UNIFORM, 1.0f, 1, SHAPE(KV), "%s.bias", k);
+    }
     linear(a, g, I, D, FALSE);
     linear(a, u, I, D, FALSE);
     linear(a, d, D, I, FALSE);
@@ -159,6 +168,7 @@ static void janusflow_tensors(GArray *a, const Preset *p) {
 
   /* SigLIP tower (timm VisionTransformer), including the attention-pool head the file carries. */
   const int64_t Wd = p->width, M = (int64_t)(p->width * p->mlp_ratio), P = p->patch;
+  /* a stride-P conv over an image that P does not divide drops the last pixels: the grid rounds down */
   const int64_t N = (int64_t)(p->image / p->patch) * (p->image / p->patch);
   const char *vt = "vision_und_enc_model.vision_tower";
   add(a, INIT_UNIFORM, fan_scale(4, SHAPE(Wd, 3, P, P)), 4, SHAPE(Wd, 3, P, P), "%s.patch_embed.proj.weight", vt);
@@ -229,18 +239,22 @@ static void resnet(GArray *a, const char *prefix, int64_t in, int64_t out) {
   if (in != out) s = g_strdup_printf("%s.conv_shortcut", prefix), conv(a, s, out, in, 1), g_free(s);
 }
 
-/* diffusers AutoencoderKL decoder side (decoder.* + post_quant_conv.*), current attention names. */
-static void vae_tensors(GArray *a, const Preset *p) {
+/* diffusers AutoencoderKL decoder side (decoder.* + post_quant_conv.*), current attention names.
+ * plain = without post_quant_conv and the mid-block attention (use_post_quant_conv: false,
+ * mid_block_add_attention: false); every other tensor is the same as in the full form. */
+static void vae_tensors(GArray *a, const Preset *p, gboolean plain) {
   const int n = 4;
   const int64_t top = p->vae_boc[n - 1];
-  conv(a, "post_quant_conv", 4, 4, 1);
+  if (!plain) conv(a, "post_quant_conv", 4, 4, 1);
   conv(a, "decoder.conv_in", top, 4, 3);
   resnet(a, "decoder.mid_block.resnets.0", top, top);
-  norm(a, "decoder.mid_block.attentions.0.group_norm", top, TRUE);
-  linear(a, "decoder.mid_block.attentions.0.to_q", top, top, TRUE);
-  linear(a, "decoder.mid_block.attentions.0.to_k", top, top, TRUE);
-  linear(a, "decoder.mid_block.attentions.0.to_v", top, top, TRUE);
-  linear(a, "decoder.mid_block.attentions.0.to_out.0", top, top, TRUE);
+  if (!plain) {
+    norm(a, "decoder.mid_block.attentions.0.group_norm", top, TRUE);
+    linear(a, "decoder.mid_block.attentions.0.to_q", top, top, TRUE);
+    linear(a, "decoder.mid_block.attentions.0.to_k", top, top, TRUE);
+    linear(a, "decoder.mid_block.attentions.0.to_v", top, top, TRUE);
+    linear(a, "decoder.mid_block.attentions.0.to_out.0", top, top, TRUE);
+  }
   resnet(a, "decoder.mid_block.resnets.1", top, top);
   int64_t prev = top;
   for (int i = 0; i < n; i++) {
@@ -440,6 +454,7 @@ static gboolean write_model_config(const char *dir, const Preset *p, GError **er
   json_builder_end_array(b);
   json_builder_set_member_name(b, "language_config");
   json_builder_begin_object(b);
+  if (p->attn_bias) kv_bool(b, "attention_bias", TRUE);
   kv_int(b, "hidden_size", p->D);
   kv_int(b, "intermediate_size", p->inter);
   kv_int(b, "max_position_embeddings", p->max_pos);
@@ -772,7 +787,9 @@ static gboolean copy_tokenizer(const char *src, const char *dir, int vocab, GErr
   return ok;
 }
 
-static gboolean write_vae_config(const char *dir, const Preset *p, GError **error) {
+/* plain: also says so in the config (the parts vae_tensors leaves out), and gives a shift_factor,
+ * which JanusFlow's decode (z / scaling_factor only) must ignore. */
+static gboolean write_vae_config(const char *dir, const Preset *p, gboolean plain, GError **error) {
   JsonBuilder *b = json_builder_new();
   json_builder_begin_object(b);
   kv_str(b, "_class_name", "AutoencoderKL");
@@ -786,20 +803,53 @@ static gboolean write_vae_config(const char *dir, const Preset *p, GError **erro
   kv_int(b, "in_channels", 3);
   kv_int(b, "latent_channels", 4);
   kv_int(b, "layers_per_block", p->vae_lpb);
+  if (plain) kv_bool(b, "mid_block_add_attention", FALSE);
   kv_int(b, "norm_num_groups", p->vae_groups);
   kv_int(b, "out_channels", 3);
   kv_int(b, "sample_size", p->latent_hw * 8);
   kv_double(b, "scaling_factor", 0.13025);
+  if (plain) kv_double(b, "shift_factor", 0.1159);
   json_builder_set_member_name(b, "up_block_types");
   json_builder_begin_array(b);
   for (int i = 0; i < 4; i++) json_builder_add_string_value(b, "UpDecoderBlock2D");
   json_builder_end_array(b);
+  if (plain) kv_bool(b, "use_post_quant_conv", FALSE);
   json_builder_end_object(b);
   return write_json(dir, "config.json", b, error);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * main */
+
+/* A VAE folder; plain = without post_quant_conv and the mid-block attention (see vae_tensors). */
+static gboolean write_vae(const char *dir, const Preset *p, uint64_t seed, gboolean plain, GError **error) {
+  if (g_mkdir_with_parents(dir, 0755) != 0) {
+    int e = errno;
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "cannot create %s: %s", dir, g_strerror(e));
+    return FALSE;
+  }
+  if (!write_vae_config(dir, p, plain, error)) return FALSE;
+  GArray *specs = g_array_new(FALSE, TRUE, sizeof(Spec));
+  g_array_set_clear_func(specs, spec_free);
+  vae_tensors(specs, p, plain);
+  uint64_t total = total_params(specs);
+  gboolean ok = TRUE;
+  if (!plain && p->expect_vae && total != p->expect_vae) {
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                "internal error: VAE has %" G_GUINT64_FORMAT " parameters, expected %" G_GUINT64_FORMAT, total,
+                p->expect_vae);
+    ok = FALSE;
+  }
+  if (ok) {
+    char *st = g_build_filename(dir, "diffusion_pytorch_model.safetensors", NULL);
+    ok = write_safetensors(st, specs, TRUE, seed, error);
+    g_print("%s: %u tensors, %" G_GUINT64_FORMAT " parameters (F32, decoder only%s)\n", st, specs->len, total,
+            plain ? ", no post_quant_conv / mid-block attention" : "");
+    g_free(st);
+  }
+  g_array_unref(specs);
+  return ok;
+}
 
 static int fail_msg(GError *e) {
   g_printerr("jf-make-checkpoint: %s\n", e->message);
@@ -808,12 +858,14 @@ static int fail_msg(GError *e) {
 }
 
 int main(int argc, char **argv) {
-  g_autofree char *preset_name = NULL, *out = NULL, *vae_out = NULL, *tokenizer = NULL;
+  g_autofree char *preset_name = NULL, *out = NULL, *vae_out = NULL, *vae_plain_out = NULL, *tokenizer = NULL;
   gint64 seed = 0;
   GOptionEntry entries[] = {
     {"preset", 0, 0, G_OPTION_ARG_STRING, &preset_name, "tiny | small | odd | heads | full", "NAME"},
     {"out", 0, 0, G_OPTION_ARG_FILENAME, &out, "model folder to write (created if needed)", "DIR"},
     {"vae-out", 0, 0, G_OPTION_ARG_FILENAME, &vae_out, "also write a VAE folder here", "DIR"},
+    {"vae-plain-out", 0, 0, G_OPTION_ARG_FILENAME, &vae_plain_out,
+     "also write a VAE folder without post_quant_conv and the mid-block attention here", "DIR"},
     {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "seed of the random weights (default 0)", "N"},
     {"tokenizer", 0, 0, G_OPTION_ARG_FILENAME, &tokenizer,
      "tokenizer.json (or a folder holding one) to copy; default: a byte-level tokenizer", "FILE"},
@@ -829,13 +881,15 @@ int main(int argc, char **argv) {
       "With --vae-out, also a diffusers AutoencoderKL folder: config.json and\n"
       "diffusion_pytorch_model.safetensors (F32). Only the decoder side is written (decoder.* and\n"
       "post_quant_conv.*); the encoder tensors (encoder.*, quant_conv.*) are omitted, since JanusFlow\n"
-      "only decodes.\n\n"
+      "only decodes. With --vae-plain-out, a VAE folder with the same weights less post_quant_conv and\n"
+      "the mid-block attention (use_post_quant_conv / mid_block_add_attention false, a shift_factor).\n\n"
       "Presets: tiny = the tiny test fixture's dimensions (0.4 M + 0.6 M parameters);\n"
       "small = LLM 1024/8 layers, SigLIP 512/8 blocks at 384 px, UViT 384 channels, VAE [64,128,256,256];\n"
       "odd = sizes that are no tile's multiple (LLM 88/3 layers/2 heads, MLP 236, SigLIP 36 wide at 48 px,\n"
       "9 image tokens, VAE [16,24,40,40] with 2 resnets per block): tests/data/odd;\n"
-      "heads = awkward attention shapes (LLM 60 wide, 6 heads of 10 on 2 K/V heads, SigLIP 30 wide with\n"
-      "5 heads of 6 at 48 px, a 6x6 latent, VAE [8,16,16,24]): tests/data/heads;\n"
+      "heads = awkward attention shapes (LLM 60 wide, 6 heads of 10 on 2 K/V heads with attention biases,\n"
+      "SigLIP 30 wide with 5 heads of 6 at 50 px (patch 16: a 3x3 grid), UViT 23 channels, a 6x6 latent,\n"
+      "VAE [8,16,16,24]): tests/data/heads;\n"
       "full = the exact JanusFlow-1.3B shapes (2,046,367,504 parameters, 4.09 GB) + SDXL-VAE decoder.\n"
       "Weights are deterministic for a seed and exactly representable in bf16.");
   GError *e = NULL;
@@ -880,27 +934,7 @@ int main(int argc, char **argv) {
   g_array_unref(specs);
   if (!ok) return fail_msg(e);
 
-  if (vae_out) {
-    if (g_mkdir_with_parents(vae_out, 0755) != 0) {
-      g_printerr("jf-make-checkpoint: cannot create %s: %s\n", vae_out, g_strerror(errno));
-      return 1;
-    }
-    if (!write_vae_config(vae_out, p, &e)) return fail_msg(e);
-    specs = g_array_new(FALSE, TRUE, sizeof(Spec));
-    g_array_set_clear_func(specs, spec_free);
-    vae_tensors(specs, p);
-    total = total_params(specs);
-    if (p->expect_vae && total != p->expect_vae) {
-      g_printerr("jf-make-checkpoint: internal error: VAE has %" G_GUINT64_FORMAT " parameters, expected %" G_GUINT64_FORMAT
-                 "\n", total, p->expect_vae);
-      return 1;
-    }
-    st = g_build_filename(vae_out, "diffusion_pytorch_model.safetensors", NULL);
-    ok = write_safetensors(st, specs, TRUE, (uint64_t)seed + 1, &e);
-    g_print("%s: %u tensors, %" G_GUINT64_FORMAT " parameters (F32, decoder only)\n", st, specs->len, total);
-    g_free(st);
-    g_array_unref(specs);
-    if (!ok) return fail_msg(e);
-  }
+  if (vae_out && !write_vae(vae_out, p, (uint64_t)seed + 1, FALSE, &e)) return fail_msg(e);
+  if (vae_plain_out && !write_vae(vae_plain_out, p, (uint64_t)seed + 1, TRUE, &e)) return fail_msg(e);
   return 0;
 }
