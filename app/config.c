@@ -402,16 +402,16 @@ static void read_siglip(Ctx *c, JsonObject *root, JfSiglipConfig *s) {
  * block_out_channels or upsamples is the one reported), then the ShallowUViT options the engine
  * implements; anything else is refused. */
 static void read_uvit_common(Ctx *c, JsonObject *p, const char *PP, int *layers_in_middle, int *hidden,
-                             float *norm_eps) {
+                             float *norm_eps, bool *use_bias) {
   *layers_in_middle = get_int(c, p, PP, "layers_in_middle", FALSE, 2, 0, CONFIG_MAX_LAYERS);
   *hidden = get_int(c, p, PP, "hidden_size", FALSE, 2048, 1, CONFIG_MAX_DIM);
   *norm_eps = (float)get_double(c, p, PP, "norm_eps", FALSE, 1e-6, 0.0, 1.0);
+  /* without the mid block the features go straight through: the same as a block of 0 layers */
   if (!get_bool(c, p, PP, "use_mid_block", TRUE))
-    ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%suse_mid_block false is not supported", PP);
+    *layers_in_middle = 0;
   if (!get_bool(c, p, PP, "elementwise_affine", TRUE))
     ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%selementwise_affine false is not supported", PP);
-  if (!get_bool(c, p, PP, "use_bias", TRUE))
-    ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%suse_bias false is not supported", PP);
+  *use_bias = get_bool(c, p, PP, "use_bias", TRUE);
 }
 
 static void read_gen_enc(Ctx *c, JsonObject *root, JfGenEncConfig *g) {
@@ -424,7 +424,7 @@ static void read_gen_enc(Ctx *c, JsonObject *root, JfGenEncConfig *g) {
   static const int def_boc[] = {768};
   int boc[8] = {0};
   int nb = get_int_list(c, p, PP, "block_out_channels", boc, 8, def_boc, 1);
-  read_uvit_common(c, p, PP, &g->layers_in_middle, &g->hidden, &g->norm_eps);
+  read_uvit_common(c, p, PP, &g->layers_in_middle, &g->hidden, &g->norm_eps, &g->use_bias);
   if (c->failed) return;
   g->channels = boc[nb - 1];
   /* in_conv produces block_out_channels[0] and feeds the mid block built for [-1] directly. */
@@ -432,10 +432,8 @@ static void read_gen_enc(Ctx *c, JsonObject *root, JfGenEncConfig *g) {
     ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%sblock_out_channels first and last differ (%d, %d)", PP, boc[0], boc[nb - 1]);
   else if (g->kernel < g->stride)
     ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%skernel_size %d < stride %d is not supported", PP, g->kernel, g->stride);
-  /* padding defaults to ceil(kernel - stride); the engine derives it, so refuse another value. */
-  int pad = get_int(c, p, PP, "padding", FALSE, g->kernel - g->stride, 0, 64);
-  if (!c->failed && pad != g->kernel - g->stride)
-    ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%spadding %d is not supported (only kernel_size - stride)", PP, pad);
+  /* padding defaults to ceil(kernel - stride) (the official ShallowUViTEncoder) */
+  g->padding = get_int(c, p, PP, "padding", FALSE, g->kernel - g->stride, 0, 64);
 }
 
 static void read_gen_dec(Ctx *c, JsonObject *root, JfGenDecConfig *g) {
@@ -448,7 +446,7 @@ static void read_gen_dec(Ctx *c, JsonObject *root, JfGenDecConfig *g) {
   int boc[8] = {0};
   int nb = get_int_list(c, p, PP, "block_out_channels", boc, 8, def_boc, 1);
   g->upsamples = get_int(c, p, PP, "upsamples", FALSE, 2, 1, 8);
-  read_uvit_common(c, p, PP, &g->layers_in_middle, &g->hidden, &g->norm_eps);
+  read_uvit_common(c, p, PP, &g->layers_in_middle, &g->hidden, &g->norm_eps, &g->use_bias);
   if (!c->failed) g->channels = boc[nb - 1];
 }
 

@@ -24,13 +24,15 @@ typedef struct {
 } JfSiglipConfig;
 
 typedef struct {
-  int in_channels, channels, kernel, stride, layers_in_middle, hidden;
+  int in_channels, channels, kernel, stride, padding, layers_in_middle, hidden;
   float norm_eps;
+  bool use_bias;               /* the ConvNeXt blocks' and time embedding's biases */
 } JfGenEncConfig;
 
 typedef struct {
   int in_channels, channels, out_channels, upsamples, layers_in_middle, hidden;
   float norm_eps;
+  bool use_bias;               /* the ConvNeXt blocks' and unpatch_conv's biases */
 } JfGenDecConfig;
 
 typedef struct {

@@ -47,8 +47,15 @@ static gboolean mismatch(GError **error, const char *fmt, ...)
   return FALSE;
 }
 
-static gboolean load_block(JfUvit *u, const StFile *f, const char *prefix, int i, int64_t c, Block *b,
-                           GError **error)
+/* A bias of a Linear/Conv built with bias=use_bias: NULL when the config says there is none (a
+ * stray tensor is not used, as the official module would not have it). */
+static VkrtBuffer *opt_bias(JfUvit *u, const StFile *f, bool use_bias, const char *name, int64_t n, GError **error)
+{
+  return use_bias ? genw_vector(u->ctx, f, u->bufs, name, n, NULL, FALSE, error) : NULL;
+}
+
+static gboolean load_block(JfUvit *u, const StFile *f, const char *prefix, int i, int64_t c, bool use_bias,
+                           Block *b, GError **error)
 {
   VkrtContext *ctx = u->ctx;
   char *p = g_strdup_printf("%s.mid_block.res_blocks.%d.", prefix, i);
@@ -58,19 +65,18 @@ static gboolean load_block(JfUvit *u, const StFile *f, const char *prefix, int i
 #define N(s) (g_snprintf(name, sizeof name, "%s%s", p, s), name)
   if (!(b->dw_w = genw_dwconv(ctx, f, u->bufs, N("depthwise.weight"), c, &k, error)))
     goto out;
-  b->dw_b = genw_vector(ctx, f, u->bufs, N("depthwise.bias"), c, NULL, TRUE, error);
-  if (!(b->norm_w = genw_vector(ctx, f, u->bufs, N("norm.weight"), c, NULL, FALSE, error)) ||
+  b->dw_b = opt_bias(u, f, use_bias, N("depthwise.bias"), c, error);
+  if ((use_bias && !b->dw_b) ||
+      !(b->norm_w = genw_vector(ctx, f, u->bufs, N("norm.weight"), c, NULL, FALSE, error)) ||
       !(b->l1_w = genw_linear(ctx, f, u->bufs, N("channelwise_linear_1.weight"), -1, c, &ffn, NULL, error)) ||
       !(b->grn_g = genw_vector(ctx, f, u->bufs, N("channelwise_norm.weight"), ffn, NULL, FALSE, error)) ||
       !(b->grn_b = genw_vector(ctx, f, u->bufs, N("channelwise_norm.bias"), ffn, NULL, FALSE, error)) ||
       !(b->l2_w = genw_linear(ctx, f, u->bufs, N("channelwise_linear_2.weight"), c, ffn, NULL, NULL, error)) ||
       !(b->map_w = genw_linear(ctx, f, u->bufs, N("cond_embeds_mapper.weight"), 2 * c, u->hidden, NULL, NULL, error)))
     goto out;
-  b->l1_b = genw_vector(ctx, f, u->bufs, N("channelwise_linear_1.bias"), ffn, NULL, TRUE, error);
-  b->l2_b = genw_vector(ctx, f, u->bufs, N("channelwise_linear_2.bias"), c, NULL, TRUE, error);
-  b->map_b = genw_vector(ctx, f, u->bufs, N("cond_embeds_mapper.bias"), 2 * c, NULL, TRUE, error);
-  /* optional tensors report a wrong shape through error while returning NULL */
-  if (error && *error)
+  if (use_bias && (!(b->l1_b = opt_bias(u, f, use_bias, N("channelwise_linear_1.bias"), ffn, error)) ||
+                   !(b->l2_b = opt_bias(u, f, use_bias, N("channelwise_linear_2.bias"), c, error)) ||
+                   !(b->map_b = opt_bias(u, f, use_bias, N("cond_embeds_mapper.bias"), 2 * c, error))))
     goto out;
 #undef N
   b->c = (uint32_t)c;
@@ -100,15 +106,15 @@ static gboolean load_weights(JfUvit *u, const StFile *f, const JfModelConfig *cf
   if (!(u->te_w1 = genw_linear(ctx, f, o, "vision_gen_enc_model.time_embed.linear_1.weight", hid, -1, NULL, &t_in, error)) ||
       !(u->te_w2 = genw_linear(ctx, f, o, "vision_gen_enc_model.time_embed.linear_2.weight", hid, hid, NULL, NULL, error)))
     return FALSE;
-  u->te_b1 = genw_vector(ctx, f, o, "vision_gen_enc_model.time_embed.linear_1.bias", hid, NULL, TRUE, error);
-  u->te_b2 = genw_vector(ctx, f, o, "vision_gen_enc_model.time_embed.linear_2.bias", hid, NULL, TRUE, error);
-  if (error && *error)
+  if (cfg->gen_enc.use_bias &&
+      (!(u->te_b1 = opt_bias(u, f, TRUE, "vision_gen_enc_model.time_embed.linear_1.bias", hid, error)) ||
+       !(u->te_b2 = opt_bias(u, f, TRUE, "vision_gen_enc_model.time_embed.linear_2.bias", hid, error))))
     return FALSE;
   if (t_in < 1)
     return mismatch(error, "time_embed.linear_1 takes %" G_GINT64_FORMAT " features", t_in);
   u->t_in = (uint32_t)t_in;
 
-  /* in_conv: kernel from the tensor, stride from the config, padding = kernel - stride */
+  /* in_conv: kernel from the tensor, stride and padding from the config */
   int64_t ish[4] = { cfg->gen_enc.channels, cfg->gen_enc.in_channels, -1, -1 }, got[4];
   if (!(u->in_w = genw_conv(ctx, f, o, "vision_gen_enc_model.in_conv.weight", ish, got, error)))
     return FALSE;
@@ -122,7 +128,7 @@ static gboolean load_weights(JfUvit *u, const StFile *f, const JfModelConfig *cf
   u->lat_c = (uint32_t)got[1];
   u->k_in = (uint32_t)got[2];
   u->stride = (uint32_t)cfg->gen_enc.stride;
-  u->pad = u->k_in - u->stride;
+  u->pad = (uint32_t)cfg->gen_enc.padding;
   u->enc_eps = cfg->gen_enc.norm_eps;
   u->dec_eps = cfg->gen_dec.norm_eps;
   u->llm_eps = cfg->llm.rms_eps;
@@ -130,7 +136,7 @@ static gboolean load_weights(JfUvit *u, const StFile *f, const JfModelConfig *cf
   u->n_enc = (uint32_t)cfg->gen_enc.layers_in_middle;
   u->enc = g_new0(Block, MAX(u->n_enc, 1));
   for (uint32_t i = 0; i < u->n_enc; i++)
-    if (!load_block(u, f, "vision_gen_enc_model", (int)i, u->ce, &u->enc[i], error))
+    if (!load_block(u, f, "vision_gen_enc_model", (int)i, u->ce, cfg->gen_enc.use_bias, &u->enc[i], error))
       return FALSE;
   if (!(u->ea_w = genw_linear(ctx, f, o, "vision_gen_enc_aligner.weight", hid, u->ce, NULL, NULL, error)))
     return FALSE;
@@ -158,14 +164,14 @@ static gboolean load_weights(JfUvit *u, const StFile *f, const JfModelConfig *cf
   u->n_dec = (uint32_t)cfg->gen_dec.layers_in_middle;
   u->dec = g_new0(Block, MAX(u->n_dec, 1));
   for (uint32_t i = 0; i < u->n_dec; i++)
-    if (!load_block(u, f, "vision_gen_dec_model", (int)i, u->c2, &u->dec[i], error))
+    if (!load_block(u, f, "vision_gen_dec_model", (int)i, u->c2, cfg->gen_dec.use_bias, &u->dec[i], error))
       return FALSE;
   int64_t up_out = 0;
   if (!(u->out_norm = genw_vector(ctx, f, o, "vision_gen_dec_model.out_convs.0.norm.weight", u->c2, NULL, FALSE, error)) ||
       !(u->up_w = genw_linear(ctx, f, o, "vision_gen_dec_model.out_convs.0.unpatch_conv.weight", -1, u->c2, &up_out, NULL, error)))
     return FALSE;
-  u->up_b = genw_vector(ctx, f, o, "vision_gen_dec_model.out_convs.0.unpatch_conv.bias", up_out, NULL, TRUE, error);
-  if (error && *error)
+  if (cfg->gen_dec.use_bias &&
+      !(u->up_b = opt_bias(u, f, TRUE, "vision_gen_dec_model.out_convs.0.unpatch_conv.bias", up_out, error)))
     return FALSE;
   u->co = (uint32_t)cfg->gen_dec.out_channels;
   u->r = (uint32_t)lround(sqrt((double)up_out / u->co));

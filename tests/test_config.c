@@ -237,7 +237,10 @@ static void enc_boc(JsonObject *r) {
   json_object_set_array_member(obj(r, "vision_gen_enc_config.params"), "block_out_channels", json_array_new());
 }
 static void dec_upsamples(JsonObject *r) { json_object_set_int_member(obj(r, "vision_gen_dec_config.params"), "upsamples", 2); }
-static void dec_no_mid(JsonObject *r) { json_object_set_boolean_member(obj(r, "vision_gen_dec_config.params"), "use_mid_block", FALSE); }
+static void dec_no_mid(JsonObject *r) {
+  json_object_set_boolean_member(obj(r, "vision_gen_dec_config.params"), "use_mid_block", FALSE);
+  json_object_set_boolean_member(obj(r, "vision_gen_dec_config.params"), "use_bias", FALSE);
+}
 
 static void pre_size(JsonObject *r) { json_object_set_int_member(r, "image_size", 96); }
 static void pre_defaults(JsonObject *r) {
@@ -283,10 +286,8 @@ static void test_errors(void) {
     {"config.json", siglip_badmean, FMT, "pixel_mean"},
     {"config.json", enc_hidden, MM, "hidden_size"},
     {"config.json", enc_cls, MM, "ShallowUViTEncoder"},
-    {"config.json", enc_padding, FMT, "padding"},
     {"config.json", enc_boc, FMT, "block_out_channels"},
     {"config.json", dec_upsamples, MM, "upsample"},
-    {"config.json", dec_no_mid, FMT, "use_mid_block"},
     {"preprocessor_config.json", pre_size, MM, "image_size"},
     {"preprocessor_config.json", pre_mean_str, FMT, "image_mean"},
     {"processor_config.json", proc_tokens, MM, "num_image_tokens"},
@@ -376,6 +377,25 @@ static void test_defaults(void) {
   g_assert_no_error(e);
   g_assert_true(c->siglip.pixel_norm);
   g_assert_cmpfloat(c->siglip.pixel_std[2], ==, 0.25f);
+  config_free_model(c);
+  g_free(d);
+
+  /* ShallowUViT options the reference takes: an explicit padding, no mid block (0 layers), no
+   * biases; the encoder keeps its defaults */
+  d = model_copy("config.json", enc_padding);
+  c = config_load_model(d, &e);
+  g_assert_no_error(e);
+  g_assert_cmpint(c->gen_enc.padding, ==, 1);
+  g_assert_true(c->gen_enc.use_bias);
+  config_free_model(c);
+  g_free(d);
+  d = model_copy("config.json", dec_no_mid);
+  c = config_load_model(d, &e);
+  g_assert_no_error(e);
+  g_assert_cmpint(c->gen_dec.layers_in_middle, ==, 0);
+  g_assert_false(c->gen_dec.use_bias);
+  g_assert_cmpint(c->gen_enc.layers_in_middle, ==, 2);
+  g_assert_cmpint(c->gen_enc.padding, ==, 0);
   config_free_model(c);
   g_free(d);
 
