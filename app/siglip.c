@@ -122,7 +122,7 @@ static gboolean check_geometry(const JfModelConfig *cfg, GError **error)
   else if (c->width <= 0 || c->heads <= 0 || c->width % c->heads)
     bad = "width must be a positive multiple of heads";
   else if (!vkrt_attention_head_dim_ok((uint32_t)(c->width / c->heads)))
-    bad = "width / heads (the head size) is not supported: the attention kernels take up to 256";
+    bad = "width / heads (the head size) is not supported: the attention kernels take up to 1024";
   else if (c->layers < 0)
     bad = "layers (after select_layer) is negative";
   else if (c->mlp_dim <= 0)

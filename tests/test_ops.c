@@ -296,6 +296,8 @@ static void test_attention(void)
   check_attention(3, 5, 2, 14, 90, 96, 100, true, true);
   check_attention_gqa(2, 4, 6, 3, 10, 0, 11, 13, true, true);
   check_attention(1, 3, 1, 255, 0, 7, 7, false, false);
+  check_attention(1, 5, 2, 300, 0, 9, 9, true, false);       /* above the texel kernels' 256 */
+  check_attention(1, 2, 1, 1024, 0, 4, 4, false, false);
   /* the subgroup-split decode kernel (used on GPUs), forced */
   vkrt_ops_force_attention_split(1);
   check_attention(1, 1, 3, 128, 40, 41, 41, true, false);

@@ -4,7 +4,8 @@
  * blocks of queries share K/V tiles staged in shared memory). All sequences go in one dispatch
  * when their K/V regions fit one binding, else one dispatch per sequence (a single sequence's
  * K/V must fit one texel binding: 128 MiB+ on every device seen). Head sizes that are not a
- * multiple of 4 take the SCALAR variant of attention.comp (storage buffers) on every device. */
+ * multiple of 4 or above 256 take the SCALAR variant of attention.comp (storage buffers) on every
+ * device. */
 #include "ops.h"
 #include "op_util.h"
 
@@ -66,7 +67,7 @@ typedef enum { ATTN_ONLINE, ATTN_SPLIT, ATTN_FLASH, ATTN_SCALAR } AttnPath;
 
 static AttnPath attention_path(const VkrtDeviceInfo *di, uint32_t n_q, uint64_t items, uint32_t head_dim)
 {
-  if (head_dim % 4) return ATTN_SCALAR;
+  if (head_dim % 4 || head_dim > VKRT_ATTN_MAX_TEXEL_HEAD_DIM) return ATTN_SCALAR;
   int fm = flash_mode();
   bool gpu = di->type != VKRT_DEVICE_CPU;
   if (fm > 0 || (fm < 0 && gpu && n_q >= FLASH_MIN_Q)) return ATTN_FLASH;
@@ -110,7 +111,7 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
     return;
   if (B == 0 || p->n_q == 0 || p->n_heads == 0) return;
   const VkrtDeviceInfo *di = vkrt_context_info(vkrt_seq_context(seq));
-  bool texel = p->head_dim % 4 == 0;
+  bool texel = p->head_dim % 4 == 0 && p->head_dim <= VKRT_ATTN_MAX_TEXEL_HEAD_DIM;
   if (texel && (k.offset % 16 || v.offset % 16)) {
     op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "k and v must start on 16-byte boundaries");
     return;

@@ -92,9 +92,11 @@ typedef struct {
   uint32_t n_kv_heads;   /* heads in k and v (grouped-query attention), dividing n_heads; 0: n_heads */
 } VkrtAttnParams;
 
-/* The head sizes vkrt_op_attention takes: up to 256 (its register/shared budget). Whole vec4s
- * take the texel kernels; other sizes a slower storage-buffer kernel. */
-#define VKRT_ATTN_MAX_HEAD_DIM 256u
+/* The head sizes vkrt_op_attention takes. Whole vec4s up to 256 take the texel kernels (their
+ * register/shared budget); other sizes a slower storage-buffer kernel (per-invocation arrays of
+ * 2 x head_dim floats, hence a bound). */
+#define VKRT_ATTN_MAX_HEAD_DIM 1024u
+#define VKRT_ATTN_MAX_TEXEL_HEAD_DIM 256u
 static inline bool vkrt_attention_head_dim_ok(uint32_t d)
 {
   return d > 0 && d <= VKRT_ATTN_MAX_HEAD_DIM;
