@@ -38,26 +38,34 @@ typedef struct {
   uint64_t expect_model, expect_vae;
   /* LLM q/k/v/o_proj.bias tensors and `attention_bias: true` (JanusFlow has none; LLaMA takes them) */
   gboolean attn_bias;
+  /* ShallowUViT options JanusFlow leaves at their defaults (all zero = JanusFlow's): enc_kernel 0 is
+   * its 2x2 stride-2 patchify conv with no `padding` in config.json (the default kernel - stride);
+   * otherwise that kernel with enc_padding spelled out. enc_no_bias = encoder `use_bias: false`,
+   * dec_no_mid = decoder `use_mid_block: false`. */
+  int enc_kernel, enc_padding;
+  gboolean enc_no_bias, dec_no_mid;
 } Preset;
 
 static const Preset presets[] = {
   {"tiny", 64, 2, 4, 4, 160, 640, 512, "siglip_tiny_patch16_64", 64, 16, 32, 2, 2, 4.0, TRUE, 32, 8,
-   {32, 32, 64, 64}, 1, 8, 0, 0, FALSE},
+   {32, 32, 64, 64}, 1, 8, 0, 0, FALSE, 0, 0, FALSE, FALSE},
   {"small", 1024, 8, 8, 8, 2816, 32000, 4096, "siglip_small_patch16_384", 384, 16, 512, 8, 8, 4.0, TRUE, 384, 48,
-   {64, 128, 256, 256}, 2, 32, 0, 0, FALSE},
+   {64, 128, 256, 256}, 2, 32, 0, 0, FALSE, 0, 0, FALSE, FALSE},
   /* sizes that are no tile's multiple (K % 8 != 0 in the MLPs and SigLIP, head_dim 44 and 12,
    * 9 image tokens, 4 VAE blocks of 2 resnets): our own second parity fixture, tests/data/odd */
   {"odd", 88, 3, 2, 2, 236, 700, 512, "siglip_odd_patch16_48", 48, 16, 36, 2, 3, 3.0, TRUE, 24, 6,
-   {16, 24, 40, 40}, 2, 8, 0, 0, FALSE},
+   {16, 24, 40, 40}, 2, 8, 0, 0, FALSE, 0, 0, FALSE, FALSE},
   /* awkward attention shapes and configs the official checkpoint does not use: LLM head_dim 10
    * with grouped-query attention (6 query heads on 2 K/V heads) and attention biases, SigLIP
    * head_dim 6 at 50 px, which patch 16 does not divide (the grid rounds down to 3x3 = 9 image
    * tokens), an odd UViT width of 23 (the timestep embedding pads one zero feature), a 6x6
-   * default latent (9 generation tokens): our third parity fixture, tests/data/heads */
+   * default latent (9 generation tokens), a 4x4 stride-2 UViT patchify conv with padding 1, an
+   * encoder without biases and a decoder without ConvNeXt blocks: our third parity fixture,
+   * tests/data/heads */
   {"heads", 60, 2, 6, 2, 100, 640, 512, "siglip_heads_patch16_50", 50, 16, 30, 2, 5, 4.0, TRUE, 23, 6,
-   {8, 16, 16, 24}, 1, 4, 0, 0, TRUE},
+   {8, 16, 16, 24}, 1, 4, 0, 0, TRUE, 4, 1, TRUE, TRUE},
   {"full", 2048, 24, 16, 16, 5632, 102400, 16384, "siglip_large_patch16_384", 384, 16, 1024, 24, 16, 4.0, FALSE, 768,
-   48, {128, 256, 512, 512}, 2, 32, 2046367504ull, 49490199ull, FALSE},
+   48, {128, 256, 512, 512}, 2, 32, 2046367504ull, 49490199ull, FALSE, 0, 0, FALSE, FALSE},
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -116,22 +124,23 @@ static void norm(GArray *a, const char *prefix, int64_t c, gboolean bias) {
   if (bias) add(a, INIT_UNIFORM, 0.02f, 1, SHAPE(c), "%s.bias", prefix);
 }
 
-/* ConvNeXt block of ShallowUViT (depthwise 7x7, RMSNorm, GRN, FiLM from the LLM hidden size). */
-static void convnext(GArray *a, const char *prefix, int64_t C, int64_t D) {
+/* ConvNeXt block of ShallowUViT (depthwise 7x7, RMSNorm, GRN, FiLM from the LLM hidden size).
+ * bias = the config's use_bias (the GRN keeps its bias either way). */
+static void convnext(GArray *a, const char *prefix, int64_t C, int64_t D, gboolean bias) {
   char *p;
   add(a, INIT_UNIFORM, 1.0f / 7.0f, 4, SHAPE(C, 1, 7, 7), "%s.depthwise.weight", prefix);
-  add(a, INIT_UNIFORM, 1.0f / 7.0f, 1, SHAPE(C), "%s.depthwise.bias", prefix);
+  if (bias) add(a, INIT_UNIFORM, 1.0f / 7.0f, 1, SHAPE(C), "%s.depthwise.bias", prefix);
   add(a, INIT_ONE, 0.05f, 1, SHAPE(C), "%s.norm.weight", prefix);
   p = g_strdup_printf("%s.channelwise_linear_1", prefix);
-  linear(a, p, 4 * C, C, TRUE);
+  linear(a, p, 4 * C, C, bias);
   g_free(p);
   add(a, INIT_UNIFORM, 0.1f, 4, SHAPE(1, 1, 1, 4 * C), "%s.channelwise_norm.weight", prefix);
   add(a, INIT_UNIFORM, 0.1f, 4, SHAPE(1, 1, 1, 4 * C), "%s.channelwise_norm.bias", prefix);
   p = g_strdup_printf("%s.channelwise_linear_2", prefix);
-  linear(a, p, C, 4 * C, TRUE);
+  linear(a, p, C, 4 * C, bias);
   g_free(p);
   p = g_strdup_printf("%s.cond_embeds_mapper", prefix);
-  linear(a, p, 2 * C, D, TRUE);
+  linear(a, p, 2 * C, D, bias);
   g_free(p);
 }
 
@@ -196,24 +205,26 @@ static void janusflow_tensors(GArray *a, const Preset *p) {
   linear(a, "vision_und_enc_aligner", D, Wd, TRUE);
   add(a, INIT_UNIFORM, 0.1f, 2, SHAPE(1, D), "beg_of_und_embed");
 
-  /* ShallowUViT encoder: 2x2 stride-2 patchify conv, 2 ConvNeXt blocks, timestep MLP. */
-  const int64_t C = p->C, C2 = 2 * p->C;
-  linear(a, "vision_gen_enc_model.time_embed.linear_1", D, C, TRUE);
-  linear(a, "vision_gen_enc_model.time_embed.linear_2", D, D, TRUE);
-  add(a, INIT_UNIFORM, fan_scale(4, SHAPE(C, 4, 2, 2)), 4, SHAPE(C, 4, 2, 2), "vision_gen_enc_model.in_conv.weight");
+  /* ShallowUViT encoder: stride-2 patchify conv (2x2 unless the preset says otherwise; it keeps
+   * its bias whatever use_bias says), 2 ConvNeXt blocks, timestep MLP. */
+  const int64_t C = p->C, C2 = 2 * p->C, K = p->enc_kernel ? p->enc_kernel : 2;
+  const gboolean enc_bias = !p->enc_no_bias;
+  linear(a, "vision_gen_enc_model.time_embed.linear_1", D, C, enc_bias);
+  linear(a, "vision_gen_enc_model.time_embed.linear_2", D, D, enc_bias);
+  add(a, INIT_UNIFORM, fan_scale(4, SHAPE(C, 4, K, K)), 4, SHAPE(C, 4, K, K), "vision_gen_enc_model.in_conv.weight");
   add(a, INIT_UNIFORM, 0.25f, 1, SHAPE(C), "vision_gen_enc_model.in_conv.bias");
   for (int r = 0; r < 2; r++) {
     char *s = g_strdup_printf("vision_gen_enc_model.mid_block.res_blocks.%d", r);
-    convnext(a, s, C, D);
+    convnext(a, s, C, D, enc_bias);
     g_free(s);
   }
   linear(a, "vision_gen_enc_aligner", D, C, TRUE);
-  /* Decoder: RMSNorm on the aligned LLM features, concat with the encoder skip (2C), 2 blocks,
-   * RMSNorm + 1x1 conv to 4 latent channels x 2x2 sub-pixels. */
+  /* Decoder: RMSNorm on the aligned LLM features, concat with the encoder skip (2C), 2 blocks
+   * (none with use_mid_block false), RMSNorm + 1x1 conv to 4 latent channels x 2x2 sub-pixels. */
   norm(a, "vision_gen_dec_model.input_norm", C, FALSE);
-  for (int r = 0; r < 2; r++) {
+  for (int r = 0; r < (p->dec_no_mid ? 0 : 2); r++) {
     char *s = g_strdup_printf("vision_gen_dec_model.mid_block.res_blocks.%d", r);
-    convnext(a, s, C2, D);
+    convnext(a, s, C2, D, TRUE);
     g_free(s);
   }
   norm(a, "vision_gen_dec_model.out_convs.0.norm", C2, FALSE);
@@ -484,7 +495,7 @@ static gboolean write_model_config(const char *dir, const Preset *p, GError **er
   kv_int(b, "out_channels", 4);
   kv_int(b, "upsamples", 1);
   kv_bool(b, "use_bias", TRUE);
-  kv_bool(b, "use_mid_block", TRUE);
+  kv_bool(b, "use_mid_block", !p->dec_no_mid);
   json_builder_end_object(b);
   json_builder_end_object(b);
 
@@ -498,10 +509,11 @@ static gboolean write_model_config(const char *dir, const Preset *p, GError **er
   kv_bool(b, "elementwise_affine", TRUE);
   kv_int(b, "hidden_size", p->D);
   kv_int(b, "input_channels", 4);
-  kv_int(b, "kernel_size", 2);
+  kv_int(b, "kernel_size", p->enc_kernel ? p->enc_kernel : 2);
   kv_int(b, "layers_in_middle", 2);
+  if (p->enc_kernel) kv_int(b, "padding", p->enc_padding);
   kv_int(b, "stride", 2);
-  kv_bool(b, "use_bias", TRUE);
+  kv_bool(b, "use_bias", !p->enc_no_bias);
   kv_bool(b, "use_mid_block", TRUE);
   json_builder_end_object(b);
   json_builder_end_object(b);
@@ -888,8 +900,9 @@ int main(int argc, char **argv) {
       "odd = sizes that are no tile's multiple (LLM 88/3 layers/2 heads, MLP 236, SigLIP 36 wide at 48 px,\n"
       "9 image tokens, VAE [16,24,40,40] with 2 resnets per block): tests/data/odd;\n"
       "heads = awkward attention shapes (LLM 60 wide, 6 heads of 10 on 2 K/V heads with attention biases,\n"
-      "SigLIP 30 wide with 5 heads of 6 at 50 px (patch 16: a 3x3 grid), UViT 23 channels, a 6x6 latent,\n"
-      "VAE [8,16,16,24]): tests/data/heads;\n"
+      "SigLIP 30 wide with 5 heads of 6 at 50 px (patch 16: a 3x3 grid), UViT 23 channels with a 4x4\n"
+      "padding-1 patchify conv, no encoder biases and no decoder blocks, a 6x6 latent, VAE [8,16,16,24]):\n"
+      "tests/data/heads;\n"
       "full = the exact JanusFlow-1.3B shapes (2,046,367,504 parameters, 4.09 GB) + SDXL-VAE decoder.\n"
       "Weights are deterministic for a seed and exactly representable in bf16.");
   GError *e = NULL;

@@ -1,7 +1,8 @@
 # Makes our third golden fixture, with awkward attention shapes and configs the official checkpoint
 # does not use (see README.md here): head sizes that are no multiple of 4, grouped-query attention,
-# LLM attention biases, a SigLIP image size that the patch does not divide, an odd UViT width, a
-# latent of another size than the default, and a VAE without post_quant_conv / mid-block attention.
+# LLM attention biases, a SigLIP image size that the patch does not divide, an odd UViT width, the
+# ShallowUViT options use_bias / use_mid_block false and an explicit encoder padding, a latent of
+# another size than the default, and a VAE without post_quant_conv / mid-block attention.
 # The checkpoint comes from our own tool; the golden outputs from the project's PyTorch reference
 # (shared/reference/janusflow_ref.py, run from where it is, not copied), through ../fixture_lib.py.
 # The manifest's cases carry the keys the reference's `selftest` reads, so
@@ -42,6 +43,17 @@ vit = m.vision_und_enc_model.vit_cfg
 assert vit["embed_dim"] // vit["num_heads"] == 6 and vit["img_size"] % vit["patch_size"] != 0, vit
 assert m.vision_und_enc_model.num_patches == f.proc.num_image_tokens == 9
 assert m.vision_gen_enc_model.out_channels % 2 == 1
+# the ShallowUViT options JanusFlow leaves at their defaults: a 4x4 patchify conv whose padding (1)
+# config.json spells out (the default, kernel - stride = 2, would give other grids), an encoder
+# built with use_bias false (no time_embed / ConvNeXt biases) but with its blocks, and a decoder
+# with use_mid_block false (no blocks) that keeps its biases
+enc, dec = m.vision_gen_enc_model, m.vision_gen_dec_model
+with open(fx + "/janusflow/config.json") as c:
+    assert json.load(c)["vision_gen_enc_config"]["params"]["padding"] == 1
+assert enc.in_conv.kernel_size == (4, 4) and enc.in_conv.stride == (2, 2) and enc.in_conv.padding == (1, 1)
+assert enc.time_embed.linear_1.bias is None and enc.time_embed.linear_2.bias is None
+assert len(enc.mid_block.res_blocks) == 2 and enc.mid_block.res_blocks[0].cond_embeds_mapper.bias is None
+assert dec.mid_block is None and dec.out_convs[0].unpatch_conv.bias is not None
 plain = f.vae("vae-plain")
 assert plain.post_quant_conv is None and not plain.decoder.mid_block.add_attention
 with open(fx + "/vae-plain/config.json") as c:
