@@ -266,11 +266,6 @@ static gboolean chat_prepare(BenchSession *s, GError **error)
   s->n_chat = s->pr->chat_ids->len;
   s->chunk = MIN(s->n_chat, llm_max_rows(m->llm));
   uint32_t cap = s->n_chat + (uint32_t)s->o.decode_tokens + 1;
-  if ((int)cap > lc->max_pos) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "the chat prompt (%u tokens) + %d new tokens exceed the "
-                "model's %d positions", s->n_chat, s->o.decode_tokens, lc->max_pos);
-    return FALSE;
-  }
   if (!ensure_seq(s, error) || !(s->kv = llm_kv_new(m->llm, 1, cap, error)) ||
       !(s->x0 = vkrt_buffer_new(s->ctx, s->n_chat * row, error)) ||
       !(s->x = vkrt_buffer_new(s->ctx, s->chunk * row, error)) ||

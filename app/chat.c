@@ -49,9 +49,9 @@ JfChat *chat_new(JfModel *m, const char *system, uint32_t context, GError **erro
   JfChat *c = g_new0(JfChat, 1);
   c->m = m;
   c->system = g_strdup(system ? system : PROMPT_DEFAULT_SYSTEM);
-  c->capacity = context ? context : (uint32_t)MIN(lc->max_pos, 4096);
-  if ((int)c->capacity > lc->max_pos)
-    c->capacity = lc->max_pos;
+  /* max_position_embeddings is not a bound: RoPE takes any position and the official pipeline
+   * (transformers' Llama) does not enforce it; the CLI notes a --ctx above it */
+  c->capacity = context ? context : CHAT_DEFAULT_CONTEXT;
   c->rows = llm_max_rows(m->llm);
   c->pending = g_array_new(FALSE, FALSE, sizeof(int32_t));
   VkrtContext *ctx = m->ctx;

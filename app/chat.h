@@ -11,8 +11,11 @@ G_BEGIN_DECLS
 
 typedef struct JfChat JfChat;
 
+/* Tokens of conversation a chat holds unless the caller asks for another context. */
+#define CHAT_DEFAULT_CONTEXT 4096u
+
 /* system: NULL = the processor's default system prompt, "" = none. context: KV capacity in
- * tokens, 0 = min(max_position_embeddings, 4096). */
+ * tokens, 0 = CHAT_DEFAULT_CONTEXT (max_position_embeddings is not a bound). */
 JfChat *chat_new(JfModel *m, const char *system, uint32_t context, GError **error);
 void chat_free(JfChat *c);
 /* Forgets the conversation (the KV cache is reused from the start). */

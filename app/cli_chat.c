@@ -65,7 +65,7 @@ int cli_chat_main(int argc, char **argv)
     { "top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Keep the K most likely tokens, 0 = off (default 50)", "K" },
     { "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Sampling seed (default 42)", "S" },
     { "system", 0, 0, G_OPTION_ARG_FILENAME, &system, "System prompt (default: the model's own)", "TEXT" },
-    { "ctx", 0, 0, G_OPTION_ARG_INT, &ctx_len, "Context length in tokens (default min(model, 4096))", "N" },
+    { "ctx", 0, 0, G_OPTION_ARG_INT, &ctx_len, "Context length in tokens (default 4096)", "N" },
     { "dump", 0, 0, G_OPTION_ARG_FILENAME, &dump, "Write prompt_ids/logits_0/output_ids(.npy) here", "DIR" },
     { "device", 'd', 0, G_OPTION_ARG_FILENAME, &device, "Vulkan device: index or name substring", "SEL" },
     { "weights", 0, 0, G_OPTION_ARG_STRING, &weights, "Weight format on the device: bf16 (default) or q8_0 (the language model's Linear weights in 8 bits: less memory, small accuracy loss)", "FMT" },
@@ -114,6 +114,9 @@ int cli_chat_main(int argc, char **argv)
   unsigned what = JF_LOAD_LLM | JF_LOAD_VISION;
   if (!(m = model_load_opts(vk, model, NULL, what, &lo, NULL, NULL, &error)))
     goto fail;
+  if (ctx_len > llm_config(m->llm)->max_pos)
+    fprintf(stderr, "note: --ctx %d is above the model's max_position_embeddings (%d): answers past that "
+            "point are outside what it was trained on\n", ctx_len, llm_config(m->llm)->max_pos);
   if (!(chat = chat_new(m, system, (uint32_t)ctx_len, &error)))
     goto fail;
   if (dump)

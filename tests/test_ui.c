@@ -812,7 +812,7 @@ static void test_restore_drop(void)
   gulong h1 = g_signal_connect(engine, "chat-restore-finished", G_CALLBACK(on_watch_restored), &w);
   gulong h2 = g_signal_connect(engine, "chat-finished", G_CALLBACK(on_watch_chat), &w);
   GPtrArray *entries = g_ptr_array_new_with_free_func((GDestroyNotify)jf_chat_entry_free);
-  const guint pairs = 24;
+  const guint pairs = 80;  /* ~64 tokens each with the tiny tokenizer: more than the default 4096-token context */
   for (guint i = 0; i < pairs; i++) {
     g_autofree char *q = g_strdup_printf("Question %u: what happened next in the story?", i);
     g_ptr_array_add(entries, jf_chat_entry_new("user", q));
@@ -893,7 +893,7 @@ static guint messages_before_divider(JfChatPane *pane)
 static void test_restore_divider(void)
 {
   GPtrArray *entries = g_ptr_array_new_with_free_func((GDestroyNotify)jf_chat_entry_free);
-  const guint pairs = 24;
+  const guint pairs = 80;  /* ~64 tokens each with the tiny tokenizer: more than the default 4096-token context */
   for (guint i = 0; i < pairs; i++) {
     g_autofree char *q = g_strdup_printf("Question %u: what happened next in the story?", i);
     g_ptr_array_add(entries, jf_chat_entry_new("user", q));
