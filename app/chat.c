@@ -56,9 +56,16 @@ JfChat *chat_new(JfModel *m, const char *system, uint32_t context, GError **erro
   c->pending = g_array_new(FALSE, FALSE, sizeof(int32_t));
   VkrtContext *ctx = m->ctx;
   uint64_t H = lc->hidden;
-  if (!(c->seq = vkrt_seq_new(ctx, error)) ||
-      !(c->kv = llm_kv_new(m->llm, 1, c->capacity, error)) ||
-      !(c->ids = vkrt_buffer_new(ctx, c->rows * 4, error)) ||
+  if (!(c->seq = vkrt_seq_new(ctx, error))) {
+    chat_free(c);
+    return NULL;
+  }
+  if (!(c->kv = llm_kv_new(m->llm, 1, c->capacity, error))) {
+    g_prefix_error(error, "a context of %u tokens does not fit (a smaller one will): ", c->capacity);
+    chat_free(c);
+    return NULL;
+  }
+  if (!(c->ids = vkrt_buffer_new(ctx, c->rows * 4, error)) ||
       !(c->pos = vkrt_buffer_new(ctx, c->rows * 4, error)) ||
       !(c->x = vkrt_buffer_new(ctx, c->rows * H * 4, error)) ||
       !(c->out = vkrt_buffer_new(ctx, c->rows * H * 4, error)) ||

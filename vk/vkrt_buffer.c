@@ -130,8 +130,8 @@ VkrtBuffer *vkrt_buffer_new(VkrtContext *ctx, uint64_t size, GError **error)
   uint64_t alloc_size = (size + 255) / 256 * 256;
   if (alloc_size > ctx->info.max_alloc || alloc_size > ctx->max_buffer_size) {
     g_set_error(error, VKRT_ERROR, VKRT_ERROR_UNSUPPORTED,
-                "a buffer of %" G_GUINT64_FORMAT " bytes exceeds the device's limit of %" G_GUINT64_FORMAT
-                " bytes per allocation; split it", size, MIN(ctx->info.max_alloc, ctx->max_buffer_size));
+                "a buffer of %" G_GUINT64_FORMAT " bytes is larger than the device allows in one allocation (%"
+                G_GUINT64_FORMAT " bytes)", size, MIN(ctx->info.max_alloc, ctx->max_buffer_size));
     return NULL;
   }
   if (ctx->fail_alloc_in > 0 && --ctx->fail_alloc_in == 0) {
