@@ -66,6 +66,22 @@ BenchCost bench_cost_siglip(const JfModelConfig *cfg)
 
 static gboolean has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
+/* Tokens out_convs.k of the decoder runs on, relative to the encoder's grid: the product of the
+ * r * r of the out_convs before it (r from each unpatch_conv's outputs: cout * r * r). */
+static double unpatch_scale(const JfModelConfig *cfg, const StFile *st, int k)
+{
+  double scale = 1;
+  for (int j = 0; j < k; j++) {
+    char name[96];
+    g_snprintf(name, sizeof name, "vision_gen_dec_model.out_convs.%d.unpatch_conv.weight", j);
+    const StTensor *t = safetensors_find(st, name);
+    int cout = j + 1 == cfg->gen_dec.upsamples ? cfg->gen_dec.out_channels : cfg->gen_dec.channels;
+    if (t && t->ndim >= 1 && cout > 0)
+      scale *= (double)t->shape[0] / cout;
+  }
+  return scale;
+}
+
 gboolean bench_cost_euler_step(const JfModelConfig *cfg, const StFile *st, uint32_t prefix, uint32_t batch,
                                BenchCost *out, GError **error)
 {
@@ -90,6 +106,9 @@ gboolean bench_cost_euler_step(const JfModelConfig *cfg, const StFile *st, uint3
       rows = n;                       /* per image: FiLM and t_emb are shared by both CFG rows */
     else
       rows = enc ? n * T : 2 * n * T; /* encoder once per image, decoder per CFG row */
+    int k;
+    if (sscanf(t->name, "vision_gen_dec_model.out_convs.%d.", &k) == 1 && k > 0)
+      rows *= unpatch_scale(cfg, st, k);  /* a later out_conv runs on the upscaled grid */
     macs += rows * (double)t->n_elements;
   }
   if (!have_enc || !have_dec) {

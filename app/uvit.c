@@ -12,23 +12,35 @@ typedef struct {
   uint32_t c, ffn, k;
 } Block;
 
+/* One of the decoder's out_convs (Unpatchify): RMSNorm over cin, 1x1 conv to cout * r * r,
+ * PixelShuffle(r). JanusFlow-1.3B has one (upsamples 1); the official default has two. */
+#define UVIT_MAX_UP 8
+typedef struct {
+  VkrtBuffer *norm, *w, *b;
+  uint32_t cin, cout, r;
+} Unpatch;
+
 struct JfUvit {
   VkrtContext *ctx;
   GPtrArray *bufs;                 /* every buffer below; freed together */
   uint32_t max_batch, lat_c, lat_h, lat_w;
   uint32_t hidden, t_in;           /* LLM width; sinusoid features */
   uint32_t ce, k_in, stride, pad, gh, gw, n_tok;
-  uint32_t cd, c2, co, r;          /* decoder: aligner width, block width, out channels, unpatch */
+  uint32_t cd, c2, co, r;          /* decoder: aligner width, block width, out channels, total
+                                    * upscale of the out_convs (the product of their r) */
   float enc_eps, dec_eps, llm_eps;
   uint64_t weight_bytes;
 
   VkrtBuffer *te_w1, *te_b1, *te_w2, *te_b2, *in_w, *in_b, *ea_w, *ea_b;
   Block *enc, *dec;
   uint32_t n_enc, n_dec;
-  VkrtBuffer *da_norm, *da_w, *da_b, *in_norm, *out_norm, *up_w, *up_b;
+  VkrtBuffer *da_norm, *da_w, *da_b, *in_norm;
+  Unpatch up[UVIT_MAX_UP];
+  uint32_t n_up;
 
   /* scratch */
   VkrtBuffer *feat, *t_hid, *t_silu, *mod, *skip, *dw, *ffn, *x2, *norm, *dec_in, *patch, *grn;
+  VkrtBuffer *stage;               /* between two out_convs (channel-last); NULL with one */
   uint32_t skip_rows, dec_rows;    /* what the last encode / decode recorded */
 };
 
@@ -159,27 +171,40 @@ static gboolean load_weights(JfUvit *u, const StFile *f, const JfModelConfig *cf
     return mismatch(error, "decoder block_out_channels %d differ from the encoder's %u (the skip)",
                     cfg->gen_dec.channels, u->ce);
   u->c2 = u->cd + u->ce;
-  if (cfg->gen_dec.upsamples != 1)
-    return mismatch(error, "decoder upsamples = %d is not supported (JanusFlow uses 1)", cfg->gen_dec.upsamples);
   u->n_dec = (uint32_t)cfg->gen_dec.layers_in_middle;
   u->dec = g_new0(Block, MAX(u->n_dec, 1));
   for (uint32_t i = 0; i < u->n_dec; i++)
     if (!load_block(u, f, "vision_gen_dec_model", (int)i, u->c2, cfg->gen_dec.use_bias, &u->dec[i], error))
       return FALSE;
-  int64_t up_out = 0;
-  if (!(u->out_norm = genw_vector(ctx, f, o, "vision_gen_dec_model.out_convs.0.norm.weight", u->c2, NULL, FALSE, error)) ||
-      !(u->up_w = genw_linear(ctx, f, o, "vision_gen_dec_model.out_convs.0.unpatch_conv.weight", -1, u->c2, &up_out, NULL, error)))
-    return FALSE;
-  if (cfg->gen_dec.use_bias &&
-      !(u->up_b = opt_bias(u, f, TRUE, "vision_gen_dec_model.out_convs.0.unpatch_conv.bias", up_out, error)))
-    return FALSE;
   u->co = (uint32_t)cfg->gen_dec.out_channels;
-  u->r = (uint32_t)lround(sqrt((double)up_out / u->co));
-  if ((int64_t)u->co * u->r * u->r != up_out || u->r == 0)
-    return mismatch(error, "unpatch_conv has %" G_GINT64_FORMAT " outputs, not out_channels %u times a square",
-                    up_out, u->co);
   if (u->co != u->lat_c)
     return mismatch(error, "decoder out_channels %u differ from the latent's %u channels", u->co, u->lat_c);
+  u->n_up = (uint32_t)cfg->gen_dec.upsamples;
+  if (u->n_up < 1 || u->n_up > UVIT_MAX_UP)
+    return mismatch(error, "decoder upsamples = %u (1..%d)", u->n_up, UVIT_MAX_UP);
+  u->r = 1;
+  for (uint32_t k = 0; k < u->n_up; k++) {
+    Unpatch *up = &u->up[k];
+    /* the first takes [LLM-derived | skip], the others the block width; the last gives the latent */
+    up->cin = k == 0 ? u->c2 : (uint32_t)cfg->gen_dec.channels;
+    up->cout = k + 1 == u->n_up ? u->co : (uint32_t)cfg->gen_dec.channels;
+    char name[128];
+    int64_t up_out = 0;
+    g_snprintf(name, sizeof name, "vision_gen_dec_model.out_convs.%u.norm.weight", k);
+    if (!(up->norm = genw_vector(ctx, f, o, name, up->cin, NULL, FALSE, error)))
+      return FALSE;
+    g_snprintf(name, sizeof name, "vision_gen_dec_model.out_convs.%u.unpatch_conv.weight", k);
+    if (!(up->w = genw_linear(ctx, f, o, name, -1, up->cin, &up_out, NULL, error)))
+      return FALSE;
+    g_snprintf(name, sizeof name, "vision_gen_dec_model.out_convs.%u.unpatch_conv.bias", k);
+    if (cfg->gen_dec.use_bias && !(up->b = opt_bias(u, f, TRUE, name, up_out, error)))
+      return FALSE;
+    up->r = (uint32_t)lround(sqrt((double)up_out / up->cout));
+    if ((int64_t)up->cout * up->r * up->r != up_out || up->r == 0)
+      return mismatch(error, "out_convs.%u.unpatch_conv has %" G_GINT64_FORMAT " outputs, not %u channels times a square",
+                      k, up_out, up->cout);
+    u->r *= up->r;
+  }
   u->weight_bytes = bytes_of(o);
   return TRUE;
 }
@@ -191,6 +216,17 @@ static gboolean alloc_scratch(JfUvit *u, GError **error)
   for (uint32_t i = 0; i < u->n_enc; i++) ffn = MAX(ffn, u->enc[i].ffn);
   for (uint32_t i = 0; i < u->n_dec; i++) ffn = MAX(ffn, u->dec[i].ffn);
   uint64_t dw = MAX(MAX(mb * T * u->ce, rows * T * u->c2), rows * T * u->cd);
+  /* out_convs: stage k reads T * s^2 tokens (s = the upscale so far) of cin channels, normalised
+   * into dw, writes cout * r^2 per token to patch, shuffled into stage (or the velocity) */
+  uint64_t patch = 0, stage = 0, sc = 1;
+  for (uint32_t k = 0; k < u->n_up; k++) {
+    const Unpatch *up = &u->up[k];
+    uint64_t tok = rows * T * sc * sc;
+    dw = MAX(dw, tok * up->cin);
+    patch = MAX(patch, tok * up->cout * up->r * up->r);
+    sc *= up->r;
+    if (k + 1 < u->n_up) stage = MAX(stage, rows * T * sc * sc * up->cout);
+  }
   GPtrArray *o = u->bufs;
   VkrtContext *c = u->ctx;
   return (u->feat = genw_scratch(c, o, rows * u->t_in * 4, error)) &&
@@ -203,7 +239,8 @@ static gboolean alloc_scratch(JfUvit *u, GError **error)
          (u->x2 = genw_scratch(c, o, rows * T * u->c2 * 4, error)) &&
          (u->norm = genw_scratch(c, o, rows * T * u->hidden * 4, error)) &&
          (u->dec_in = genw_scratch(c, o, rows * T * u->cd * 4, error)) &&
-         (u->patch = genw_scratch(c, o, rows * T * u->co * u->r * u->r * 4, error)) &&
+         (u->patch = genw_scratch(c, o, patch * 4, error)) &&
+         (!stage || (u->stage = genw_scratch(c, o, stage * 4, error))) &&
          (u->grn = genw_scratch(c, o, vkrt_op_grn_scratch_bytes((uint32_t)rows, ffn), error));
 }
 
@@ -402,9 +439,22 @@ void uvit_record_decode(JfUvit *u, VkrtSeq *seq, uint32_t rows, VkrtTensor hidde
   vkrt_op_concat(seq, x2, tmp, Tsub(u->skip, (uint64_t)n * u->n_tok * u->ce), rows, u->n_tok, u->cd, u->ce, n);
   for (uint32_t i = 0; i < u->n_dec; i++)
     record_block(u, seq, &u->dec[i], x2, rows, n, u->dec_eps);
-  uint32_t up = u->co * u->r * u->r;
-  VkrtTensor on = Tsub(u->dw, M * u->c2), patch = Tsub(u->patch, M * up);
-  vkrt_op_rmsnorm(seq, on, x2, T(u->out_norm), (uint32_t)M, u->c2, u->dec_eps);
-  vkrt_op_matmul(seq, patch, on, T(u->up_w), T(u->up_b), (uint32_t)M, up, u->c2, 0);
-  vkrt_op_pixel_shuffle(seq, velocity, patch, rows, u->gh, u->gw, u->co, u->r);
+  VkrtTensor in = x2;
+  uint32_t h = u->gh, w = u->gw;
+  for (uint32_t k = 0; k < u->n_up; k++) {
+    const Unpatch *up = &u->up[k];
+    uint64_t tok = (uint64_t)rows * h * w;
+    uint32_t nout = up->cout * up->r * up->r;
+    VkrtTensor on = Tsub(u->dw, tok * up->cin), patch = Tsub(u->patch, tok * nout);
+    vkrt_op_rmsnorm(seq, on, in, T(up->norm), (uint32_t)tok, up->cin, u->dec_eps);
+    vkrt_op_matmul(seq, patch, on, T(up->w), T(up->b), (uint32_t)tok, nout, up->cin, 0);
+    if (k + 1 == u->n_up) {
+      vkrt_op_pixel_shuffle(seq, velocity, patch, rows, h, w, up->cout, up->r);
+    } else {
+      in = Tsub(u->stage, tok * nout);
+      vkrt_op_pixel_shuffle_nhwc(seq, in, patch, rows, h, w, up->cout, up->r);
+    }
+    h *= up->r;
+    w *= up->r;
+  }
 }

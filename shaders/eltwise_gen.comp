@@ -1,7 +1,7 @@
 #version 450
 // Element-wise generation ops, one variant per -D flag (see vk/ops_gen.h for the math):
 //   OP_SILU, OP_AFFINE (y = a x + b), OP_FILM, OP_UPSAMPLE (nearest 2x, NHWC),
-//   OP_PIXSHUF (NHWC -> NCHW PixelShuffle), OP_CONCAT (channels, b broadcast by image modulo),
+//   OP_PIXSHUF (PixelShuffle from NHWC to NCHW or NHWC), OP_CONCAT (channels, b broadcast by image modulo),
 //   OP_CFG (CFG + Euler step + x0 estimate + RGBA8 preview), OP_TRANSPOSE.
 // Grid-stride loops over `count` outputs starting at global index e0; window offsets *_add.
 #extension GL_GOOGLE_include_directive : require
@@ -62,14 +62,21 @@ void main() {
 #ifdef OP_PIXSHUF
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
-layout(push_constant) uniform P { uint e0, count, h, w, c, r; int y_add, x_add; } p;
+layout(push_constant) uniform P { uint e0, count, h, w, c, r; int y_add, x_add; uint nhwc; } p;
 void main() {
   LOOP {
-    uint e = p.e0 + i;   // NCHW output index over [B, c, h r, w r]
+    uint e = p.e0 + i;   // output index over NCHW [B, c, h r, w r] or NHWC [B, h r, w r, c]
     uint wr = p.w * p.r, hr = p.h * p.r;
-    uint X_ = e % wr, rest = e / wr;
-    uint Y_ = rest % hr; rest /= hr;
-    uint ch = rest % p.c, b = rest / p.c;
+    uint X_, Y_, ch, b, rest;
+    if (p.nhwc != 0u) {
+      ch = e % p.c; rest = e / p.c;
+      X_ = rest % wr; rest /= wr;
+      Y_ = rest % hr; b = rest / hr;
+    } else {
+      X_ = e % wr; rest = e / wr;
+      Y_ = rest % hr; rest /= hr;
+      ch = rest % p.c; b = rest / p.c;
+    }
     uint cin = (ch * p.r + Y_ % p.r) * p.r + X_ % p.r;
     uint src = ((b * p.h + Y_ / p.r) * p.w + X_ / p.r) * (p.c * p.r * p.r) + cin;
     y[int(e) + p.y_add] = x[int(src) + p.x_add];

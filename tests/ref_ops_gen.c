@@ -148,6 +148,18 @@ void ref_pixel_shuffle(float *y, const float *x, uint32_t batch, uint32_t h, uin
                 x[(((size_t)b * h + yy) * w + xx) * cin + ch * r * r + i * r + j];
 }
 
+void ref_pixel_shuffle_nhwc(float *y, const float *x, uint32_t batch, uint32_t h, uint32_t w, uint32_t c_out,
+                            uint32_t r)
+{
+  uint32_t cin = c_out * r * r;
+  for (uint32_t b = 0; b < batch; b++)
+    for (uint32_t yy = 0; yy < h * r; yy++)
+      for (uint32_t xx = 0; xx < w * r; xx++)
+        for (uint32_t ch = 0; ch < c_out; ch++)
+          y[(((size_t)b * h * r + yy) * w * r + xx) * c_out + ch] =
+            x[(((size_t)b * h + yy / r) * w + xx / r) * cin + ch * r * r + (yy % r) * r + xx % r];
+}
+
 void ref_concat(float *y, const float *a, const float *b, uint32_t batch, uint32_t hw, uint32_t ca,
                 uint32_t cb, uint32_t b_batch)
 {

@@ -29,6 +29,8 @@ void ref_film(float *x, const float *mod, uint32_t batch, uint32_t hw, uint32_t 
 void ref_upsample2x(float *y, const float *x, uint32_t batch, uint32_t h, uint32_t w, uint32_t c);
 void ref_pixel_shuffle(float *y, const float *x, uint32_t batch, uint32_t h, uint32_t w, uint32_t c_out,
                        uint32_t r);
+void ref_pixel_shuffle_nhwc(float *y, const float *x, uint32_t batch, uint32_t h, uint32_t w, uint32_t c_out,
+                            uint32_t r);
 void ref_concat(float *y, const float *a, const float *b, uint32_t batch, uint32_t hw, uint32_t ca,
                 uint32_t cb, uint32_t b_batch);
 void ref_cfg_euler(float *z, float *x0, float *v_out, const float *v, uint32_t n, uint32_t per, float cfg,

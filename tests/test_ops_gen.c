@@ -405,6 +405,12 @@ static void check_pixel_shuffle(uint32_t batch, uint32_t h, uint32_t w, uint32_t
   test_seq_run_free(seq);
   download(by, got);
   expect_close("pixel_shuffle", got, want, n, 1e-7);
+  ref_pixel_shuffle_nhwc(want, x, batch, h, w, c, r);
+  seq = test_seq_begin(ctx);
+  vkrt_op_pixel_shuffle_nhwc(seq, tens(by), tens(bx), batch, h, w, c, r);
+  test_seq_run_free(seq);
+  download(by, got);
+  expect_close("pixel_shuffle_nhwc", got, want, n, 1e-7);
   tfree(bx); tfree(by);
   g_free(x); g_free(want); g_free(got);
 }

@@ -147,10 +147,10 @@ void vkrt_op_upsample2x(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t batch
 
 /* --- PixelShuffle ---------------------------------------------------------------------------- */
 
-typedef struct { uint32_t e0, count, h, w, c, r; int32_t y_add, x_add; } ShufPush;
+typedef struct { uint32_t e0, count, h, w, c, r; int32_t y_add, x_add; uint32_t nhwc; } ShufPush;
 
-void vkrt_op_pixel_shuffle(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t batch, uint32_t h,
-                           uint32_t w, uint32_t c_out, uint32_t r)
+static void pixel_shuffle(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t batch, uint32_t h, uint32_t w,
+                          uint32_t c_out, uint32_t r, bool nhwc)
 {
   static const char op[] = "pixel_shuffle";
   if (!batch || !h || !w || !c_out || !r) {
@@ -178,9 +178,21 @@ void vkrt_op_pixel_shuffle(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t ba
       op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
       return;
     }
-    ShufPush push = { (uint32_t)(b0 * img), (uint32_t)(nb * img), h, w, c_out, r, yw.add, xw.add };
+    ShufPush push = { (uint32_t)(b0 * img), (uint32_t)(nb * img), h, w, c_out, r, yw.add, xw.add, nhwc };
     dispatch2(seq, "gen_pixel_shuffle", yw.bind, xw.bind, &push, sizeof push, push.count);
   }
+}
+
+void vkrt_op_pixel_shuffle(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t batch, uint32_t h,
+                           uint32_t w, uint32_t c_out, uint32_t r)
+{
+  pixel_shuffle(seq, y, x, batch, h, w, c_out, r, false);
+}
+
+void vkrt_op_pixel_shuffle_nhwc(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t batch, uint32_t h,
+                                uint32_t w, uint32_t c_out, uint32_t r)
+{
+  pixel_shuffle(seq, y, x, batch, h, w, c_out, r, true);
 }
 
 /* --- channel concatenation ------------------------------------------------------------------- */

@@ -121,6 +121,10 @@ void vkrt_op_upsample2x(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t batch
  * y[b, c, r*h+i, r*w+j] = x[b, h, w, c*r*r + i*r + j] (PyTorch's channel order). */
 void vkrt_op_pixel_shuffle(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t batch, uint32_t h,
                            uint32_t w, uint32_t c_out, uint32_t r);
+/* The same shuffle with a channel-last result, y [batch, h*r, w*r, c_out] (between two
+ * unpatchify stages of a decoder that upsamples more than once). */
+void vkrt_op_pixel_shuffle_nhwc(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t batch, uint32_t h,
+                                uint32_t w, uint32_t c_out, uint32_t r);
 
 /* Channel concatenation of NHWC tensors: y [batch, hw, ca+cb] = [a[b] | b_[b % b_batch]] with
  * a [batch, hw, ca], b_ [b_batch, hw, cb] (b_ is broadcast over CFG rows, as a is not). b_ must
