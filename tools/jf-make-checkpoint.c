@@ -41,31 +41,33 @@ typedef struct {
   /* ShallowUViT options JanusFlow leaves at their defaults (all zero = JanusFlow's): enc_kernel 0 is
    * its 2x2 stride-2 patchify conv with no `padding` in config.json (the default kernel - stride);
    * otherwise that kernel with enc_padding spelled out. enc_no_bias = encoder `use_bias: false`,
-   * dec_no_mid = decoder `use_mid_block: false`. */
+   * dec_no_mid = decoder `use_mid_block: false`. dec_upsamples 0 = JanusFlow's one out_conv;
+   * otherwise that many, each unpatching 2x2, and an encoder stride of 2^dec_upsamples to match. */
   int enc_kernel, enc_padding;
   gboolean enc_no_bias, dec_no_mid;
+  int dec_upsamples;
 } Preset;
 
 static const Preset presets[] = {
   {"tiny", 64, 2, 4, 4, 160, 640, 512, "siglip_tiny_patch16_64", 64, 16, 32, 2, 2, 4.0, TRUE, 32, 8,
-   {32, 32, 64, 64}, 1, 8, 0, 0, FALSE, 0, 0, FALSE, FALSE},
+   {32, 32, 64, 64}, 1, 8, 0, 0, FALSE, 0, 0, FALSE, FALSE, 0},
   {"small", 1024, 8, 8, 8, 2816, 32000, 4096, "siglip_small_patch16_384", 384, 16, 512, 8, 8, 4.0, TRUE, 384, 48,
-   {64, 128, 256, 256}, 2, 32, 0, 0, FALSE, 0, 0, FALSE, FALSE},
+   {64, 128, 256, 256}, 2, 32, 0, 0, FALSE, 0, 0, FALSE, FALSE, 0},
   /* sizes that are no tile's multiple (K % 8 != 0 in the MLPs and SigLIP, head_dim 44 and 12,
    * 9 image tokens, 4 VAE blocks of 2 resnets): our own second parity fixture, tests/data/odd */
   {"odd", 88, 3, 2, 2, 236, 700, 512, "siglip_odd_patch16_48", 48, 16, 36, 2, 3, 3.0, TRUE, 24, 6,
-   {16, 24, 40, 40}, 2, 8, 0, 0, FALSE, 0, 0, FALSE, FALSE},
+   {16, 24, 40, 40}, 2, 8, 0, 0, FALSE, 0, 0, FALSE, FALSE, 0},
   /* awkward attention shapes and configs the official checkpoint does not use: LLM head_dim 10
    * with grouped-query attention (6 query heads on 2 K/V heads) and attention biases, SigLIP
    * head_dim 6 at 50 px, which patch 16 does not divide (the grid rounds down to 3x3 = 9 image
    * tokens), an odd UViT width of 23 (the timestep embedding pads one zero feature), a 6x6
-   * default latent (9 generation tokens), a 4x4 stride-2 UViT patchify conv with padding 1, an
-   * encoder without biases and a decoder without ConvNeXt blocks: our third parity fixture,
-   * tests/data/heads */
-  {"heads", 60, 2, 6, 2, 100, 640, 512, "siglip_heads_patch16_50", 50, 16, 30, 2, 5, 4.0, TRUE, 23, 6,
-   {8, 16, 16, 24}, 1, 4, 0, 0, TRUE, 4, 1, TRUE, TRUE},
+   * stride-4 UViT patchify conv with padding 1 and a decoder of two out_convs (upsamples 2, the
+   * official default) to match, a 12x12 default latent (9 generation tokens), an encoder without
+   * biases and a decoder without ConvNeXt blocks: our third parity fixture, tests/data/heads */
+  {"heads", 60, 2, 6, 2, 100, 640, 512, "siglip_heads_patch16_50", 50, 16, 30, 2, 5, 4.0, TRUE, 23, 12,
+   {8, 16, 16, 24}, 1, 4, 0, 0, TRUE, 6, 1, TRUE, TRUE, 2},
   {"full", 2048, 24, 16, 16, 5632, 102400, 16384, "siglip_large_patch16_384", 384, 16, 1024, 24, 16, 4.0, FALSE, 768,
-   48, {128, 256, 512, 512}, 2, 32, 2046367504ull, 49490199ull, FALSE, 0, 0, FALSE, FALSE},
+   48, {128, 256, 512, 512}, 2, 32, 2046367504ull, 49490199ull, FALSE, 0, 0, FALSE, FALSE, 0},
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -205,8 +207,8 @@ static void janusflow_tensors(GArray *a, const Preset *p) {
   linear(a, "vision_und_enc_aligner", D, Wd, TRUE);
   add(a, INIT_UNIFORM, 0.1f, 2, SHAPE(1, D), "beg_of_und_embed");
 
-  /* ShallowUViT encoder: stride-2 patchify conv (2x2 unless the preset says otherwise; it keeps
-   * its bias whatever use_bias says), 2 ConvNeXt blocks, timestep MLP. */
+  /* ShallowUViT encoder: patchify conv of stride 2^upsamples (2x2 stride 2 unless the preset says
+   * otherwise; it keeps its bias whatever use_bias says), 2 ConvNeXt blocks, timestep MLP. */
   const int64_t C = p->C, C2 = 2 * p->C, K = p->enc_kernel ? p->enc_kernel : 2;
   const gboolean enc_bias = !p->enc_no_bias;
   linear(a, "vision_gen_enc_model.time_embed.linear_1", D, C, enc_bias);
@@ -220,17 +222,22 @@ static void janusflow_tensors(GArray *a, const Preset *p) {
   }
   linear(a, "vision_gen_enc_aligner", D, C, TRUE);
   /* Decoder: RMSNorm on the aligned LLM features, concat with the encoder skip (2C), 2 blocks
-   * (none with use_mid_block false), RMSNorm + 1x1 conv to 4 latent channels x 2x2 sub-pixels. */
+   * (none with use_mid_block false), then per out_conv RMSNorm + 1x1 conv to 2x2 sub-pixels: the
+   * first takes the 2C concat, later ones C; the last gives the 4 latent channels, others C. */
   norm(a, "vision_gen_dec_model.input_norm", C, FALSE);
   for (int r = 0; r < (p->dec_no_mid ? 0 : 2); r++) {
     char *s = g_strdup_printf("vision_gen_dec_model.mid_block.res_blocks.%d", r);
     convnext(a, s, C2, D, TRUE);
     g_free(s);
   }
-  norm(a, "vision_gen_dec_model.out_convs.0.norm", C2, FALSE);
-  add(a, INIT_UNIFORM, fan_scale(4, SHAPE(16, C2, 1, 1)), 4, SHAPE(16, C2, 1, 1),
-      "vision_gen_dec_model.out_convs.0.unpatch_conv.weight");
-  add(a, INIT_UNIFORM, 0.02f, 1, SHAPE(16), "vision_gen_dec_model.out_convs.0.unpatch_conv.bias");
+  const int ups = p->dec_upsamples ? p->dec_upsamples : 1;
+  for (int u = 0; u < ups; u++) {
+    const int64_t cin = u == 0 ? C2 : C, cout = 4 * (u + 1 == ups ? 4 : C);
+    add(a, INIT_ONE, 0.05f, 1, SHAPE(cin), "vision_gen_dec_model.out_convs.%d.norm.weight", u);
+    add(a, INIT_UNIFORM, fan_scale(4, SHAPE(cout, cin, 1, 1)), 4, SHAPE(cout, cin, 1, 1),
+        "vision_gen_dec_model.out_convs.%d.unpatch_conv.weight", u);
+    add(a, INIT_UNIFORM, 0.02f, 1, SHAPE(cout), "vision_gen_dec_model.out_convs.%d.unpatch_conv.bias", u);
+  }
   norm(a, "vision_gen_dec_aligner_norm", D, FALSE);
   linear(a, "vision_gen_dec_aligner", C, D, TRUE);
 }
@@ -493,7 +500,7 @@ static gboolean write_model_config(const char *dir, const Preset *p, GError **er
   kv_int(b, "in_channels", p->C);
   kv_int(b, "layers_in_middle", 2);
   kv_int(b, "out_channels", 4);
-  kv_int(b, "upsamples", 1);
+  kv_int(b, "upsamples", p->dec_upsamples ? p->dec_upsamples : 1);
   kv_bool(b, "use_bias", TRUE);
   kv_bool(b, "use_mid_block", !p->dec_no_mid);
   json_builder_end_object(b);
@@ -512,7 +519,7 @@ static gboolean write_model_config(const char *dir, const Preset *p, GError **er
   kv_int(b, "kernel_size", p->enc_kernel ? p->enc_kernel : 2);
   kv_int(b, "layers_in_middle", 2);
   if (p->enc_kernel) kv_int(b, "padding", p->enc_padding);
-  kv_int(b, "stride", 2);
+  kv_int(b, "stride", 1 << (p->dec_upsamples ? p->dec_upsamples : 1));
   kv_bool(b, "use_bias", !p->enc_no_bias);
   kv_bool(b, "use_mid_block", TRUE);
   json_builder_end_object(b);
@@ -900,8 +907,9 @@ int main(int argc, char **argv) {
       "odd = sizes that are no tile's multiple (LLM 88/3 layers/2 heads, MLP 236, SigLIP 36 wide at 48 px,\n"
       "9 image tokens, VAE [16,24,40,40] with 2 resnets per block): tests/data/odd;\n"
       "heads = awkward attention shapes (LLM 60 wide, 6 heads of 10 on 2 K/V heads with attention biases,\n"
-      "SigLIP 30 wide with 5 heads of 6 at 50 px (patch 16: a 3x3 grid), UViT 23 channels with a 4x4\n"
-      "padding-1 patchify conv, no encoder biases and no decoder blocks, a 6x6 latent, VAE [8,16,16,24]):\n"
+      "SigLIP 30 wide with 5 heads of 6 at 50 px (patch 16: a 3x3 grid), UViT 23 channels with a 6x6\n"
+      "stride-4 padding-1 patchify conv and 2 decoder out_convs, no encoder biases and no decoder\n"
+      "blocks, a 12x12 latent, VAE [8,16,16,24]):\n"
       "tests/data/heads;\n"
       "full = the exact JanusFlow-1.3B shapes (2,046,367,504 parameters, 4.09 GB) + SDXL-VAE decoder.\n"
       "Weights are deterministic for a seed and exactly representable in bf16.");

@@ -1,8 +1,9 @@
 # Makes our third golden fixture, with awkward attention shapes and configs the official checkpoint
 # does not use (see README.md here): head sizes that are no multiple of 4, grouped-query attention,
 # LLM attention biases, a SigLIP image size that the patch does not divide, an odd UViT width, the
-# ShallowUViT options use_bias / use_mid_block false and an explicit encoder padding, a latent of
-# another size than the default, and a VAE without post_quant_conv / mid-block attention.
+# ShallowUViT options use_bias / use_mid_block false, an explicit encoder padding, a stride-4 encoder
+# with a two-out_conv decoder (upsamples 2), a latent of another size than the default, and a VAE
+# without post_quant_conv / mid-block attention.
 # The checkpoint comes from our own tool; the golden outputs from the project's PyTorch reference
 # (shared/reference/janusflow_ref.py, run from where it is, not copied), through ../fixture_lib.py.
 # The manifest's cases carry the keys the reference's `selftest` reads, so
@@ -30,8 +31,10 @@ yy, xx = np.mgrid[0:70, 0:45]
 img = np.stack([128 + 100 * np.sin(yy / 6.0), xx * 5.0, 200 - yy * 2.5], -1)
 img[(np.abs(xx - 20) < 9) & (np.abs(yy - 40) < 12)] = [30, 220, 90]
 L.write_image(fx + "/inputs/chat.png", img, rng, 10)
-L.write_noise(fx + "/inputs/noise.npy", rng, (4, 6, 6))
-# 8x8: 16 generation tokens where num_image_tokens (9) gives 6x6; the latent's size is the noise's
+# the default latent: num_image_tokens 9 -> a 3x3 token grid x stride 4 = 12x12
+L.write_noise(fx + "/inputs/noise.npy", rng, (4, 12, 12))
+# 8x8: (8 + 2 - 6) / 4 + 1 = 2, so 4 generation tokens where the default has 9; the latent's size is
+# the noise's
 L.write_noise(fx + "/inputs/noise8.npy", rng, (4, 8, 8))
 
 f = L.Fixture(sys.argv[1], fx, "heads")
@@ -43,17 +46,36 @@ vit = m.vision_und_enc_model.vit_cfg
 assert vit["embed_dim"] // vit["num_heads"] == 6 and vit["img_size"] % vit["patch_size"] != 0, vit
 assert m.vision_und_enc_model.num_patches == f.proc.num_image_tokens == 9
 assert m.vision_gen_enc_model.out_channels % 2 == 1
-# the ShallowUViT options JanusFlow leaves at their defaults: a 4x4 patchify conv whose padding (1)
-# config.json spells out (the default, kernel - stride = 2, would give other grids), an encoder
-# built with use_bias false (no time_embed / ConvNeXt biases) but with its blocks, and a decoder
-# with use_mid_block false (no blocks) that keeps its biases
+# the ShallowUViT options JanusFlow leaves at their defaults: a 6x6 stride-4 patchify conv whose
+# padding (1) config.json spells out (the default, kernel - stride = 2, gives the same grids here
+# but samples other pixels), a decoder of two out_convs (upsamples 2: 2 x 2x2 unpatchify = the
+# encoder's stride 4), an encoder built with use_bias false (no time_embed / ConvNeXt biases) but
+# with its blocks, and a decoder with use_mid_block false (no blocks) that keeps its biases
 enc, dec = m.vision_gen_enc_model, m.vision_gen_dec_model
 with open(fx + "/janusflow/config.json") as c:
-    assert json.load(c)["vision_gen_enc_config"]["params"]["padding"] == 1
-assert enc.in_conv.kernel_size == (4, 4) and enc.in_conv.stride == (2, 2) and enc.in_conv.padding == (1, 1)
+    jc = json.load(c)
+assert jc["vision_gen_enc_config"]["params"]["padding"] == 1 and jc["vision_gen_enc_config"]["params"]["stride"] == 4
+assert jc["vision_gen_dec_config"]["params"]["upsamples"] == 2
+assert enc.in_conv.kernel_size == (6, 6) and enc.in_conv.stride == (4, 4) and enc.in_conv.padding == (1, 1)
+C = enc.out_channels
+assert len(dec.out_convs) == 2
+# out_convs.0: the 2C skip concat -> C at twice the grid; out_convs.1: C -> the 4 latent channels
+for oc, cin, cout in ((dec.out_convs[0], 2 * C, C), (dec.out_convs[1], C, 4)):
+    assert oc.norm.weight.shape == (cin,) and oc.unpatch_conv.weight.shape == (4 * cout, cin, 1, 1), oc
+    assert oc.unpatch_conv.bias is not None and oc.unpatch_conv.bias.shape == (4 * cout,)
+# the default latent round-trips: 12x12 -> a 3x3 grid (num_image_tokens) -> 12x12; 8x8 -> 2x2 -> 8x8
+import torch  # noqa: E402
+with torch.no_grad():
+    for hw, g in ((12, 3), (8, 2)):
+        y = enc.in_conv(torch.zeros(1, 4, hw, hw))
+        assert tuple(y.shape[-2:]) == (g, g), (hw, y.shape)
+        for oc in dec.out_convs:
+            y = oc(torch.cat([y, y], 1) if oc is dec.out_convs[0] else y)
+        assert tuple(y.shape) == (1, 4, hw, hw), (hw, y.shape)
+assert f.proc.num_image_tokens == 3 * 3
 assert enc.time_embed.linear_1.bias is None and enc.time_embed.linear_2.bias is None
 assert len(enc.mid_block.res_blocks) == 2 and enc.mid_block.res_blocks[0].cond_embeds_mapper.bias is None
-assert dec.mid_block is None and dec.out_convs[0].unpatch_conv.bias is not None
+assert dec.mid_block is None
 plain = f.vae("vae-plain")
 assert plain.post_quant_conv is None and not plain.decoder.mid_block.add_attention
 with open(fx + "/vae-plain/config.json") as c:
