@@ -661,8 +661,10 @@ JfModelConfig *config_load_model(const char *dir, GError **error) {
       ctx_fail(&c, JF_LOAD_ERROR_MISMATCH, "gen encoder input_channels %d != decoder out_channels %d",
                m->gen_enc.in_channels, m->gen_dec.out_channels);
     else if (m->gen_enc.stride != (1 << m->gen_dec.upsamples))
-      ctx_fail(&c, JF_LOAD_ERROR_MISMATCH, "vision_gen_enc_config.params.stride %d != 2^vision_gen_dec_config.params.upsamples (%d)",
-               m->gen_enc.stride, 1 << m->gen_dec.upsamples);
+      ctx_fail(&c, JF_LOAD_ERROR_MISMATCH,
+               "vision_gen_enc_config.params.stride %d does not match vision_gen_dec_config.params.upsamples %d "
+               "(each out_conv upsamples 2x: the stride must be %d)",
+               m->gen_enc.stride, m->gen_dec.upsamples, 1 << m->gen_dec.upsamples);
   }
   g_object_unref(jp);
   gboolean failed = c.failed;
