@@ -8,6 +8,7 @@
 
 #include "ops.h"
 #include "ref_ops.h"
+#include "attn_case.h"
 #include "test_util.h"
 
 static VkrtContext *ctx;
@@ -240,36 +241,13 @@ static void test_rope(void)
 
 /* --- attention ------------------------------------------------------------------------------- */
 
-/* HK K/V heads (grouped-query attention when < H) */
+/* HK K/V heads (grouped-query attention when < H); operands at offsets that are no texel's */
 static void check_attention_gqa(uint32_t B, uint32_t nq, uint32_t H, uint32_t HK, uint32_t D, uint32_t q_start,
                                 uint32_t n_kv, uint32_t cap, bool causal, bool use_mask)
 {
-  size_t HD = (size_t)H * D, KD = (size_t)HK * D;
-  float *q = test_rand_f32(rng, B * nq * HD, -1.0f, 1.0f), *k = test_rand_f32(rng, B * cap * KD, -1.0f, 1.0f);
-  float *v = test_rand_f32(rng, B * cap * KD, -1.0f, 1.0f);
-  int32_t *mask = g_new(int32_t, (size_t)B * cap);
-  for (size_t i = 0; i < (size_t)B * cap; i++) mask[i] = g_rand_int_range(rng, 0, 4) != 0;
-  if (use_mask) for (uint32_t j = 0; j < cap; j++) mask[j] = 0;  /* sequence 0 sees nothing: zeros */
-  float scale = 1.0f / sqrtf((float)D);
-  float *want = g_new(float, B * nq * HD), *got = g_new(float, B * nq * HD);
-  ref_attention(want, q, k, v, use_mask ? mask : NULL, B, nq, H, D, q_start, n_kv, cap, causal, scale, HK);
-  VkrtBuffer *bq = test_upload_at(ctx, q, 4 * B * nq * HD, 4), *bk = test_upload_at(ctx, k, 4 * B * cap * KD, 0);
-  VkrtBuffer *bv = test_upload_at(ctx, v, 4 * B * cap * KD, 32), *bm = test_upload_at(ctx, mask, 4ull * B * cap, 8);
-  VkrtBuffer *bo = test_upload_at(ctx, NULL, 4 * B * nq * HD, 0);
-  VkrtAttnParams p = { B, nq, H, D, q_start, n_kv, cap, causal, scale, HK };
-  VkrtSeq *s = test_seq_begin(ctx);
-  vkrt_op_attention(s, vkrt_tensor(bo), tensor_at(bq, 4, 4 * B * nq * HD), tensor_at(bk, 0, 4 * B * cap * KD),
-                    tensor_at(bv, 32, 4 * B * cap * KD), use_mask ? tensor_at(bm, 8, 4ull * B * cap) : vkrt_tensor_none(),
-                    &p);
-  test_seq_run(s);
-  test_download(bo, 0, got, 4 * B * nq * HD);
-  char *what = g_strdup_printf("attention B=%u nq=%u H=%u D=%u q_start=%u n_kv=%u cap=%u causal=%d mask=%d",
-                               B, nq, H, D, q_start, n_kv, cap, causal, use_mask);
-  assert_close(what, got, want, B * nq * HD, 1e-10);
-  g_free(what);
-  vkrt_seq_free(s);
-  vkrt_buffer_free(bq); vkrt_buffer_free(bk); vkrt_buffer_free(bv); vkrt_buffer_free(bm); vkrt_buffer_free(bo);
-  g_free(q); g_free(k); g_free(v); g_free(mask); g_free(want); g_free(got);
+  static const uint64_t offs[4] = { 4, 0, 32, 8 };
+  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask };
+  attn_case_check(ctx, rng, &c, offs, "op");
 }
 
 static void check_attention(uint32_t B, uint32_t nq, uint32_t H, uint32_t D, uint32_t q_start, uint32_t n_kv,

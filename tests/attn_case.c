@@ -1,0 +1,47 @@
+#include "attn_case.h"
+#include "ops.h"
+#include "ref_ops.h"
+#include "test_util.h"
+#include <math.h>
+
+double attn_case_run(VkrtContext *ctx, GRand *rng, const AttnCase *c, const uint64_t offs[4])
+{
+  static const uint64_t zero[4] = { 0 };
+  if (!offs) offs = zero;
+  uint32_t B = c->batch, nq = c->n_q, cap = c->kv_cap, D = c->head_dim;
+  size_t HD = (size_t)c->heads * D, KD = (size_t)c->kv_heads * D;
+  uint64_t qb = 4ull * B * nq * HD, kb = 4ull * B * cap * KD, mb = 4ull * B * cap;
+  float *q = test_rand_f32(rng, B * nq * HD, -1.0f, 1.0f), *k = test_rand_f32(rng, B * cap * KD, -1.0f, 1.0f);
+  float *v = test_rand_f32(rng, B * cap * KD, -1.0f, 1.0f);
+  int32_t *mask = g_new(int32_t, (size_t)B * cap);
+  for (size_t i = 0; i < (size_t)B * cap; i++) mask[i] = g_rand_int_range(rng, 0, 4) != 0;
+  if (c->mask) for (uint32_t j = 0; j < cap; j++) mask[j] = 0;
+  float scale = 1.0f / sqrtf((float)D);
+  float *want = g_new(float, B * nq * HD), *got = g_new(float, B * nq * HD);
+  ref_attention(want, q, k, v, c->mask ? mask : NULL, B, nq, c->heads, D, c->q_start, c->n_kv, cap, c->causal, scale,
+                c->kv_heads);
+  VkrtBuffer *bq = test_upload_at(ctx, q, qb, offs[0]), *bk = test_upload_at(ctx, k, kb, offs[1]);
+  VkrtBuffer *bv = test_upload_at(ctx, v, kb, offs[2]), *bm = test_upload_at(ctx, mask, mb, offs[3]);
+  VkrtBuffer *bo = test_upload_at(ctx, NULL, qb, 0);
+  VkrtAttnParams p = { B, nq, c->heads, D, c->q_start, c->n_kv, cap, c->causal, scale, c->kv_heads };
+  VkrtSeq *s = test_seq_begin(ctx);
+  vkrt_op_attention(s, vkrt_tensor(bo), vkrt_tensor_sub(vkrt_tensor(bq), offs[0], qb),
+                    vkrt_tensor_sub(vkrt_tensor(bk), offs[1], kb), vkrt_tensor_sub(vkrt_tensor(bv), offs[2], kb),
+                    c->mask ? vkrt_tensor_sub(vkrt_tensor(bm), offs[3], mb) : vkrt_tensor_none(), &p);
+  test_seq_run(s);
+  test_download(bo, 0, got, qb);
+  double r = ref_nmse(got, want, B * nq * HD);
+  vkrt_seq_free(s);
+  vkrt_buffer_free(bq); vkrt_buffer_free(bk); vkrt_buffer_free(bv); vkrt_buffer_free(bm); vkrt_buffer_free(bo);
+  g_free(q); g_free(k); g_free(v); g_free(mask); g_free(want); g_free(got);
+  return r;
+}
+
+void attn_case_check(VkrtContext *ctx, GRand *rng, const AttnCase *c, const uint64_t offs[4], const char *label)
+{
+  double r = attn_case_run(ctx, rng, c, offs);
+  if (!(r <= 1e-10))
+    g_printerr("%s attention B=%u nq=%u H=%u HK=%u D=%u q_start=%u n_kv=%u cap=%u causal=%d mask=%d: nmse %g\n", label,
+               c->batch, c->n_q, c->heads, c->kv_heads, c->head_dim, c->q_start, c->n_kv, c->kv_cap, c->causal, c->mask, r);
+  g_assert_cmpfloat(r, <=, 1e-10);
+}
