@@ -399,8 +399,7 @@ static void read_siglip(Ctx *c, JsonObject *root, JfSiglipConfig *s) {
 }
 
 /* The keys the ShallowUViT encoder and decoder share, read after their own keys (a bad
- * block_out_channels or upsamples is the one reported), then the ShallowUViT options the engine
- * implements; anything else is refused. */
+ * block_out_channels or upsamples is the one reported), then the ShallowUViT options. */
 static void read_uvit_common(Ctx *c, JsonObject *p, const char *PP, int *layers_in_middle, int *hidden,
                              float *norm_eps, bool *use_bias) {
   *layers_in_middle = get_int(c, p, PP, "layers_in_middle", FALSE, 2, 0, CONFIG_MAX_LAYERS);
@@ -409,8 +408,9 @@ static void read_uvit_common(Ctx *c, JsonObject *p, const char *PP, int *layers_
   /* without the mid block the features go straight through: the same as a block of 0 layers */
   if (!get_bool(c, p, PP, "use_mid_block", TRUE))
     *layers_in_middle = 0;
-  if (!get_bool(c, p, PP, "elementwise_affine", TRUE))
-    ctx_fail(c, JF_LOAD_ERROR_FORMAT, "%selementwise_affine false is not supported", PP);
+  /* elementwise_affine is read for its type only: the official ShallowUViT passes it to blocks
+   * whose RMSNorm (transformers' LlamaRMSNorm) always has a weight, so it changes nothing */
+  (void)get_bool(c, p, PP, "elementwise_affine", TRUE);
   *use_bias = get_bool(c, p, PP, "use_bias", TRUE);
 }
 
