@@ -240,6 +240,7 @@ static void dec_upsamples(JsonObject *r) { json_object_set_int_member(obj(r, "vi
 static void dec_no_mid(JsonObject *r) {
   json_object_set_boolean_member(obj(r, "vision_gen_dec_config.params"), "use_mid_block", FALSE);
   json_object_set_boolean_member(obj(r, "vision_gen_dec_config.params"), "use_bias", FALSE);
+  json_object_set_boolean_member(obj(r, "vision_gen_dec_config.params"), "elementwise_affine", FALSE);
 }
 
 static void pre_size(JsonObject *r) { json_object_set_int_member(r, "image_size", 96); }
@@ -381,7 +382,8 @@ static void test_defaults(void) {
   g_free(d);
 
   /* ShallowUViT options the reference takes: an explicit padding, no mid block (0 layers), no
-   * biases; the encoder keeps its defaults */
+   * biases, elementwise_affine false (no effect: the official norms always have a weight); the
+   * encoder keeps its defaults */
   d = model_copy("config.json", enc_padding);
   c = config_load_model(d, &e);
   g_assert_no_error(e);
