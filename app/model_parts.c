@@ -18,6 +18,27 @@ static gboolean load_uvit(JfModel *m, int batch, GError **error)
   return m->uvit != NULL;
 }
 
+/* The VAE decoder for batch latents of the model's latent size; the batch it holds is kept. */
+static gboolean load_vae(JfModel *m, int batch, GError **error)
+{
+  int c, h, w;
+  gen_latent_size(m, &c, &h, &w);
+  g_clear_pointer(&m->vae, vae_free);
+  if (!(m->vae = vae_new(m->ctx, m->vae_dir, batch, h, w, error)))
+    return FALSE;
+  m->gen_batch = batch;
+  return TRUE;
+}
+
+static gboolean gen_parts_loaded(const JfModel *m, GError **error)
+{
+  if (!m->uvit || !m->vae) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "the generation parts are not loaded");
+    return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean model_load_parts(JfModel *m, unsigned what, JfProgressFunc progress, void *user, GError **error)
 {
   if (what & JF_LOAD_VISION) {
@@ -31,13 +52,8 @@ gboolean model_load_parts(JfModel *m, unsigned what, JfProgressFunc progress, vo
       return FALSE;
     if (m->vae_dir) {
       if (progress) progress(0.92, "uploading VAE", user);
-      int c, h, w;
-      gen_latent_size(m, &c, &h, &w);
-      if (!(m->vae_cfg = config_load_vae(m->vae_dir, error)))
+      if (!(m->vae_cfg = config_load_vae(m->vae_dir, error)) || !load_vae(m, DEFAULT_GEN_BATCH, error))
         return FALSE;
-      if (!(m->vae = vae_new(m->ctx, m->vae_dir, DEFAULT_GEN_BATCH, h, w, error)))
-        return FALSE;
-      m->gen_batch = DEFAULT_GEN_BATCH;
     }
   }
   return TRUE;
@@ -45,29 +61,17 @@ gboolean model_load_parts(JfModel *m, unsigned what, JfProgressFunc progress, vo
 
 gboolean model_ensure_gen_batch(JfModel *m, int batch, GError **error)
 {
-  if (!m->uvit || !m->vae) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "the generation parts are not loaded");
+  if (!gen_parts_loaded(m, error))
     return FALSE;
-  }
   if ((int)uvit_max_batch(m->uvit) < batch && !load_uvit(m, batch, error))
     return FALSE;
-  if (m->gen_batch < batch) {
-    int c, h, w;
-    gen_latent_size(m, &c, &h, &w);
-    g_clear_pointer(&m->vae, vae_free);
-    if (!(m->vae = vae_new(m->ctx, m->vae_dir, batch, h, w, error)))
-      return FALSE;
-    m->gen_batch = batch;
-  }
-  return TRUE;
+  return m->gen_batch >= batch || load_vae(m, batch, error);
 }
 
 gboolean model_ensure_gen_latent(JfModel *m, int h, int w, GError **error)
 {
-  if (!m->uvit || !m->vae) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "the generation parts are not loaded");
+  if (!gen_parts_loaded(m, error))
     return FALSE;
-  }
   int c, ch, cw;
   gen_latent_size(m, &c, &ch, &cw);
   if (h == ch && w == cw)
@@ -75,15 +79,13 @@ gboolean model_ensure_gen_latent(JfModel *m, int h, int w, GError **error)
   int batch = m->gen_batch, old_h = m->gen_lat_h, old_w = m->gen_lat_w;
   m->gen_lat_h = h;
   m->gen_lat_w = w;
-  g_clear_pointer(&m->vae, vae_free);
-  if (load_uvit(m, batch, error) && (m->vae = vae_new(m->ctx, m->vae_dir, batch, h, w, error)))
+  if (load_uvit(m, batch, error) && load_vae(m, batch, error))
     return TRUE;
   /* back to the size that worked, so the model stays usable */
   m->gen_lat_h = old_h;
   m->gen_lat_w = old_w;
-  g_clear_pointer(&m->vae, vae_free);
   if (load_uvit(m, batch, NULL))
-    m->vae = vae_new(m->ctx, m->vae_dir, batch, ch, cw, NULL);
+    load_vae(m, batch, NULL);
   return FALSE;
 }
 

@@ -59,11 +59,12 @@ static gboolean mismatch(GError **error, const char *fmt, ...)
   return FALSE;
 }
 
-/* A bias of a Linear/Conv built with bias=use_bias: NULL when the config says there is none (a
- * stray tensor is not used, as the official module would not have it). */
-static VkrtBuffer *opt_bias(JfUvit *u, const StFile *f, bool use_bias, const char *name, int64_t n, GError **error)
+/* A bias of a Linear/Conv built with bias=use_bias, loaded only when use_bias says it exists
+ * (then it must be there; without it a stray tensor is not used, as the official module would
+ * not have it). */
+static VkrtBuffer *load_bias(JfUvit *u, const StFile *f, const char *name, int64_t n, GError **error)
 {
-  return use_bias ? genw_vector(u->ctx, f, u->bufs, name, n, NULL, FALSE, error) : NULL;
+  return genw_vector(u->ctx, f, u->bufs, name, n, NULL, FALSE, error);
 }
 
 static gboolean load_block(JfUvit *u, const StFile *f, const char *prefix, int i, int64_t c, bool use_bias,
@@ -77,18 +78,17 @@ static gboolean load_block(JfUvit *u, const StFile *f, const char *prefix, int i
 #define N(s) (g_snprintf(name, sizeof name, "%s%s", p, s), name)
   if (!(b->dw_w = genw_dwconv(ctx, f, u->bufs, N("depthwise.weight"), c, &k, error)))
     goto out;
-  b->dw_b = opt_bias(u, f, use_bias, N("depthwise.bias"), c, error);
-  if ((use_bias && !b->dw_b) ||
-      !(b->norm_w = genw_vector(ctx, f, u->bufs, N("norm.weight"), c, NULL, FALSE, error)) ||
+  if (!(b->norm_w = genw_vector(ctx, f, u->bufs, N("norm.weight"), c, NULL, FALSE, error)) ||
       !(b->l1_w = genw_linear(ctx, f, u->bufs, N("channelwise_linear_1.weight"), -1, c, &ffn, NULL, error)) ||
       !(b->grn_g = genw_vector(ctx, f, u->bufs, N("channelwise_norm.weight"), ffn, NULL, FALSE, error)) ||
       !(b->grn_b = genw_vector(ctx, f, u->bufs, N("channelwise_norm.bias"), ffn, NULL, FALSE, error)) ||
       !(b->l2_w = genw_linear(ctx, f, u->bufs, N("channelwise_linear_2.weight"), c, ffn, NULL, NULL, error)) ||
       !(b->map_w = genw_linear(ctx, f, u->bufs, N("cond_embeds_mapper.weight"), 2 * c, u->hidden, NULL, NULL, error)))
     goto out;
-  if (use_bias && (!(b->l1_b = opt_bias(u, f, use_bias, N("channelwise_linear_1.bias"), ffn, error)) ||
-                   !(b->l2_b = opt_bias(u, f, use_bias, N("channelwise_linear_2.bias"), c, error)) ||
-                   !(b->map_b = opt_bias(u, f, use_bias, N("cond_embeds_mapper.bias"), 2 * c, error))))
+  if (use_bias && (!(b->dw_b = load_bias(u, f, N("depthwise.bias"), c, error)) ||
+                   !(b->l1_b = load_bias(u, f, N("channelwise_linear_1.bias"), ffn, error)) ||
+                   !(b->l2_b = load_bias(u, f, N("channelwise_linear_2.bias"), c, error)) ||
+                   !(b->map_b = load_bias(u, f, N("cond_embeds_mapper.bias"), 2 * c, error))))
     goto out;
 #undef N
   b->c = (uint32_t)c;
@@ -119,8 +119,8 @@ static gboolean load_weights(JfUvit *u, const StFile *f, const JfModelConfig *cf
       !(u->te_w2 = genw_linear(ctx, f, o, "vision_gen_enc_model.time_embed.linear_2.weight", hid, hid, NULL, NULL, error)))
     return FALSE;
   if (cfg->gen_enc.use_bias &&
-      (!(u->te_b1 = opt_bias(u, f, TRUE, "vision_gen_enc_model.time_embed.linear_1.bias", hid, error)) ||
-       !(u->te_b2 = opt_bias(u, f, TRUE, "vision_gen_enc_model.time_embed.linear_2.bias", hid, error))))
+      (!(u->te_b1 = load_bias(u, f, "vision_gen_enc_model.time_embed.linear_1.bias", hid, error)) ||
+       !(u->te_b2 = load_bias(u, f, "vision_gen_enc_model.time_embed.linear_2.bias", hid, error))))
     return FALSE;
   if (t_in < 1)
     return mismatch(error, "time_embed.linear_1 takes %" G_GINT64_FORMAT " features", t_in);
@@ -197,7 +197,7 @@ static gboolean load_weights(JfUvit *u, const StFile *f, const JfModelConfig *cf
     if (!(up->w = genw_linear(ctx, f, o, name, -1, up->cin, &up_out, NULL, error)))
       return FALSE;
     g_snprintf(name, sizeof name, "vision_gen_dec_model.out_convs.%u.unpatch_conv.bias", k);
-    if (cfg->gen_dec.use_bias && !(up->b = opt_bias(u, f, TRUE, name, up_out, error)))
+    if (cfg->gen_dec.use_bias && !(up->b = load_bias(u, f, name, up_out, error)))
       return FALSE;
     up->r = (uint32_t)lround(sqrt((double)up_out / up->cout));
     if ((int64_t)up->cout * up->r * up->r != up_out || up->r == 0)

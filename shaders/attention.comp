@@ -10,9 +10,9 @@
 // S-th key with their own running max/sum/accumulator, merged at the end with subgroup
 // reductions. ITEMS (sequence, head, query) triples per workgroup, walked by however many
 // subgroups the device makes.
-// SCALAR: head sizes that are not whole vec4s (a head would start inside a texel) or above 256: the same
-// online kernel over storage buffers, one float at a time, D = spec constant 0. Only small test
-// models have such heads, so this form is about being right, not fast.
+// SCALAR: head sizes that are not whole vec4s (a head would start inside a texel) or above 256:
+// the same online kernel over storage buffers, one float at a time, D = spec constant 0. Only
+// small test models have such heads, so this form is about being right, not fast.
 #include "common.glsl"
 #if defined(SPLIT)
 #extension GL_KHR_shader_subgroup_arithmetic : require

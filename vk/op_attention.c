@@ -65,9 +65,15 @@ static void flash_blocks(const VkrtDeviceInfo *di, uint32_t d4, uint32_t *br, ui
 
 typedef enum { ATTN_ONLINE, ATTN_SPLIT, ATTN_FLASH, ATTN_SCALAR } AttnPath;
 
+/* Heads the texel kernels take (K/V read as whole RGBA32 texels); the others go to SCALAR. */
+static bool texel_head_dim(uint32_t head_dim)
+{
+  return head_dim % 4 == 0 && head_dim <= VKRT_ATTN_MAX_TEXEL_HEAD_DIM;
+}
+
 static AttnPath attention_path(const VkrtDeviceInfo *di, uint32_t n_q, uint64_t items, uint32_t head_dim)
 {
-  if (head_dim % 4 || head_dim > VKRT_ATTN_MAX_TEXEL_HEAD_DIM) return ATTN_SCALAR;
+  if (!texel_head_dim(head_dim)) return ATTN_SCALAR;
   int fm = flash_mode();
   bool gpu = di->type != VKRT_DEVICE_CPU;
   if (fm > 0 || (fm < 0 && gpu && n_q >= FLASH_MIN_Q)) return ATTN_FLASH;
@@ -111,7 +117,7 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
     return;
   if (B == 0 || p->n_q == 0 || p->n_heads == 0) return;
   const VkrtDeviceInfo *di = vkrt_context_info(vkrt_seq_context(seq));
-  bool texel = p->head_dim % 4 == 0 && p->head_dim <= VKRT_ATTN_MAX_TEXEL_HEAD_DIM;
+  bool texel = texel_head_dim(p->head_dim);
   if (texel && (k.offset % 16 || v.offset % 16)) {
     op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "k and v must start on 16-byte boundaries");
     return;
