@@ -86,7 +86,7 @@ static int features_of(VkrtContext *ctx, bool validation, Feature *f, GPtrArray 
   f[n++] = (Feature){ "shared_memory_gemm", "shared-memory tiled GEMM", gpu, smem };
   f[n++] = (Feature){ "flash_attention", "flash attention (>= 16 queries per sequence)", gpu,
                       gpu ? "GPU kernel: query blocks share K/V tiles in shared memory"
-                          : "CPU device: one invocation per query instead; JANUSFLOW_ATTENTION=flash forces it" };
+                          : "CPU device: score GEMMs and a softmax instead; JANUSFLOW_ATTENTION=flash forces it" };
   f[n++] = (Feature){ "timestamps", "timestamp queries", d->has_timestamps, d->has_timestamps ? "per-stage timings" : "unsupported" };
   f[n++] = (Feature){ "fp16", "fp16 arithmetic", false, d->has_fp16 ? "supported, not used (fp32 math)" : "unsupported" };
   f[n++] = (Feature){ "int8", "int8 arithmetic", false, d->has_int8 ? "supported, not used" : "unsupported" };

@@ -31,6 +31,7 @@ struct JfLlm {
   uint64_t weight_bytes;
   /* scratch, LLM_MAX_ROWS rows each */
   VkrtBuffer *h, *q, *attn, *gate, *up;
+  VkrtBuffer *attn_scores;  /* the attention op's scratch (CPU devices; NULL elsewhere) */
 };
 
 struct JfKvCache {
@@ -55,7 +56,8 @@ void llm_free(JfLlm *llm)
     for (int i = 0; i < llm->cfg.n_layers; i++)
       layer_free(&llm->layers[i]);
   g_free(llm->layers);
-  VkrtBuffer **bufs[] = { &llm->embed, &llm->norm, &llm->lm_head.buf, &llm->h, &llm->q, &llm->attn, &llm->gate, &llm->up };
+  VkrtBuffer **bufs[] = { &llm->embed, &llm->norm, &llm->lm_head.buf, &llm->h, &llm->q, &llm->attn, &llm->gate, &llm->up,
+                          &llm->attn_scores };
   for (size_t i = 0; i < G_N_ELEMENTS(bufs); i++)
     g_clear_pointer(bufs[i], vkrt_buffer_free);
   g_free(llm);
@@ -191,6 +193,9 @@ JfLlm *llm_new(VkrtContext *ctx, const StFile *f, const JfLlmConfig *cfg, JfWeig
       !(llm->gate = vkrt_buffer_new(ctx, R * I * 4, error)) ||
       !(llm->up = vkrt_buffer_new(ctx, R * I * 4, error)))
     goto fail;
+  uint64_t scores = vkrt_ops_attention_scratch_bytes(ctx);
+  if (scores && !(llm->attn_scores = vkrt_buffer_new(ctx, scores, error)))
+    goto fail;
   return llm;
 
 fail:
@@ -287,6 +292,7 @@ gboolean llm_record_layers(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x
     .n_batch = B, .n_q = T, .n_heads = c->n_heads, .head_dim = c->head_dim, .n_kv_heads = c->n_kv_heads,
     .q_start = start, .n_kv = start + T, .kv_capacity = kv->capacity,
     .causal = true, .scale = 1.0f / sqrtf((float)c->head_dim),
+    .scratch = llm->attn_scores ? vkrt_tensor(llm->attn_scores) : vkrt_tensor_none(),
   };
 
   for (int li = MAX(l0, 0); li < MIN(l1, c->n_layers); li++) {

@@ -31,6 +31,7 @@ struct JfSiglip {
   VkrtBuffer *x;       /* residual stream [T, W] */
   VkrtBuffer *h;       /* LayerNorm output [T, W] */
   VkrtBuffer *q, *k, *v, *attn;  /* [T, W] */
+  VkrtBuffer *attn_scores;        /* the attention op's scratch (CPU devices; NULL elsewhere) */
   VkrtBuffer *mlp;     /* [T, mlp_dim] */
   VkrtBuffer *feats;   /* final LayerNorm output [T, W] */
 };
@@ -54,7 +55,7 @@ void siglip_free(JfSiglip *s)
   g_free(s->blocks);
   VkrtBuffer **bufs[] = { &s->patch_w, &s->patch_b, &s->pos, &s->norm_w, &s->norm_b, &s->align_w,
                           &s->align_b, &s->beg, &s->pixels, &s->cols, &s->x, &s->h, &s->q, &s->k,
-                          &s->v, &s->attn, &s->mlp, &s->feats };
+                          &s->v, &s->attn, &s->attn_scores, &s->mlp, &s->feats };
   for (size_t i = 0; i < G_N_ELEMENTS(bufs); i++)
     g_clear_pointer(bufs[i], vkrt_buffer_free);
   g_free(s->beg_host);
@@ -222,6 +223,12 @@ JfSiglip *siglip_new(VkrtContext *ctx, const StFile *f, const JfModelConfig *cfg
       !(s->v = scratch(s, T * W, error)) || !(s->attn = scratch(s, T * W, error)) ||
       !(s->mlp = scratch(s, T * M, error)) || !(s->feats = scratch(s, T * W, error)))
     goto fail;
+  /* all heads' T x T scores (padded rows, a sum per row) where the device wants them, so the
+   * tower's attention is one chunk */
+  uint64_t want = vkrt_ops_attention_scratch_bytes(ctx);
+  uint64_t all = 4ull * s->cfg.heads * T * ((T + 15) / 16 * 16 + 1);
+  if (want && !(s->attn_scores = vkrt_buffer_new(ctx, MIN(want, all), error)))
+    goto fail;
   return s;
 
 fail:
@@ -284,6 +291,7 @@ gboolean siglip_encode(JfSiglip *s, VkrtSeq *seq, const float *pixels_chw, VkrtT
   const VkrtAttnParams ap = {
     .n_batch = 1, .n_q = T, .n_heads = heads, .head_dim = hd, .q_start = 0, .n_kv = T,
     .kv_capacity = T, .causal = false, .scale = 1.0f / sqrtf((float)hd),
+    .scratch = s->attn_scores ? vkrt_tensor(s->attn_scores) : vkrt_tensor_none(),
   };
   for (int i = 0; i < c->layers; i++) {
     const SigBlock *b = &s->blocks[i];

@@ -23,15 +23,23 @@ double attn_case_run(VkrtContext *ctx, GRand *rng, const AttnCase *c, const uint
   VkrtBuffer *bq = test_upload_at(ctx, q, qb, offs[0]), *bk = test_upload_at(ctx, k, kb, offs[1]);
   VkrtBuffer *bv = test_upload_at(ctx, v, kb, offs[2]), *bm = test_upload_at(ctx, mask, mb, offs[3]);
   VkrtBuffer *bo = test_upload_at(ctx, NULL, qb, 0);
-  VkrtAttnParams p = { B, nq, c->heads, D, c->q_start, c->n_kv, cap, c->causal, scale, c->kv_heads };
+  /* scratch starts as NaN: the GEMM form must not read scores it did not write */
+  VkrtBuffer *bs = c->scratch ? test_upload_at(ctx, NULL, c->scratch, 48) : NULL;
+  VkrtAttnParams p = { B, nq, c->heads, D, c->q_start, c->n_kv, cap, c->causal, scale, c->kv_heads,
+                       bs ? vkrt_tensor_sub(vkrt_tensor(bs), 48, c->scratch) : vkrt_tensor_none() };
   VkrtSeq *s = test_seq_begin(ctx);
   vkrt_op_attention(s, vkrt_tensor(bo), vkrt_tensor_sub(vkrt_tensor(bq), offs[0], qb),
                     vkrt_tensor_sub(vkrt_tensor(bk), offs[1], kb), vkrt_tensor_sub(vkrt_tensor(bv), offs[2], kb),
                     c->mask ? vkrt_tensor_sub(vkrt_tensor(bm), offs[3], mb) : vkrt_tensor_none(), &p);
+  /* (with small bindings, JANUSFLOW_MAX_BINDING, the op also splits by sequence and in smaller
+   * chunks: then only the results count) */
+  if (c->dispatches && vkrt_max_binding(ctx, false) >= (16u << 20))
+    g_assert_cmpuint(vkrt_seq_dispatch_count(s), ==, c->dispatches);
   test_seq_run(s);
   test_download(bo, 0, got, qb);
   double r = ref_nmse(got, want, B * nq * HD);
   vkrt_seq_free(s);
+  if (bs) vkrt_buffer_free(bs);
   vkrt_buffer_free(bq); vkrt_buffer_free(bk); vkrt_buffer_free(bv); vkrt_buffer_free(bm); vkrt_buffer_free(bo);
   g_free(q); g_free(k); g_free(v); g_free(mask); g_free(want); g_free(got);
   return r;

@@ -11,6 +11,9 @@
 typedef struct {
   uint32_t batch, n_q, heads, kv_heads, head_dim, q_start, n_kv, kv_cap;
   bool causal, mask;  /* mask: random hidden keys, sequence 0 sees none (its rows must be zeros) */
+  uint64_t scratch;   /* bytes of scratch given to the op (the GEMM form on CPU devices); 0: none */
+  uint32_t dispatches; /* > 0: the op must record exactly this many (which form ran, its
+                        * chunks), where bindings are not made small */
 } AttnCase;
 
 /* Runs the case with q, k, v and the mask starting `offs[0..3]` bytes into their buffers (NULL:

@@ -95,7 +95,7 @@ static void bench_matmul(uint32_t M, uint32_t N, uint32_t K, int reps)
   vkrt_buffer_free(m.y); vkrt_buffer_free(m.x); vkrt_buffer_free(m.w);
 }
 
-typedef struct { VkrtBuffer *o, *q, *k, *v; VkrtAttnParams p; } AT;
+typedef struct { VkrtBuffer *o, *q, *k, *v, *s; VkrtAttnParams p; } AT;
 
 static void rec_attention(VkrtSeq *seq, void *u)
 {
@@ -104,18 +104,27 @@ static void rec_attention(VkrtSeq *seq, void *u)
                     vkrt_tensor_none(), &a->p);
 }
 
-static void bench_attention(uint32_t B, uint32_t nq, uint32_t q_start, uint32_t n_kv, int reps)
+/* Each shape twice: the online kernel, then with scratch (the GEMM form where the device takes
+ * it; the name says which ran). */
+static void bench_attention(uint32_t B, uint32_t nq, uint32_t q_start, uint32_t n_kv, uint32_t H, uint32_t D,
+                            bool causal, int reps)
 {
-  uint32_t H = 16, D = 128, cap = n_kv;
+  uint32_t cap = n_kv;
   AT a = { buf(4ull * B * nq * H * D, 0), buf(4ull * B * nq * H * D, 0x3c000000u),
            buf(4ull * B * cap * H * D, 0x3c000000u), buf(4ull * B * cap * H * D, 0x3f800000u),
-           { B, nq, H, D, q_start, n_kv, cap, true, 1.0f / sqrtf((float)D), H } };
+           buf(VKRT_ATTN_SCRATCH_BYTES, 0),
+           { B, nq, H, D, q_start, n_kv, cap, causal, 1.0f / sqrtf((float)D), H, vkrt_tensor_none() } };
   uint64_t pairs = 0;
-  for (uint32_t i = 0; i < nq; i++) pairs += MIN(n_kv, q_start + i + 1);
-  char name[64];
-  g_snprintf(name, sizeof name, "attention B%u q%u kv%u", B, nq, n_kv);
-  bench(name, 4ull * pairs * H * D * B, 0, reps, rec_attention, &a);
-  vkrt_buffer_free(a.o); vkrt_buffer_free(a.q); vkrt_buffer_free(a.k); vkrt_buffer_free(a.v);
+  for (uint32_t i = 0; i < nq; i++) pairs += causal ? MIN(n_kv, q_start + i + 1) : n_kv;
+  for (int with = 0; with < 2; with++) {
+    a.p.scratch = with ? vkrt_tensor(a.s) : vkrt_tensor_none();
+    char name[64];
+    g_snprintf(name, sizeof name, "attention %s B%u q%u kv%u H%u D%u%s",
+               with ? vkrt_ops_attention_path(ctx, nq, B * H, D) : "online", B, nq, n_kv, H, D,
+               causal ? "" : " full");
+    bench(name, 4ull * pairs * H * D * B, 0, reps, rec_attention, &a);
+  }
+  vkrt_buffer_free(a.o); vkrt_buffer_free(a.q); vkrt_buffer_free(a.k); vkrt_buffer_free(a.v); vkrt_buffer_free(a.s);
 }
 
 typedef struct { VkrtBuffer *y, *x, *w, *ids; uint32_t rows, dim; } RN;
@@ -219,8 +228,10 @@ int main(int argc, char **argv)
     bench_matmul(1, 102400, 2048, reps);
   }
   if (want(filter, "attention")) {
-    bench_attention(1, 577, 0, 577, reps);
-    bench_attention(2, 1, 600, 601, reps);
+    bench_attention(1, 577, 0, 577, 16, 128, true, reps);       /* JanusFlow-1.3B prefill */
+    bench_attention(2, 577, 24, 601, 8, 128, true, reps);       /* `small` Euler step, CFG pair */
+    bench_attention(1, 576, 0, 576, 8, 64, false, reps);        /* `small` SigLIP */
+    bench_attention(2, 1, 600, 601, 16, 128, true, reps);       /* decode */
   }
   if (want(filter, "small")) {
     uint32_t rows = 577, dim = 2048;

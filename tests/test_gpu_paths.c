@@ -156,7 +156,7 @@ static void test_gemm_f16emu(void)
 static void check_attention_gqa(uint32_t B, uint32_t nq, uint32_t H, uint32_t HK, uint32_t D, uint32_t q_start,
                                 uint32_t n_kv, uint32_t cap, bool causal, bool use_mask)
 {
-  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask };
+  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask, 0, 0 };
   attn_case_check(ctx, rng, &c, NULL, "flash");
 }
 
@@ -214,12 +214,18 @@ static void test_paths(void)
   g_assert_cmpstr(vkrt_ops_gemm_path(ctx, 100, 64), ==, gpu ? (di->coopmat_m ? vkrt_ops_gemm_path(ctx, 100, 64) : "shared")
                                                             : "register");
   g_assert_cmpstr(vkrt_ops_gemm_path(ctx, 100, 63), ==, "generic");
-  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 600, 16, 128), ==, gpu ? "flash" : "online");
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 600, 16, 128), ==, gpu ? "flash" : "gemm");
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 1, 16, 128), ==, gpu && di->has_subgroup_arith ? "split" : "online");
   vkrt_ops_force_gemm(VKRT_GEMM_SHARED);
   g_assert_cmpstr(vkrt_ops_gemm_path(ctx, 100, 64), ==, "shared");
   vkrt_ops_force_gemm(VKRT_GEMM_AUTO);
   vkrt_ops_force_attention_flash(0);
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 600, 16, 128), ==, gpu ? "online" : "gemm");
+  vkrt_ops_force_attention_gemm(0);
   g_assert_cmpstr(vkrt_ops_attention_path(ctx, 600, 16, 128), ==, "online");
+  vkrt_ops_force_attention_gemm(1);
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 600, 16, 128), ==, "gemm");
+  vkrt_ops_force_attention_gemm(-1);
   vkrt_ops_force_attention_flash(-1);
 }
 

@@ -246,8 +246,60 @@ static void check_attention_gqa(uint32_t B, uint32_t nq, uint32_t H, uint32_t HK
                                 uint32_t n_kv, uint32_t cap, bool causal, bool use_mask)
 {
   static const uint64_t offs[4] = { 4, 0, 32, 8 };
-  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask };
+  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask, 0, 0 };
   attn_case_check(ctx, rng, &c, offs, "op");
+}
+
+/* The GEMM form (attn_gemm.comp) with `scratch` bytes; `dispatches`: 3 per chunk of query rows
+ * (1: the op fell back to the online kernel). q, k, v and the mask at texel-aligned offsets. */
+static void check_attention_gemm(uint32_t B, uint32_t nq, uint32_t H, uint32_t HK, uint32_t D, uint32_t q_start,
+                                 uint32_t n_kv, uint32_t cap, bool causal, bool use_mask, uint64_t scratch,
+                                 uint32_t dispatches)
+{
+  static const uint64_t offs[4] = { 16, 0, 48, 32 };
+  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask, scratch, dispatches };
+  attn_case_check(ctx, rng, &c, offs, "gemm");
+}
+
+/* Scratch for `rows` query rows of B x H heads over n_kv keys (scores padded to 16 keys, and one
+ * 1 / sum per row). */
+static uint64_t gemm_scratch(uint32_t B, uint32_t H, uint32_t n_kv, uint32_t rows)
+{
+  return 4ull * B * H * ((n_kv + 15) / 16 * 16 + 1) * rows;
+}
+
+static void test_attention_gemm(void)
+{
+  const uint64_t big = VKRT_ATTN_SCRATCH_BYTES;
+  bool cpu = vkrt_context_info(ctx)->type == VKRT_DEVICE_CPU;
+  /* CPU devices take it by themselves from 16 queries */
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 16, 16, 64), ==, cpu ? "gemm" : "flash");
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 15, 16, 64), ==,
+                  cpu || !vkrt_context_info(ctx)->has_subgroup_arith ? "online" : "split");
+  g_assert_cmpuint(vkrt_ops_attention_scratch_bytes(ctx), ==, cpu ? big : 0);
+  vkrt_ops_force_attention_gemm(1);
+  g_assert_cmpuint(vkrt_ops_attention_scratch_bytes(ctx), ==, big);
+  check_attention_gemm(1, 40, 2, 2, 64, 0, 40, 45, true, false, big, 3);      /* prefill */
+  check_attention_gemm(2, 37, 3, 1, 36, 5, 42, 50, true, true, big, 3);       /* GQA, mask, D4 = 9 */
+  check_attention_gemm(1, 33, 4, 4, 8, 0, 33, 33, false, false, big, 3);      /* bidirectional */
+  check_attention_gemm(1, 17, 1, 1, 256, 0, 17, 17, true, false, big, 3);     /* widest texel head */
+  check_attention_gemm(2, 20, 1, 1, 32, 280, 300, 310, true, true, big, 3);   /* keys over several tiles */
+  check_attention_gemm(1, 70, 1, 1, 16, 0, 700, 700, false, false, big, 3);   /* ... and workgroups */
+  check_attention_gemm(2, 20, 2, 1, 16, 10, 25, 30, true, false, big, 3);     /* fewer keys than q_start + n_q */
+  check_attention_gemm(3, 3, 2, 2, 16, 40, 43, 43, true, true, big, 3);       /* few queries (forced) */
+  check_attention_gemm(2, 1, 4, 2, 32, 40, 41, 41, true, false, big, 3);      /* decode (forced) */
+  check_attention_gemm(2, 50, 2, 2, 16, 0, 50, 50, true, true, gemm_scratch(2, 2, 50, 16) + 100, 12); /* 16-row chunks */
+  check_attention_gemm(1, 20, 3, 3, 12, 4, 24, 26, true, false, gemm_scratch(1, 3, 24, 7), 9);       /* 7-row chunks */
+  check_attention_gemm(1, 20, 2, 2, 16, 0, 20, 20, true, false, gemm_scratch(1, 2, 20, 1) - 4, 1);  /* too small: online */
+  /* not texel-aligned q: the online kernel */
+  static const uint64_t odd[4] = { 4, 0, 48, 32 };
+  AttnCase c = { 1, 20, 2, 2, 16, 0, 20, 20, true, false, big, 1 };
+  attn_case_check(ctx, rng, &c, odd, "gemm, odd q");
+  /* never: the online kernel with scratch */
+  vkrt_ops_force_attention_gemm(0);
+  check_attention_gemm(1, 40, 2, 2, 64, 0, 40, 45, true, false, big, 1);
+  vkrt_ops_force_attention_gemm(-1);
+  assert_clean();
 }
 
 static void check_attention(uint32_t B, uint32_t nq, uint32_t H, uint32_t D, uint32_t q_start, uint32_t n_kv,
@@ -435,6 +487,7 @@ int main(int argc, char **argv)
   g_test_add_func("/ops/rmsnorm", test_rmsnorm);
   g_test_add_func("/ops/rope", test_rope);
   g_test_add_func("/ops/attention", test_attention);
+  g_test_add_func("/ops/attention-gemm", test_attention_gemm);
   g_test_add_func("/ops/eltwise", test_eltwise);
   g_test_add_func("/ops/argmax", test_argmax);
   g_test_add_func("/ops/topk", test_topk);

@@ -90,6 +90,11 @@ typedef struct {
   bool causal;
   float scale;           /* usually 1/sqrt(head_dim) */
   uint32_t n_kv_heads;   /* heads in k and v (grouped-query attention), dividing n_heads; 0: n_heads */
+  /* Optional fp32 work space, 16-byte aligned: with it, CPU devices run sequences of >= 16
+   * queries as two GEMMs and a softmax over a score matrix kept here (attn_gemm.comp), in
+   * chunks of query rows that fit it; vkrt_ops_attention_scratch_bytes() says how much it is
+   * worth. None: the online kernel. */
+  VkrtTensor scratch;
 } VkrtAttnParams;
 
 /* The head sizes vkrt_op_attention takes. Whole vec4s up to 256 take the texel kernels (their
@@ -102,8 +107,8 @@ static inline bool vkrt_attention_head_dim_ok(uint32_t d)
   return d > 0 && d <= VKRT_ATTN_MAX_HEAD_DIM;
 }
 
-/* out[B*n_q, H*D] = softmax(q k^T * scale + mask) v per head, online softmax in fp32; never
- * materialises a score matrix in device memory.
+/* out[B*n_q, H*D] = softmax(q k^T * scale + mask) v per head in fp32: online softmax (no score
+ * matrix in device memory), or on CPU devices with p->scratch, scores chunked through it.
  * q [B*n_q, H*D]; k, v [B, kv_capacity, HK*D] (HK = n_kv_heads; query head h reads K/V head
  * h / (H / HK)); mask: none, or int32 [B, kv_capacity] with 0 = key hidden for that sequence.
  * A query that sees no key gets zeros. */
@@ -118,8 +123,17 @@ void vkrt_ops_force_attention_split(int mode);
  * -1 auto, 0 never, 1 always (any n_q, any device); JANUSFLOW_ATTENTION=flash|online does the
  * same as 1|0. Process-wide. */
 void vkrt_ops_force_attention_flash(int mode);
-/* The attention kernel n_q queries per sequence of heads of head_dim get on this context:
- * "flash", "split", "online" or "scalar" (head sizes that are not a multiple of 4). */
+/* The GEMM form (scratch given, >= 16 queries) is used on CPU devices. -1 auto, 0 never, 1 for
+ * any n_q on any device when scratch is given; JANUSFLOW_ATTENTION=gemm does the same as 1,
+ * =online or =flash as 0. Process-wide. */
+void vkrt_ops_force_attention_gemm(int mode);
+/* Scratch bytes worth giving vkrt_op_attention on this context (0 where the GEMM form is not
+ * used): enough for a 577-token image block of 16 heads in one chunk; longer ones chunk. */
+#define VKRT_ATTN_SCRATCH_BYTES (32ull << 20)
+uint64_t vkrt_ops_attention_scratch_bytes(VkrtContext *ctx);
+/* The attention kernel n_q queries per sequence of heads of head_dim get on this context, given
+ * scratch: "gemm", "flash", "split", "online" or "scalar" (head sizes that are not a multiple
+ * of 4 or above 256). */
 const char *vkrt_ops_attention_path(VkrtContext *ctx, uint32_t n_q, uint32_t n_seq_heads, uint32_t head_dim);
 /* Tests: the flash kernel's query block, key tile and workgroup size (0 = per device). */
 void vkrt_ops_force_flash_blocks(uint32_t br, uint32_t bc, uint32_t wg);
