@@ -256,9 +256,19 @@ static void check_dwconv(uint32_t batch, uint32_t h, uint32_t w, uint32_t c, uin
 
 static void test_dwconv(void)
 {
-  check_dwconv(3, 9, 7, 37, 7, 3);
-  check_dwconv(1, 4, 4, 64, 7, 3);   /* smaller than the kernel: most taps in the padding */
-  check_dwconv(2, 6, 5, 3, 3, 1);
+  /* both forms on any device: the texel form (VEC4) takes channels in multiples of 8 */
+  static const char *const forms[] = { "vec", "scalar" };
+  for (size_t i = 0; i < G_N_ELEMENTS(forms); i++) {
+    g_setenv("JANUSFLOW_DWCONV_KERNEL", forms[i], TRUE);
+    check_dwconv(3, 9, 7, 37, 7, 3);    /* 37 channels: the scalar form either way */
+    check_dwconv(1, 4, 4, 64, 7, 3);    /* smaller than the kernel: most taps in the padding */
+    check_dwconv(2, 6, 5, 3, 3, 1);
+    check_dwconv(3, 9, 7, 40, 7, 3);
+    check_dwconv(2, 13, 11, 16, 3, 1);  /* rows of 11: a partial block of 8 pixels */
+    check_dwconv(1, 5, 19, 8, 5, 2);
+    check_dwconv(1, 9, 10, 24, 3, 0);   /* no padding: 7 x 8 out */
+  }
+  g_unsetenv("JANUSFLOW_DWCONV_KERNEL");
 }
 
 /* --- norms ----------------------------------------------------------------------------------- */

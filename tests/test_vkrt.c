@@ -611,6 +611,34 @@ static void test_record_only(void)
   context_free_clean(ctx);
 }
 
+/* JANUSFLOW_PROFILE=1: the context prints GPU time per shader when freed, replays included */
+static void test_profile(void)
+{
+  if (g_test_subprocess()) {
+    g_setenv("JANUSFLOW_PROFILE", "1", TRUE);
+    VkrtContext *ctx = context_new(NULL);
+    GError *e = NULL;
+    VkrtBuffer *b = vkrt_buffer_new(ctx, 64, &e);
+    VkrtSeq *s = vkrt_seq_new(ctx, &e);
+    test_check_no_error(e);
+    vkrt_seq_begin(s);
+    vkrt_op_add(s, vkrt_tensor(b), vkrt_tensor(b), vkrt_tensor(b), 16);
+    g_assert_true(vkrt_seq_submit(s, &e));
+    g_assert_true(vkrt_seq_replay(s, &e));
+    g_assert_true(vkrt_seq_replay(s, &e));
+    test_check_no_error(e);
+    g_assert_true(vkrt_context_info(ctx)->has_timestamps);
+    vkrt_seq_free(s);
+    vkrt_buffer_free(b);
+    context_free_clean(ctx);
+    return;
+  }
+  g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed();
+  g_test_trap_assert_stderr("*GPU time per shader (JANUSFLOW_PROFILE)*");
+  g_test_trap_assert_stderr("*eltwise_add* 3 *");
+}
+
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
@@ -622,5 +650,6 @@ int main(int argc, char **argv)
   g_test_add_func("/vkrt/validation-hook", test_validation_hook);
   g_test_add_func("/vkrt/pipeline-cache", test_pipeline_cache);
   g_test_add_func("/vkrt/record-only", test_record_only);
+  g_test_add_func("/vkrt/profile", test_profile);
   return g_test_run();
 }

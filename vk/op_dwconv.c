@@ -1,6 +1,10 @@
-/* vkrt_op_dwconv2d: depthwise convolution (shaders/dwconv.comp), whole images per dispatch. */
+/* vkrt_op_dwconv2d: depthwise convolution (shaders/dwconv.comp), whole images per dispatch. CPU
+ * devices take the VEC4 form (texel loads, 4 channels x DW_TX pixels per invocation) where the
+ * channels and offsets allow; JANUSFLOW_DWCONV_KERNEL=vec|scalar forces one. */
 #include "ops_gen.h"
 #include "op_util.h"
+
+#define DW_TX 8u  /* TX in dwconv.comp */
 
 typedef struct {
   uint32_t e0, count;
@@ -46,6 +50,8 @@ void vkrt_op_dwconv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vk
   } else {
     bw = ww;
   }
+  bool vec = op_cpu_form(vkrt_seq_context(seq), "JANUSFLOW_DWCONV_KERNEL", "vec", "scalar") && c % 8 == 0 &&
+             x.offset % 16 == 0 && w.offset % 16 == 0 && op_win_texel(seq, w, 0, (uint64_t)k * k * c * 2, &ww);
   uint64_t sizes[2] = { x_img * 4, y_img * 4 };
   uint32_t per = op_images_per_window(seq, batch, sizes, 2);
   if (!per) {
@@ -55,8 +61,9 @@ void vkrt_op_dwconv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vk
   for (uint32_t b0 = 0; b0 < batch; b0 += per) {
     uint32_t nb = MIN(per, batch - b0);
     OpWin xw, yw;
-    if (!op_win(seq, x, b0 * x_img * 4, (b0 + nb) * x_img * 4, 4, &xw) ||
-        !op_win(seq, y, b0 * y_img * 4, (b0 + nb) * y_img * 4, 4, &yw)) {
+    bool xok = vec ? op_win_texel(seq, x, b0 * x_img * 4, (b0 + nb) * x_img * 4, &xw)
+                   : op_win(seq, x, b0 * x_img * 4, (b0 + nb) * x_img * 4, 4, &xw);
+    if (!xok || !op_win(seq, y, b0 * y_img * 4, (b0 + nb) * y_img * 4, 4, &yw)) {
       op_fail(seq, VKRT_ERROR_FAILED, op, "window planning failed");
       return;
     }
@@ -74,6 +81,17 @@ void vkrt_op_dwconv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vk
       .groups = { op_stride_groups(push.count), 1, 1 },
       .flops = 2ull * push.count * k * k,
     };
+    if (vec) {
+      /* work items: (image, output row, block of DW_TX pixels, channel quad) */
+      uint64_t per_img = (uint64_t)ho * ((wo + DW_TX - 1) / DW_TX) * (c / 4);
+      push.e0 = (uint32_t)(b0 * per_img);
+      push.count = (uint32_t)(nb * per_img);
+      d.shader = "gen_dwconv4";
+      d.texel_mask = 0x6;
+      d.spec[0] = k;
+      d.n_spec = 1;
+      vkrt_groups_linear((push.count + 63) / 64, d.groups);
+    }
     vkrt_seq_dispatch(seq, &d);
   }
 }

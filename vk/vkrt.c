@@ -609,6 +609,7 @@ VkrtContext *vkrt_context_new(const VkrtOptions *opt, GError **error)
   VkrtContext *ctx = g_new0(VkrtContext, 1);
   g_mutex_init(&ctx->lock);
   ctx->pipelines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, pipeline_free);
+  vkrt_profile_init(ctx, env_flag("JANUSFLOW_PROFILE"));
   bool validate = (opt && opt->validate) || env_flag("JANUSFLOW_VALIDATE");
   const char *sel = opt && opt->device ? opt->device : g_getenv("JANUSFLOW_DEVICE");
 
@@ -652,6 +653,7 @@ fail:
 void vkrt_context_free(VkrtContext *ctx)
 {
   if (!ctx) return;
+  vkrt_profile_finish(ctx);
   if (ctx->device) {
     vkDeviceWaitIdle(ctx->device);
     vkrt_cache_close(ctx);

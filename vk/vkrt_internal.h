@@ -64,6 +64,7 @@ struct VkrtContext {
   bool lost;                        /* sticky: a submit saw VK_ERROR_DEVICE_LOST */
   int coopmat_state;                /* vkrt_context_coopmat_state; under lock */
   char *coopmat_note;
+  GHashTable *profile;              /* JANUSFLOW_PROFILE: shader -> GPU time (vkrt_profile.c); else NULL */
 };
 
 struct VkrtBuffer {
@@ -89,5 +90,10 @@ VkBufferView vkrt_buffer_view(VkrtBuffer *buf, uint64_t offset, uint64_t range, 
  * by vkrt_cache_close, before the device goes. */
 void vkrt_cache_open(VkrtContext *ctx, const char *dir);
 void vkrt_cache_close(VkrtContext *ctx);
+/* GPU time per shader (vkrt_profile.c): init at context creation (on: JANUSFLOW_PROFILE set),
+ * add after each submit (no-op when off), finish prints the table to stderr and frees it. */
+void vkrt_profile_init(VkrtContext *ctx, bool on);
+void vkrt_profile_add(VkrtContext *ctx, const char *label, double ms, uint64_t flops);
+void vkrt_profile_finish(VkrtContext *ctx);
 /* The pipeline for (shader, bindings, spec constants); built on first use. */
 const VkrtPipeline *vkrt_context_pipeline(VkrtContext *ctx, const VkrtDispatch *d, GError **error);

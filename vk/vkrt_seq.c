@@ -25,6 +25,7 @@ struct VkrtSeq {
   uint64_t flops;
   const VkrtPipeline *bound;
   GPtrArray *labels;        /* one per mark; query i+1 belongs to mark i, query 0 is the start */
+  GArray *mark_flops;       /* uint64_t per mark: the dispatch's FLOPs for profile marks, else 0 */
   GArray *timings;          /* VkrtTiming, labels point into `labels` */
 };
 
@@ -144,6 +145,7 @@ VkrtSeq *vkrt_seq_new(VkrtContext *ctx, GError **error)
   VkrtSeq *seq = g_new0(VkrtSeq, 1);
   seq->ctx = ctx;
   seq->labels = g_ptr_array_new_with_free_func(g_free);
+  seq->mark_flops = g_array_new(FALSE, TRUE, sizeof(uint64_t));
   seq->timings = g_array_new(FALSE, TRUE, sizeof(VkrtTiming));
   VkResult r;
   VkCommandPoolCreateInfo pci = {
@@ -196,6 +198,7 @@ void vkrt_seq_free(VkrtSeq *seq)
   if (seq->pool) vkDestroyCommandPool(dev, seq->pool, NULL);
   g_clear_error(&seq->error);
   g_ptr_array_free(seq->labels, TRUE);
+  g_array_free(seq->mark_flops, TRUE);
   g_array_free(seq->timings, TRUE);
   g_free(seq);
 }
@@ -234,6 +237,7 @@ void vkrt_seq_begin(VkrtSeq *seq)
   seq->flops = 0;
   seq->bound = NULL;
   g_ptr_array_set_size(seq->labels, 0);
+  g_array_set_size(seq->mark_flops, 0);
   g_array_set_size(seq->timings, 0);
   VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
   VkResult r = vkResetCommandBuffer(seq->cmd, 0);
@@ -259,12 +263,18 @@ static bool ensure_recording(VkrtSeq *seq)
   return seq->state == SEQ_RECORDING && !seq->error;
 }
 
-void vkrt_seq_mark(VkrtSeq *seq, const char *label)
+static void mark(VkrtSeq *seq, const char *label, uint64_t flops)
 {
   if (!ensure_recording(seq) || !seq->queries) return;
   if (seq->labels->len + 1 >= MAX_QUERIES) return; /* later marks are dropped, not an error */
   g_ptr_array_add(seq->labels, g_strdup(label ? label : ""));
+  g_array_append_val(seq->mark_flops, flops);
   vkCmdWriteTimestamp(seq->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, seq->queries, seq->labels->len);
+}
+
+void vkrt_seq_mark(VkrtSeq *seq, const char *label)
+{
+  mark(seq, label, 0);
 }
 
 const VkrtTiming *vkrt_seq_timings(VkrtSeq *seq, uint32_t *count)
@@ -392,6 +402,7 @@ void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d)
     vkCmdPushConstants(seq->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, (d->push_size + 3) & ~3u, d->push);
   vkCmdDispatch(seq->cmd, d->groups[0], d->groups[1], d->groups[2]);
   barrier(seq);
+  if (ctx->profile) mark(seq, d->shader, d->flops);
   seq->n_dispatch++;
   seq->flops += d->flops;
   g_mutex_lock(&ctx->lock);
@@ -471,6 +482,11 @@ static gboolean execute(VkrtSeq *seq, GError **error)
     return FALSE;
   }
   read_timings(seq);
+  if (ctx->profile)
+    for (guint i = 0; i < seq->timings->len; i++) {
+      const VkrtTiming *t = &g_array_index(seq->timings, VkrtTiming, i);
+      vkrt_profile_add(ctx, t->label, t->ms, g_array_index(seq->mark_flops, uint64_t, i));
+    }
   return !validation_failed(ctx, error);
 }
 
