@@ -450,7 +450,8 @@ gboolean gen_run(JfGen *g, const JfGenParams *p, JfGenControl *control, JfGenSte
    * Llama) does not enforce it either; JanusFlow-1.3B's 16384 is far above this anyway. */
   if (P > llm_max_rows(m->llm)) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
-                "the prompt is %u tokens; at most %u fit with the %u image tokens", P, llm_max_rows(m->llm), T);
+                "the prompt is %u tokens; at most %u fit in one pass of the language model (shorten it)", P,
+                llm_max_rows(m->llm));
     goto out;
   }
   if (g->dump_dir) {

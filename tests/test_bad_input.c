@@ -700,9 +700,9 @@ static void test_prompt_too_long_chat(void)
 
 static void test_prompt_too_long_generate(void)
 {
-  /* the tiny model has 512 positions */
+  /* more tokens than one language-model pass takes (LLM_MAX_ROWS) */
   char *p = long_prompt(1200), *out = tmp_path("long.png");
-  expect_failure(2, WANT("the prompt is", "at most", "image tokens"),
+  expect_failure(2, WANT("the prompt is", "at most", "one pass of the language model", "shorten it"),
                  ARGS("generate", "-q", "-m", fixture_model, "--vae", fixture_vae, "-p", p, "-o", out, "--steps", "1"));
   g_assert_false(g_file_test(out, G_FILE_TEST_EXISTS));
   g_free(out);
