@@ -225,7 +225,9 @@ int cli_bench_main(int argc, char **argv)
     "first_preview is the wall time from calling the generator (prompt pass included) to the first\n"
     "step's preview in host memory, with the pipelines built; it runs before everything else so that\n"
     "its first run is also reported cold (pipelines built from the on-disk pipeline cache, if any:\n"
-    "JANUSFLOW_PIPELINE_CACHE=off for a cold start without it).");
+    "JANUSFLOW_PIPELINE_CACHE=off for a cold start without it).\n"
+    "JANUSFLOW_PROFILE=1 adds a timestamp after every dispatch and prints the GPU time per shader\n"
+    "(all runs and warm-ups together) to stderr at the end: which kernel to look at next.");
   GError *error = NULL;
   int rc = 0;
   gboolean want[BENCH_N_STAGES];
