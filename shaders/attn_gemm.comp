@@ -2,15 +2,15 @@
 #extension GL_EXT_control_flow_attributes : require
 // Attention as two GEMMs and a row softmax, for CPU devices (lavapipe) and many queries. The
 // online kernel (attention.comp) fetches 2 x head_dim/4 texels per key for 4 x head_dim FLOPs,
-// and its per-key rescale branches; here a lane owns a 16 x 16 tile, so one texel fetch feeds
-// 16 (QK) or 64 (PV) multiply-adds, as in the GEMM kernel (matmul.comp GEMM_TEX, PLATFORM.md:
-// texel loads, big register tiles, no shared memory or barriers). Scores of a chunk of query
+// and its per-key rescale branches; here a lane owns a 16 x 8 (QK) or 16 x 16 (PV) tile, so one
+// texel fetch feeds about 21 (QK) or 32 (PV) multiply-adds, as in the GEMM kernel (matmul.comp
+// GEMM_TEX, PLATFORM.md: texel loads, big register tiles, no shared memory or barriers). Scores of a chunk of query
 // rows go through a scratch buffer: S [n_b * n_heads][rows][s_ld] (s_ld: n_kv rounded up to
 // 16), then one float per row (1 / the softmax sum).
 //   QK       S = scale * q k^T for each (sequence, head), -inf where the key is hidden (causal
 //            limit, key mask); lanes along keys. Tiles wholly past the causal limit are skipped
-//            (SOFTMAX never reads them). Stores are whole vec4s: llvmpipe runs every storage-
-//            buffer access as a loop over the lanes, so 4x fewer stores is most of this kernel.
+//            (SOFTMAX never reads them). Stores are whole vec4s (llvmpipe runs every storage-
+//            buffer access as a loop over the lanes).
 //   SOFTMAX  one invocation per row over the texels up to its causal limit: max, then
 //            S = exp(s - max) and the row's 1 / sum; 0 from there to where PV stops reading
 //            (the limit of the last row of the 16-row tile, in whole texels of 4 keys). A row
@@ -19,12 +19,12 @@
 //            the keys up to the causal limit of its last row.
 // Q (texels [B, n_q, n_heads, D4]) and K/V (texels [B, kv_cap, n_kv_heads, D4]) as in
 // attention.comp; query head h reads K/V head h / (n_heads / n_kv_heads). Offsets: q/k/v/s in
-// texels (s as vec4s; st_off: the texel view of S), o and inv (the 1 / sums, in the scratch after S) in floats, the mask in ints.
+// texels (s as vec4s; st_off: the texel view of S), o and inv (the 1 / sums, in the scratch
+// after S) in floats, the mask in ints.
 #include "common.glsl"
 
 layout(constant_id = 0) const uint D4 = 32u;
-#define TM 16u
-#define TN 16u
+#define TM 16u  // PV's rows per lane (and the row tile SOFTMAX zeroes for)
 
 layout(push_constant) uniform P {
   uint n_b, n_heads, n_kv_heads, rows, q0, n_q, q_start, n_kv;

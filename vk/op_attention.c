@@ -1,13 +1,13 @@
 /* Attention over a K/V cache. Kernels: attn_gemm.comp (CPU devices with >= GEMM_MIN_Q queries
  * per sequence and a scratch buffer: scores q k^T, softmax, P v, chunked over query rows; its
  * texel-fetch tiles are what lavapipe runs fastest), attention.comp (online softmax, one
- * invocation per query; CPU devices for decode, and GPUs for small query counts), its SPLIT variant (decode on GPUs:
- * a subgroup per query) and flash_attn.comp (GPUs with >= FLASH_MIN_Q queries per sequence:
- * blocks of queries share K/V tiles staged in shared memory). All sequences go in one dispatch
- * when their K/V regions fit one binding, else one dispatch per sequence (a single sequence's
- * K/V must fit one texel binding: 128 MiB+ on every device seen). Head sizes that are not a
- * multiple of 4 or above 256 take the SCALAR variant of attention.comp (storage buffers) on every
- * device. */
+ * invocation per query; CPU devices for decode, and GPUs for small query counts), its SPLIT
+ * variant (decode on GPUs: a subgroup per query) and flash_attn.comp (GPUs with >= FLASH_MIN_Q
+ * queries per sequence: blocks of queries share K/V tiles staged in shared memory). All
+ * sequences go in one dispatch when their K/V regions fit one binding, else one dispatch per
+ * sequence (a single sequence's K/V must fit one texel binding: 128 MiB+ on every device seen).
+ * Head sizes that are not a multiple of 4 or above 256 take the SCALAR variant of attention.comp
+ * (storage buffers) on every device. */
 #include "ops.h"
 #include "op_util.h"
 
