@@ -39,7 +39,7 @@ void vkrt_op_dwconv2d(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vk
     op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  OpWin ww, bw;
+  OpWin ww = { 0 }, bw = { 0 };
   if (!op_check_elems(seq, op, "y", y, y_img * batch * 4, 4) || !op_check_elems(seq, op, "x", x, x_img * batch * 4, 4) ||
       !op_win_whole(seq, op, "w", w, (uint64_t)k * k * c * 2, 2, &ww))
     return;

@@ -84,7 +84,7 @@ void vkrt_op_film(VkrtSeq *seq, VkrtTensor x, VkrtTensor mod, uint32_t batch, ui
     op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  OpWin mw;
+  OpWin mw = { 0 };
   if (!op_check_elems(seq, op, "x", x, n * 4, 4) ||
       !op_win_whole(seq, op, "mod", mod, (uint64_t)mod_batch * 2 * c * 4, 4, &mw))
     return;
@@ -212,7 +212,7 @@ void vkrt_op_concat(VkrtSeq *seq, VkrtTensor y, VkrtTensor a, VkrtTensor b_, uin
     op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  OpWin bw;
+  OpWin bw = { 0 };
   if (!op_check_elems(seq, op, "y", y, y_img * batch * 4, 4) || !op_check_elems(seq, op, "a", a, a_img * batch * 4, 4) ||
       !op_win_whole(seq, op, "b", b_, (uint64_t)b_batch * hw * cb * 4, 4, &bw))
     return;
@@ -275,7 +275,7 @@ void vkrt_op_cfg_euler(VkrtSeq *seq, VkrtTensor z, VkrtTensor v, VkrtTensor para
     op_fail(seq, VKRT_ERROR_FAILED, op, "a preview needs per = channels x hw, factors and 1..n images");
     return;
   }
-  OpWin zw, vw, pw, xw, ow, zpw, rw;
+  OpWin zw = { 0 }, vw = { 0 }, pw = { 0 }, xw = { 0 }, ow = { 0 }, zpw = { 0 }, rw = { 0 };
   if (!op_win_whole(seq, op, "z", z, total * 4, 4, &zw) ||
       !op_win_whole(seq, op, "v", v, 2 * total * 4, 4, &vw) ||
       !op_win_whole(seq, op, "params", params, 3 * 4, 4, &pw))
@@ -339,7 +339,7 @@ void vkrt_op_transpose(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, uint32_t rows, 
     op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  OpWin yw, xw;
+  OpWin yw = { 0 }, xw = { 0 };
   if (!op_win_whole(seq, op, "y", y, n * 4, 4, &yw) || !op_win_whole(seq, op, "x", x, n * 4, 4, &xw))
     return;
   TransposePush push = { 0, (uint32_t)n, rows, cols, yw.add, xw.add };

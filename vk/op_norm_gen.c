@@ -120,7 +120,7 @@ static void groupnorm_vec(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, OpWin gw, Op
   static const char op[] = "groupnorm";
   uint32_t c4 = c / 4, slab = MIN(GN4_SLAB, hw), slabs = (hw + slab - 1) / slab;
   uint64_t part_bytes = gn4_part_bytes(batch, hw, c), st_bytes = (uint64_t)batch * c * 2 * 4;
-  OpWin pw, pwf, sw, swv;
+  OpWin pw = { 0 }, pwf = { 0 }, sw = { 0 }, swv = { 0 };
   if (!op_win_whole(seq, op, "scratch partials", scratch, part_bytes, 16, &pw) ||
       !op_win_whole(seq, op, "scratch partials", scratch, part_bytes, 4, &pwf) ||
       !op_win_whole(seq, op, "scratch statistics", vkrt_tensor_sub(scratch, part_bytes, st_bytes), st_bytes, 4, &sw) ||
@@ -211,7 +211,7 @@ void vkrt_op_groupnorm(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor gamm
     return;
   }
   uint64_t part_bytes = (uint64_t)batch * slabs * groups * 3 * 4, st_bytes = (uint64_t)batch * groups * 2 * 4;
-  OpWin gw, bw, pw, sw;
+  OpWin gw = { 0 }, bw = { 0 }, pw = { 0 }, sw = { 0 };
   if (!op_check_elems(seq, op, "y", y, total * 4, 4) || !op_check_elems(seq, op, "x", x, total * 4, 4) ||
       !op_win_whole(seq, op, "gamma", gamma, (uint64_t)c * 2, 2, &gw) ||
       !op_win_whole(seq, op, "beta", beta, (uint64_t)c * 2, 2, &bw))
@@ -293,7 +293,7 @@ void vkrt_op_grn(VkrtSeq *seq, VkrtTensor x, VkrtTensor gamma, VkrtTensor beta, 
     op_fail(seq, VKRT_ERROR_FAILED, op, "tensors exceed the 32-bit index range");
     return;
   }
-  OpWin gw, bw, sw;
+  OpWin gw = { 0 }, bw = { 0 }, sw = { 0 };
   if (!op_check_elems(seq, op, "x", x, img * batch * 4, 4) ||
       !op_win_whole(seq, op, "gamma", gamma, (uint64_t)c * 2, 2, &gw) ||
       !op_win_whole(seq, op, "beta", beta, (uint64_t)c * 2, 2, &bw) ||
