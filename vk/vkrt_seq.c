@@ -31,12 +31,37 @@ struct VkrtSeq {
 
 /* --- pipelines ------------------------------------------------------------------------------- */
 
-static char *pipeline_key(const VkrtDispatch *d)
+/* Appends v in decimal at *p (no terminator). */
+static char *put_u32(char *p, uint32_t v)
 {
-  GString *s = g_string_new(d->shader);
-  g_string_append_printf(s, "|%u|%x|", d->n_bindings, d->texel_mask);
-  for (uint32_t i = 0; i < d->n_spec; i++) g_string_append_printf(s, "%u,", d->spec[i]);
-  return g_string_free(s, FALSE);
+  char tmp[10];
+  int n = 0;
+  do tmp[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+  while (n) *p++ = tmp[--n];
+  return p;
+}
+
+/* "shader|bindings|texel mask|spec,spec,..." into buf (PIPELINE_KEY_MAX bytes). It is built for
+ * every dispatch, so without printf or the heap: recording cost is host time that a GPU waits
+ * for between decode tokens. FALSE if the shader name is too long for it. */
+#define PIPELINE_KEY_MAX 192
+static bool pipeline_key(const VkrtDispatch *d, char *buf)
+{
+  size_t n = strlen(d->shader);
+  if (n + 3 * 11 + VKRT_MAX_SPEC * 11 + 1 > PIPELINE_KEY_MAX) return false;
+  memcpy(buf, d->shader, n);
+  char *p = buf + n;
+  *p++ = '|';
+  p = put_u32(p, d->n_bindings);
+  *p++ = '|';
+  p = put_u32(p, d->texel_mask);
+  *p++ = '|';
+  for (uint32_t i = 0; i < d->n_spec && i < VKRT_MAX_SPEC; i++) {
+    p = put_u32(p, d->spec[i]);
+    *p++ = ',';
+  }
+  *p = '\0';
+  return true;
 }
 
 static VkrtPipeline *pipeline_build(VkrtContext *ctx, const VkrtDispatch *d, GError **error)
@@ -121,20 +146,23 @@ fail:
 
 const VkrtPipeline *vkrt_context_pipeline(VkrtContext *ctx, const VkrtDispatch *d, GError **error)
 {
-  char *key = pipeline_key(d);
+  char key[PIPELINE_KEY_MAX];
+  if (!pipeline_key(d, key)) {
+    g_set_error(error, VKRT_ERROR, VKRT_ERROR_FAILED, "shader name '%s' is too long", d->shader);
+    return NULL;
+  }
   g_mutex_lock(&ctx->lock);
   VkrtPipeline *p = g_hash_table_lookup(ctx->pipelines, key);
   if (!p) {
     gint64 t0 = g_get_monotonic_time();
     if ((p = pipeline_build(ctx, d, error))) {
-      g_hash_table_insert(ctx->pipelines, key, p), key = NULL;
+      g_hash_table_insert(ctx->pipelines, g_strdup(key), p);
       ctx->pipelines_created++;
       ctx->pipelines_unsaved++;
     }
     ctx->pipeline_ms += (double)(g_get_monotonic_time() - t0) / 1000.0;
   }
   g_mutex_unlock(&ctx->lock);
-  g_free(key);
   return p;
 }
 
@@ -291,25 +319,31 @@ double vkrt_seq_gpu_ms(VkrtSeq *seq)
   return ms;
 }
 
-static bool check_tensor(VkrtSeq *seq, VkrtTensor t, const char *what)
+/* t must lie inside its buffer. The error names `what`, or for binding >= 0 "dispatch of 'what'
+ * (the shader), binding N": formatted only on failure, since this runs for every binding of
+ * every dispatch. */
+static bool check_tensor(VkrtSeq *seq, VkrtTensor t, const char *what, int binding)
 {
-  if (!t.buf) {
-    vkrt_seq_set_error(seq, g_error_new(VKRT_ERROR, VKRT_ERROR_FAILED, "%s: no buffer", what));
-    return false;
-  }
-  if (t.offset > t.buf->alloc_size || t.size > t.buf->alloc_size - t.offset) {
+  bool none = !t.buf;
+  if (!none && t.offset <= t.buf->alloc_size && t.size <= t.buf->alloc_size - t.offset) return true;
+  char name[128];
+  if (binding >= 0)
+    g_snprintf(name, sizeof name, "dispatch of '%s', binding %d", what, binding);
+  else
+    g_strlcpy(name, what, sizeof name);
+  if (none)
+    vkrt_seq_set_error(seq, g_error_new(VKRT_ERROR, VKRT_ERROR_FAILED, "%s: no buffer", name));
+  else
     vkrt_seq_set_error(seq, g_error_new(VKRT_ERROR, VKRT_ERROR_FAILED,
       "%s: range %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " is outside its buffer of %" G_GUINT64_FORMAT " bytes",
-      what, t.offset, t.size, t.buf->size));
-    return false;
-  }
-  return true;
+      name, t.offset, t.size, t.buf->size));
+  return false;
 }
 
 void vkrt_seq_copy(VkrtSeq *seq, VkrtTensor dst, VkrtTensor src, uint64_t size)
 {
   if (!ensure_recording(seq)) return;
-  if (!check_tensor(seq, dst, "copy destination") || !check_tensor(seq, src, "copy source")) return;
+  if (!check_tensor(seq, dst, "copy destination", -1) || !check_tensor(seq, src, "copy source", -1)) return;
   size = MIN(size, MIN(dst.size, src.size));
   if (size == 0) return;
   VkBufferCopy region = { src.offset, dst.offset, size };
@@ -320,7 +354,7 @@ void vkrt_seq_copy(VkrtSeq *seq, VkrtTensor dst, VkrtTensor src, uint64_t size)
 void vkrt_seq_fill(VkrtSeq *seq, VkrtTensor dst, uint32_t value)
 {
   if (!ensure_recording(seq)) return;
-  if (!check_tensor(seq, dst, "fill")) return;
+  if (!check_tensor(seq, dst, "fill", -1)) return;
   if (dst.offset % 4 || dst.size % 4) {
     vkrt_seq_set_error(seq, g_error_new(VKRT_ERROR, VKRT_ERROR_FAILED,
                                         "fill: offset and size must be multiples of 4"));
@@ -354,15 +388,13 @@ void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d)
   for (uint32_t i = 0; i < d->n_bindings; i++) {
     VkrtTensor t = d->bindings[i];
     bool texel = (d->texel_mask >> i) & 1;
-    char what[96];
-    g_snprintf(what, sizeof what, "dispatch of '%s', binding %u", d->shader, i);
-    if (!check_tensor(seq, t, what)) return;
+    if (!check_tensor(seq, t, d->shader, (int)i)) return;
     uint64_t range = MAX(t.size, 4);
     if (t.offset % vkrt_binding_align(ctx, texel) || range > vkrt_max_binding(ctx, texel) ||
         t.offset + range > t.buf->alloc_size) {
       vkrt_seq_set_error(seq, g_error_new(VKRT_ERROR, VKRT_ERROR_FAILED,
-        "%s: offset %" G_GUINT64_FORMAT " / size %" G_GUINT64_FORMAT " break the device's binding limits "
-        "(alignment %" G_GUINT64_FORMAT ", max %" G_GUINT64_FORMAT ")", what, t.offset, t.size,
+        "dispatch of '%s', binding %u: offset %" G_GUINT64_FORMAT " / size %" G_GUINT64_FORMAT " break the device's "
+        "binding limits (alignment %" G_GUINT64_FORMAT ", max %" G_GUINT64_FORMAT ")", d->shader, i, t.offset, t.size,
         vkrt_binding_align(ctx, texel), vkrt_max_binding(ctx, texel)));
       return;
     }
