@@ -226,7 +226,7 @@ JfSiglip *siglip_new(VkrtContext *ctx, const StFile *f, const JfModelConfig *cfg
   /* all heads' T x T scores (padded rows, a sum per row) where the device wants them, so the
    * tower's attention is one chunk */
   uint64_t want = vkrt_ops_attention_scratch_bytes(ctx);
-  uint64_t all = 4ull * s->cfg.heads * T * ((T + 15) / 16 * 16 + 1);
+  uint64_t all = T * vkrt_ops_attention_scratch_row_bytes((uint64_t)s->cfg.heads, (uint32_t)T);
   if (want && !(s->attn_scores = vkrt_buffer_new(ctx, MIN(want, all), error)))
     goto fail;
   return s;

@@ -261,11 +261,10 @@ static void check_attention_gemm(uint32_t B, uint32_t nq, uint32_t H, uint32_t H
   attn_case_check(ctx, rng, &c, offs, "gemm");
 }
 
-/* Scratch for `rows` query rows of B x H heads over n_kv keys (scores padded to 16 keys, and one
- * 1 / sum per row). */
+/* Scratch for `rows` query rows of B x H heads over n_kv keys. */
 static uint64_t gemm_scratch(uint32_t B, uint32_t H, uint32_t n_kv, uint32_t rows)
 {
-  return 4ull * B * H * ((n_kv + 15) / 16 * 16 + 1) * rows;
+  return rows * vkrt_ops_attention_scratch_row_bytes((uint64_t)B * H, n_kv);
 }
 
 static void test_attention_gemm(void)

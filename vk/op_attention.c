@@ -130,11 +130,21 @@ uint64_t vkrt_ops_attention_scratch_bytes(VkrtContext *ctx)
   return gm > 0 || (gm < 0 && cpu && flash_mode() <= 0) ? VKRT_ATTN_SCRATCH_BYTES : 0;
 }
 
+/* Floats per score row: n_kv padded to S_ALIGN keys. */
+static uint32_t score_ld(uint32_t n_kv)
+{
+  return (n_kv + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
+}
+
+uint64_t vkrt_ops_attention_scratch_row_bytes(uint64_t n_seq_heads, uint32_t n_kv)
+{
+  return n_seq_heads * ((uint64_t)score_ld(n_kv) + 1) * 4u;  /* scores and 1 / sum */
+}
+
 /* Query rows per chunk of the GEMM form for nb sequences (0: not even one row fits). */
 static uint32_t gemm_chunk_rows(VkrtSeq *seq, const VkrtAttnParams *p, uint64_t nb)
 {
-  uint64_t s_ld = (p->n_kv + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
-  uint64_t per_row = nb * p->n_heads * (s_ld + 1) * 4u;  /* scores and 1 / sum */
+  uint64_t per_row = vkrt_ops_attention_scratch_row_bytes(nb * p->n_heads, p->n_kv);
   uint64_t room = MIN(p->scratch.size, MIN(op_window_bytes(seq, false), op_window_bytes(seq, true)));
   uint64_t rows = MIN(room / per_row, (uint64_t)p->n_q);
   if (rows > GEMM_TILE && rows < p->n_q) rows -= rows % GEMM_TILE;
@@ -154,12 +164,12 @@ static void attention_gemm(VkrtSeq *seq, const VkrtAttnParams *p, uint32_t hk, u
                            const OpBind *bm, bool has_mask)
 {
   const char *op = "attention";
-  uint32_t s_ld = (p->n_kv + S_ALIGN - 1) / S_ALIGN * S_ALIGN, d4 = p->head_dim / 4u;
+  uint32_t s_ld = score_ld(p->n_kv), d4 = p->head_dim / 4u;
   uint64_t bh = nb * p->n_heads;
   for (uint32_t q0 = 0; q0 < p->n_q; q0 += chunk) {
     uint32_t rows = MIN(chunk, p->n_q - q0);
-    uint64_t s_bytes = bh * rows * s_ld * 4u;
-    VkrtTensor sc = vkrt_tensor_sub(p->scratch, 0, s_bytes + bh * rows * 4u);
+    uint64_t s_bytes = bh * rows * s_ld * 4u;  /* then the rows' 1 / sums */
+    VkrtTensor sc = vkrt_tensor_sub(p->scratch, 0, rows * vkrt_ops_attention_scratch_row_bytes(bh, p->n_kv));
     OpBind bs = { 0 }, bst = { 0 };
     if (!op_bind(seq, op, "scratch", sc, false, 16, &bs) ||
         !op_bind(seq, op, "scratch", vkrt_tensor_sub(sc, 0, s_bytes), true, 16, &bst))

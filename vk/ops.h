@@ -131,6 +131,10 @@ void vkrt_ops_force_attention_gemm(int mode);
  * used): enough for a 577-token image block of 16 heads in one chunk; longer ones chunk. */
 #define VKRT_ATTN_SCRATCH_BYTES (32ull << 20)
 uint64_t vkrt_ops_attention_scratch_bytes(VkrtContext *ctx);
+/* Scratch bytes one query row takes in the GEMM form, for n_seq_heads (sequences x heads) over
+ * n_kv keys (its scores, padded, and a softmax sum): a caller with a known shape needs at most
+ * n_q times this. */
+uint64_t vkrt_ops_attention_scratch_row_bytes(uint64_t n_seq_heads, uint32_t n_kv);
 /* The attention kernel n_q queries per sequence of heads of head_dim get on this context, given
  * scratch: "gemm", "flash", "split", "online" or "scalar" (head sizes that are not a multiple
  * of 4 or above 256). */
