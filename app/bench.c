@@ -195,6 +195,7 @@ struct BenchSession {
   BenchOptions o;
   VkrtContext *ctx;
   VkrtSeq *seq;
+  VkrtSeq *seq_next;   /* decode: the next token is recorded here while `seq` runs, as chat does */
   /* chat: prepared prompt embeddings, the working rows, the cache, the sampled id */
   gboolean chat_ready, prefilled;
   uint32_t n_chat, chunk;
@@ -228,6 +229,8 @@ void bench_session_free(BenchSession *s)
     g_clear_pointer(bufs[i], vkrt_buffer_free);
   if (s->seq)
     vkrt_seq_free(s->seq);
+  if (s->seq_next)
+    vkrt_seq_free(s->seq_next);
   gen_free(s->gen);
   g_free(s->pixels);
   g_free(s->rgba_host);
@@ -343,29 +346,50 @@ static gboolean prefill_once(BenchSession *s, double *gpu_ms, GError **error)
   return TRUE;
 }
 
-/* Greedy decode after the prefill, as chat does per token: write the id, one-token forward,
- * lm_head, argmax, submit, read the id back. Always restarts at the end of the prompt. */
-static gboolean decode_once(BenchSession *s, double *gpu_ms, GError **error)
+/* Records one greedy decode step at cache position pos: embed the id in dids, one-token
+ * forward, lm_head, argmax into dids. */
+static gboolean record_decode_step(BenchSession *s, VkrtSeq *seq, uint32_t pos, GError **error)
 {
   JfLlm *llm = s->m->llm;
   const uint64_t row = (uint64_t)llm_config(llm)->hidden * 4;
+  VkrtTensor x = vkrt_tensor_sub(vkrt_tensor(s->x), 0, row);
+  vkrt_seq_begin(seq);
+  llm_record_embed(llm, seq, vkrt_tensor(s->dids), 1, x);
+  if (!llm_record_forward(llm, seq, s->kv, x, vkrt_tensor_sub(vkrt_tensor(s->dpos), 0, 4), vkrt_tensor_none(), 1,
+                          pos, x, error))
+    return FALSE;
+  llm_record_logits(llm, seq, x, 1, vkrt_tensor(s->logits));
+  vkrt_op_argmax(seq, vkrt_tensor(s->dids), vkrt_tensor(s->logits), 1, (uint32_t)llm_config(llm)->vocab);
+  vkrt_seq_mark(seq, "decode");
+  return TRUE;
+}
+
+/* Greedy decode after the prefill, as chat does per token: the host reads the id back and
+ * writes it with its position, submits the step recorded while the previous one ran, and
+ * records the next one while this one runs (two sequences in turn). Always restarts at the
+ * end of the prompt. */
+static gboolean decode_once(BenchSession *s, double *gpu_ms, GError **error)
+{
   uint32_t id = 0;
   if (!vkrt_buffer_read(s->pick, 0, &id, 4, error))
     return FALSE;
-  VkrtTensor x = vkrt_tensor_sub(vkrt_tensor(s->x), 0, row);
+  if (!s->seq_next && !(s->seq_next = vkrt_seq_new(s->ctx, error)))
+    return FALSE;
+  VkrtSeq *run = s->seq, *next = s->seq_next;
+  if (s->o.decode_tokens > 0 && !record_decode_step(s, run, s->n_chat, error))
+    return FALSE;
   for (int i = 0; i < s->o.decode_tokens; i++) {
     int32_t posv = (int32_t)(s->n_chat + (uint32_t)i);
-    if (!vkrt_buffer_write(s->dids, 0, &id, 4, error) || !vkrt_buffer_write(s->dpos, 0, &posv, 4, error))
+    if (!vkrt_buffer_write(s->dids, 0, &id, 4, error) || !vkrt_buffer_write(s->dpos, 0, &posv, 4, error) ||
+        !vkrt_seq_submit_async(run, error))
       return FALSE;
-    vkrt_seq_begin(s->seq);
-    llm_record_embed(llm, s->seq, vkrt_tensor(s->dids), 1, x);
-    if (!llm_record_forward(llm, s->seq, s->kv, x, vkrt_tensor_sub(vkrt_tensor(s->dpos), 0, 4), vkrt_tensor_none(), 1,
-                            (uint32_t)posv, x, error))
+    gboolean rec_ok = i + 1 >= s->o.decode_tokens || record_decode_step(s, next, (uint32_t)posv + 1, error);
+    if (!vkrt_seq_wait(run, rec_ok ? error : NULL) || !rec_ok || !vkrt_buffer_read(s->dids, 0, &id, 4, error))
       return FALSE;
-    llm_record_logits(llm, s->seq, x, 1, vkrt_tensor(s->logits));
-    vkrt_op_argmax(s->seq, vkrt_tensor(s->dids), vkrt_tensor(s->logits), 1, (uint32_t)llm_config(llm)->vocab);
-    if (!submit_timed(s->seq, "decode", gpu_ms, error) || !vkrt_buffer_read(s->dids, 0, &id, 4, error))
-      return FALSE;
+    *gpu_ms += seq_gpu_ms(run);
+    VkrtSeq *t = run;
+    run = next;
+    next = t;
   }
   return TRUE;
 }

@@ -20,21 +20,21 @@ uint64_t budget_submit_flops(const VkrtContext *ctx);
 typedef struct {
   const VkrtContext *ctx;
   uint64_t budget;  /* FLOPs per submit */
-  uint64_t start;   /* vkrt_context_flops() when the current submit's recording began */
+  uint64_t start;   /* vkrt_context_recorded_flops() when the current submit's recording began */
 } BudgetMeter;
 
 static inline void budget_meter_init(BudgetMeter *m, const VkrtContext *ctx, uint64_t budget)
 {
   m->ctx = ctx;
   m->budget = budget;
-  m->start = vkrt_context_flops(ctx);
+  m->start = vkrt_context_recorded_flops(ctx);
 }
 
-static inline void budget_meter_restart(BudgetMeter *m) { m->start = vkrt_context_flops(m->ctx); }
+static inline void budget_meter_restart(BudgetMeter *m) { m->start = vkrt_context_recorded_flops(m->ctx); }
 
 static inline gboolean budget_meter_full(const BudgetMeter *m)
 {
-  return vkrt_context_flops(m->ctx) - m->start >= m->budget;
+  return vkrt_context_recorded_flops(m->ctx) - m->start >= m->budget;
 }
 
 G_END_DECLS

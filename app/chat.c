@@ -13,6 +13,7 @@ struct JfChat {
   JfModel *m;
   char *system;
   VkrtSeq *seq;
+  VkrtSeq *seq_next;            /* decode: the next token is recorded here while `seq` runs */
   JfKvCache *kv;
   uint32_t capacity, rows;      /* rows: per forward chunk */
   uint32_t n_cached;            /* tokens whose K/V are in the cache */
@@ -31,6 +32,7 @@ void chat_free(JfChat *c)
     g_clear_pointer(bufs[i], vkrt_buffer_free);
   llm_kv_free(c->kv);
   if (c->seq) vkrt_seq_free(c->seq);
+  if (c->seq_next) vkrt_seq_free(c->seq_next);
   if (c->pending) g_array_unref(c->pending);
   g_free(c->system);
   g_free(c->dump_dir);
@@ -56,7 +58,7 @@ JfChat *chat_new(JfModel *m, const char *system, uint32_t context, GError **erro
   c->pending = g_array_new(FALSE, FALSE, sizeof(int32_t));
   VkrtContext *ctx = m->ctx;
   uint64_t H = lc->hidden;
-  if (!(c->seq = vkrt_seq_new(ctx, error))) {
+  if (!(c->seq = vkrt_seq_new(ctx, error)) || !(c->seq_next = vkrt_seq_new(ctx, error))) {
     chat_free(c);
     return NULL;
   }
@@ -167,15 +169,41 @@ static GArray *expand_images(JfChat *c, GArray *ids, GArray *img_starts)
   return out;
 }
 
-static void record_sample(JfChat *c, const JfSampling *s, VkrtTensor normed_row)
+static void record_sample(JfChat *c, VkrtSeq *seq, const JfSampling *s, VkrtTensor normed_row)
 {
   VkrtTensor logits = vkrt_tensor(c->logits);
-  llm_record_logits(c->m->llm, c->seq, normed_row, 1, logits);
+  llm_record_logits(c->m->llm, seq, normed_row, 1, logits);
   uint32_t V = llm_config(c->m->llm)->vocab;
   if (s->temperature <= 0.0f)
-    vkrt_op_argmax(c->seq, vkrt_tensor(c->pick), logits, 1, V);
+    vkrt_op_argmax(seq, vkrt_tensor(c->pick), logits, 1, V);
   else if (s->top_k > 0 && s->top_k <= TOPK_MAX)
-    vkrt_op_topk(c->seq, vkrt_tensor(c->topv), vkrt_tensor(c->topi), logits, V, MIN((uint32_t)s->top_k, V));
+    vkrt_op_topk(seq, vkrt_tensor(c->topv), vkrt_tensor(c->topi), logits, V, MIN((uint32_t)s->top_k, V));
+}
+
+/* Records one decode step into seq: the token whose id and position the host writes to
+ * c->ids / c->pos before the submit goes through the model at cache position `pos`, and the
+ * next one is chosen. Nothing in it depends on the id, so it can be recorded before the id is
+ * known. */
+static gboolean record_decode_step(JfChat *c, VkrtSeq *seq, const JfSampling *s, uint32_t pos, GError **error)
+{
+  JfLlm *llm = c->m->llm;
+  const uint64_t row = (uint64_t)llm_config(llm)->hidden * 4;
+  VkrtTensor x = vkrt_tensor_sub(vkrt_tensor(c->x), 0, row);
+  VkrtTensor o = vkrt_tensor_sub(vkrt_tensor(c->out), 0, row);
+  vkrt_seq_begin(seq);
+  llm_record_embed(llm, seq, vkrt_tensor(c->ids), 1, x);
+  if (!llm_record_forward(llm, seq, c->kv, x, vkrt_tensor_sub(vkrt_tensor(c->pos), 0, 4), vkrt_tensor_none(), 1,
+                          pos, o, error))
+    return FALSE;
+  record_sample(c, seq, s, o);
+  return TRUE;
+}
+
+/* Whether decode step `step` feeds its token through the model (the answer and the context
+ * have room for one more), with n_cached tokens in the cache at that step. */
+static gboolean decode_feeds(const JfChat *c, const JfSampling *s, int step, uint32_t n_cached)
+{
+  return step + 1 < s->max_new_tokens && n_cached + 1 < c->capacity;
 }
 
 static int32_t read_sample(JfChat *c, const JfSampling *s, JfRng *rng, GError **error)
@@ -281,7 +309,7 @@ static gboolean prefill(JfChat *c, const int32_t *ids, uint32_t n, const GArray 
     llm_record_final_norm(c->m->llm, c->seq, x, T, out);
     if (done + T == n && s) {
       *last_row = T - 1;
-      record_sample(c, s, vkrt_tensor_sub(vkrt_tensor(c->out), (uint64_t)(T - 1) * row_bytes, row_bytes));
+      record_sample(c, c->seq, s, vkrt_tensor_sub(vkrt_tensor(c->out), (uint64_t)(T - 1) * row_bytes, row_bytes));
     }
     if (!vkrt_seq_submit(c->seq, error))
       return FALSE;
@@ -497,6 +525,13 @@ gboolean chat_send(JfChat *c, const char *question, const JfImage *const *images
   JfRng rng;
   rng_init(&rng, s->seed);
   gboolean stopped_by_eos = FALSE;
+  /* Two sequences in turn: while the GPU runs one step, the host records the next (its
+   * recording then costs no GPU time between tokens); only sampling, the id write and the
+   * submit sit between two steps. A step recorded for a token that does not come (EOS, a
+   * stop) is dropped unrun. */
+  VkrtSeq *run = c->seq, *next = c->seq_next;
+  if (decode_feeds(c, s, 0, c->n_cached) && !record_decode_step(c, run, s, c->n_cached, error))
+    goto out;
   for (int step = 0; step < s->max_new_tokens; step++) {
     int32_t id = read_sample(c, s, &rng, error);
     if (id < 0)
@@ -512,27 +547,23 @@ gboolean chat_send(JfChat *c, const char *question, const JfImage *const *images
       if (b && !stream_push(&ts, b, blen, FALSE))
         break;
     }
-    if (step + 1 == s->max_new_tokens)
-      break;
-    if (c->n_cached + 1 >= c->capacity)
-      break;  /* context full: the answer ends here, the caller sees it in chat_n_tokens */
+    if (!decode_feeds(c, s, step, c->n_cached))
+      break;  /* answer or context full: the caller sees the latter in chat_n_tokens */
     if (!check_cancel(cancel, error))
       goto out;
     /* feed the token just chosen and sample the next one */
     int32_t posv = (int32_t)c->n_cached;
-    if (!vkrt_buffer_write(c->ids, 0, &id, 4, error) || !vkrt_buffer_write(c->pos, 0, &posv, 4, error))
+    if (!vkrt_buffer_write(c->ids, 0, &id, 4, error) || !vkrt_buffer_write(c->pos, 0, &posv, 4, error) ||
+        !vkrt_seq_submit_async(run, error))
       goto out;
-    vkrt_seq_begin(c->seq);
-    VkrtTensor x = vkrt_tensor_sub(vkrt_tensor(c->x), 0, (uint64_t)H * 4);
-    VkrtTensor o = vkrt_tensor_sub(vkrt_tensor(c->out), 0, (uint64_t)H * 4);
-    llm_record_embed(m->llm, c->seq, vkrt_tensor(c->ids), 1, x);
-    if (!llm_record_forward(m->llm, c->seq, c->kv, x, vkrt_tensor_sub(vkrt_tensor(c->pos), 0, 4),
-                            vkrt_tensor_none(), 1, c->n_cached, o, error))
-      goto out;
-    record_sample(c, s, o);
-    if (!vkrt_seq_submit(c->seq, error))
+    gboolean rec_ok = !decode_feeds(c, s, step + 1, c->n_cached + 1) ||
+                      record_decode_step(c, next, s, c->n_cached + 1, error);
+    if (!vkrt_seq_wait(run, rec_ok ? error : NULL) || !rec_ok)
       goto out;
     c->n_cached++;
+    VkrtSeq *t = run;
+    run = next;
+    next = t;
   }
   stream_push(&ts, "", 0, TRUE);
 

@@ -24,7 +24,7 @@ static gboolean load_vae(JfModel *m, int batch, GError **error)
   int c, h, w;
   gen_latent_size(m, &c, &h, &w);
   g_clear_pointer(&m->vae, vae_free);
-  if (!(m->vae = vae_new(m->ctx, m->vae_dir, batch, h, w, error)))
+  if (!(m->vae = vae_new(m->ctx, m->vae_dir, m->vae_cfg, batch, h, w, error)))
     return FALSE;
   m->gen_batch = batch;
   return TRUE;

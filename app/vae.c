@@ -263,8 +263,8 @@ static gboolean alloc_scratch(JfVae *v, GError **error)
          (v->gn = genw_scratch(v->ctx, o, gn, error));
 }
 
-JfVae *vae_new(VkrtContext *ctx, const char *vae_dir, int max_batch, int latent_h, int latent_w,
-               GError **error)
+JfVae *vae_new(VkrtContext *ctx, const char *vae_dir, const JfVaeConfig *cfg, int max_batch, int latent_h,
+               int latent_w, GError **error)
 {
   g_return_val_if_fail(ctx && vae_dir, NULL);
   if (max_batch < 1 || latent_h < 1 || latent_w < 1 || latent_h > 4096 || latent_w > 4096) {
@@ -272,14 +272,14 @@ JfVae *vae_new(VkrtContext *ctx, const char *vae_dir, int max_batch, int latent_
                 max_batch, latent_h, latent_w);
     return NULL;
   }
-  JfVaeConfig *cfg = config_load_vae(vae_dir, error);
-  if (!cfg)
+  JfVaeConfig *own_cfg = NULL;
+  if (!cfg && !(cfg = own_cfg = config_load_vae(vae_dir, error)))
     return NULL;
   char *path = g_build_filename(vae_dir, "diffusion_pytorch_model.safetensors", NULL);
   StFile *f = safetensors_open(path, error);
   g_free(path);
   if (!f) {
-    config_free_vae(cfg);
+    config_free_vae(own_cfg);
     return NULL;
   }
   JfVae *v = g_new0(JfVae, 1);
@@ -296,7 +296,7 @@ JfVae *vae_new(VkrtContext *ctx, const char *vae_dir, int max_batch, int latent_
     ok = alloc_scratch(v, error);
   }
   safetensors_close(f);
-  config_free_vae(cfg);
+  config_free_vae(own_cfg);
   if (!ok) {
     vae_free(v);
     return NULL;

@@ -11,18 +11,20 @@
 #pragma once
 #include <gio/gio.h>
 #include "vkrt.h"
+#include "config.h"
 
 G_BEGIN_DECLS
 
 typedef struct JfVae JfVae;
 
-/* Reads vae_dir/config.json (config_load_vae) and vae_dir/diffusion_pytorch_model.safetensors
+/* Reads vae_dir/config.json (config_load_vae; unless cfg, already read, is given) and
+ * vae_dir/diffusion_pytorch_model.safetensors
  * (decoder.* and post_quant_conv.*; encoder.* / quant_conv.* are ignored). The mid-block
  * attention may use the current names (to_q/to_k/to_v/to_out.0) or the legacy ones
  * (query/key/value/proj_attn), as Linear [c, c] or 1x1-conv [c, c, 1, 1] weights. Scratch is
  * sized for latents of latent_h x latent_w; max_batch bounds n in vae_decode. */
-JfVae *vae_new(VkrtContext *ctx, const char *vae_dir, int max_batch, int latent_h, int latent_w,
-               GError **error);
+JfVae *vae_new(VkrtContext *ctx, const char *vae_dir, const JfVaeConfig *cfg, int max_batch, int latent_h,
+               int latent_w, GError **error);
 void vae_free(JfVae *v);
 
 uint32_t vae_latent_channels(const JfVae *v);

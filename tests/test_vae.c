@@ -61,7 +61,7 @@ static void check_decode(JfVae *v, uint32_t lh, uint32_t lw, int n, const char *
 static JfVae *open_vae(const char *dir, int batch, int h, int w)
 {
   GError *err = NULL;
-  JfVae *v = vae_new(ctx, dir, batch, h, w, &err);
+  JfVae *v = vae_new(ctx, dir, NULL, batch, h, w, &err);
   g_assert_no_error(err);
   g_assert_nonnull(v);
   return v;
@@ -287,7 +287,7 @@ static void test_bad_args(void)
   vkrt_buffer_free(b);
   vae_free(v);
   /* a folder without the VAE */
-  g_assert_null(vae_new(ctx, data_dir, 1, 8, 8, &err));
+  g_assert_null(vae_new(ctx, data_dir, NULL, 1, 8, 8, &err));
   g_assert_nonnull(err);
   g_clear_error(&err);
   g_free(d);

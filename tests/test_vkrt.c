@@ -230,8 +230,10 @@ static void test_replay_timestamps(void)
   vkrt_op_add(s, vkrt_tensor(by), vkrt_tensor(by), vkrt_tensor(by), M * N);  /* y *= 2 */
   vkrt_seq_mark(s, "add");
   g_assert_cmpuint(vkrt_seq_dispatch_count(s), ==, 2);
-  g_assert_cmpuint(vkrt_context_flops(ctx), ==, 2ull * M * N * K);
+  /* work counts when it is submitted, not when it is recorded */
+  g_assert_cmpuint(vkrt_context_flops(ctx), ==, 0);
   g_assert_true(vkrt_seq_submit(s, &e));
+  g_assert_cmpuint(vkrt_context_flops(ctx), ==, 2ull * M * N * K);
   test_check_no_error(e);
   float y[M * N];
   vkrt_buffer_read(by, 0, y, sizeof y, &e);
@@ -639,6 +641,74 @@ static void test_profile(void)
   g_test_trap_assert_stderr("*eltwise_add* 3 *");
 }
 
+/* Asynchronous submits (decode records token t+1 while token t runs): two sequences chained
+ * through one buffer run in submission order; work on a pending sequence waits for it first;
+ * a recording dropped unrun counts no FLOPs; FLOPs, timings and results as with submit. */
+static void test_submit_async(void)
+{
+  VkrtContext *ctx = context_new(NULL);
+  GError *e = NULL;
+  enum { N = 1000 };
+  VkrtBuffer *b = vkrt_buffer_new(ctx, N * 4, &e);
+  test_check_no_error(e);
+  float *v = g_new(float, N);
+  for (int i = 0; i < N; i++) v[i] = (float)i;
+  g_assert_true(vkrt_buffer_write(b, 0, v, N * 4, &e));
+  VkrtSeq *a = vkrt_seq_new(ctx, &e), *c = vkrt_seq_new(ctx, &e);
+  test_check_no_error(e);
+  g_assert_false(vkrt_seq_pending(a));
+  g_assert_true(vkrt_seq_wait(a, &e));  /* nothing in flight */
+  vkrt_context_reset_flops(ctx);
+  uint64_t rec0 = vkrt_context_recorded_flops(ctx);
+  /* b doubles in a, then doubles again in c (recorded while a is in flight) */
+  vkrt_seq_begin(a);
+  vkrt_seq_mark(a, "start");
+  vkrt_op_add(a, vkrt_tensor(b), vkrt_tensor(b), vkrt_tensor(b), N);
+  vkrt_seq_mark(a, "add");
+  g_assert_true(vkrt_seq_submit_async(a, &e));
+  test_check_no_error(e);
+  g_assert_true(vkrt_seq_pending(a));
+  vkrt_seq_begin(c);
+  vkrt_op_add(c, vkrt_tensor(b), vkrt_tensor(b), vkrt_tensor(b), N);
+  g_assert_true(vkrt_seq_submit_async(c, &e));
+  g_assert_true(vkrt_seq_wait(a, &e));
+  g_assert_true(vkrt_seq_wait(c, &e));
+  test_check_no_error(e);
+  g_assert_false(vkrt_seq_pending(a));
+  g_assert_true(vkrt_buffer_read(b, 0, v, N * 4, &e));
+  for (int i = 0; i < N; i++) g_assert_cmpfloat(v[i], ==, 4.0f * (float)i);
+  uint32_t nt = 0;
+  vkrt_seq_timings(a, &nt);
+  if (vkrt_context_info(ctx)->has_timestamps) g_assert_cmpuint(nt, ==, 2);
+  uint64_t f = vkrt_context_flops(ctx);
+  g_assert_cmpuint(f, ==, vkrt_context_recorded_flops(ctx) - rec0);
+  /* a recording that never runs: recorded, not counted */
+  vkrt_seq_begin(a);
+  vkrt_op_matmul(a, vkrt_tensor_sub(vkrt_tensor(b), 0, 32), vkrt_tensor(b), vkrt_tensor(b), vkrt_tensor_none(), 1, 8,
+                 8, 0);
+  g_assert_cmpuint(vkrt_context_recorded_flops(ctx) - rec0, ==, f + 2 * 8 * 8);
+  g_assert_cmpuint(vkrt_context_flops(ctx), ==, f);
+  /* begin and replay on a pending sequence wait for it */
+  g_assert_true(vkrt_seq_submit_async(c, &e));
+  g_assert_true(vkrt_seq_pending(c));
+  g_assert_true(vkrt_seq_replay(c, &e));  /* waits, then runs again: x16 */
+  test_check_no_error(e);
+  g_assert_true(vkrt_seq_submit_async(c, &e));
+  vkrt_seq_begin(c);                      /* waits: x32, and drops the recording */
+  g_assert_false(vkrt_seq_pending(c));
+  vkrt_seq_begin(a);
+  vkrt_op_add(a, vkrt_tensor(b), vkrt_tensor(b), vkrt_tensor(b), N);
+  g_assert_true(vkrt_seq_submit_async(a, &e));  /* x64 */
+  vkrt_seq_free(a);                       /* free waits for it */
+  g_assert_true(vkrt_buffer_read(b, 0, v, N * 4, &e));
+  test_check_no_error(e);
+  for (int i = 0; i < N; i++) g_assert_cmpfloat(v[i], ==, 64.0f * (float)i);
+  vkrt_seq_free(c);
+  vkrt_buffer_free(b);
+  g_free(v);
+  context_free_clean(ctx);
+}
+
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
@@ -651,5 +721,6 @@ int main(int argc, char **argv)
   g_test_add_func("/vkrt/pipeline-cache", test_pipeline_cache);
   g_test_add_func("/vkrt/record-only", test_record_only);
   g_test_add_func("/vkrt/profile", test_profile);
+  g_test_add_func("/vkrt/submit-async", test_submit_async);
   return g_test_run();
 }

@@ -692,6 +692,7 @@ uint32_t vkrt_context_validation_messages(const VkrtContext *ctx)
 uint64_t vkrt_context_allocated(const VkrtContext *ctx) { return ctx->allocated; }
 bool vkrt_context_host_mapped(const VkrtContext *ctx) { return ctx->mapped; }
 uint64_t vkrt_context_flops(const VkrtContext *ctx) { return ctx->flops; }
+uint64_t vkrt_context_recorded_flops(const VkrtContext *ctx) { return ctx->recorded_flops; }
 void vkrt_context_reset_flops(VkrtContext *ctx) { ctx->flops = 0; }
 uint64_t vkrt_context_submits(const VkrtContext *ctx) { return ctx->submits; }
 uint64_t vkrt_context_recorded_dispatches(const VkrtContext *ctx) { return ctx->recorded_dispatches; }

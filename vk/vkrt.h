@@ -106,8 +106,11 @@ const VkrtDeviceInfo *vkrt_context_info(const VkrtContext *ctx);
 uint32_t vkrt_context_validation_messages(const VkrtContext *ctx);
 /* Device memory currently allocated through this context, in bytes. */
 uint64_t vkrt_context_allocated(const VkrtContext *ctx);
-/* FLOPs recorded by ops since the last reset (the bench and the no-wasted-work test read this). */
+/* FLOPs of the work submitted since the last reset, replays included (the bench and the
+ * no-wasted-work test read this). A recording dropped unrun does not count. */
 uint64_t vkrt_context_flops(const VkrtContext *ctx);
+/* FLOPs recorded by ops so far, run or not: what recording loops meter to cut submits. */
+uint64_t vkrt_context_recorded_flops(const VkrtContext *ctx);
 void vkrt_context_reset_flops(VkrtContext *ctx);
 void vkrt_context_add_flops(VkrtContext *ctx, uint64_t flops);
 /* Queue submits made through this context so far (sequences and staging transfers): the
@@ -202,6 +205,16 @@ void vkrt_seq_begin(VkrtSeq *seq);
  * recording without re-recording (vkrt_seq_replay). */
 gboolean vkrt_seq_submit(VkrtSeq *seq, GError **error);
 gboolean vkrt_seq_replay(VkrtSeq *seq, GError **error);
+/* vkrt_seq_submit in two halves, so the host can record other work (another sequence) while
+ * the GPU runs this one: submit_async ends the recording and submits it without waiting;
+ * vkrt_seq_wait waits for it (timings, profile and validation messages are read then). Work on
+ * a sequence that is still running (begin, submit, replay, free) waits for it first. The host
+ * must not touch buffers the running work uses until the wait; sequences submitted one after
+ * the other run in that order (every dispatch ends with a barrier). wait on a sequence with
+ * nothing in flight only reports validation messages. FLOPs count when work is submitted. */
+gboolean vkrt_seq_submit_async(VkrtSeq *seq, GError **error);
+gboolean vkrt_seq_wait(VkrtSeq *seq, GError **error);
+bool vkrt_seq_pending(const VkrtSeq *seq);
 /* Records a GPU timestamp labelled `label` (copied). After submit, vkrt_seq_timings() gives the
  * elapsed ns between consecutive marks. */
 void vkrt_seq_mark(VkrtSeq *seq, const char *label);
@@ -217,7 +230,7 @@ gboolean vkrt_seq_has_error(VkrtSeq *seq);
 /* Records a copy between two tensor views (size = min of the two). */
 void vkrt_seq_copy(VkrtSeq *seq, VkrtTensor dst, VkrtTensor src, uint64_t size);
 void vkrt_seq_fill(VkrtSeq *seq, VkrtTensor dst, uint32_t value);
-/* FLOPs are counted into the context when recorded and again at every replay. */
+/* FLOPs are counted into the context when a recording is submitted, and at every replay. */
 /* Number of dispatches recorded since begin. */
 uint32_t vkrt_seq_dispatch_count(const VkrtSeq *seq);
 

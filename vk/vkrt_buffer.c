@@ -182,7 +182,7 @@ VkrtBuffer *vkrt_buffer_new(VkrtContext *ctx, uint64_t size, GError **error)
     }
     buf->map = map;
   }
-  buf->views = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref, view_free);
+  buf->views = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, view_free);
   g_mutex_lock(&ctx->lock);
   ctx->allocated += req.size;
   g_mutex_unlock(&ctx->lock);
@@ -227,13 +227,11 @@ VkBufferView vkrt_buffer_view(VkrtBuffer *buf, uint64_t offset, uint64_t range, 
     g_set_error(error, VKRT_ERROR, VKRT_ERROR_FAILED, "texel view of %" G_GUINT64_FORMAT " bytes is too large", want);
     return VK_NULL_HANDLE;
   }
-  uint64_t key[1] = { offset };
-  GBytes *k = g_bytes_new(key, sizeof key);
-  VkBufferView *v = g_hash_table_lookup(buf->views, k);
-  if (v) {
-    g_bytes_unref(k);
+  /* looked up for every texel binding of every dispatch: no allocation unless it is new */
+  gint64 key = (gint64)offset;
+  VkBufferView *v = g_hash_table_lookup(buf->views, &key);
+  if (v)
     return *v;
-  }
   VkBufferViewCreateInfo ci = {
     .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
     .buffer = buf->buffer,
@@ -244,13 +242,12 @@ VkBufferView vkrt_buffer_view(VkrtBuffer *buf, uint64_t offset, uint64_t range, 
   VkBufferView view;
   VkResult r = vkCreateBufferView(buf->ctx->device, &ci, NULL, &view);
   if (r != VK_SUCCESS) {
-    g_bytes_unref(k);
     vkrt_set_vk_error(error, r, "vkCreateBufferView");
     return VK_NULL_HANDLE;
   }
   v = g_new(VkBufferView, 1);
   *v = view;
-  g_hash_table_insert(buf->views, k, v);
+  g_hash_table_insert(buf->views, g_memdup2(&key, sizeof key), v);
   return view;
 }
 

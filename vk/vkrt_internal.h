@@ -56,7 +56,8 @@ struct VkrtContext {
   volatile gint validation_messages;
   gint validation_reported;         /* messages already turned into a VKRT_ERROR_VALIDATION */
   uint64_t allocated;
-  uint64_t flops;
+  uint64_t flops;                   /* submitted work (vkrt_context_flops) */
+  uint64_t recorded_flops;          /* vkrt_context_recorded_flops, under lock */
   uint64_t submits;                 /* queue submits (vkrt_context_submits), under lock */
   uint64_t recorded_dispatches;     /* vkrt_context_recorded_dispatches, under lock */
   uint32_t fail_alloc_in;           /* 0 = off, 1 = the next allocation fails, ... */

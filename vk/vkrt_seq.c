@@ -11,7 +11,9 @@
 #define MAX_QUERIES 1024
 #define PUSH_BYTES 128
 
-typedef enum { SEQ_IDLE, SEQ_RECORDING, SEQ_READY } SeqState;
+/* READY: recorded and ended, runnable (again); PENDING: submitted, its fence not waited for yet
+ * (vkrt_seq_submit_async), still replayable once waited for. */
+typedef enum { SEQ_IDLE, SEQ_RECORDING, SEQ_READY, SEQ_PENDING } SeqState;
 
 struct VkrtSeq {
   VkrtContext *ctx;
@@ -220,6 +222,8 @@ fail:
 void vkrt_seq_free(VkrtSeq *seq)
 {
   if (!seq) return;
+  if (seq->state == SEQ_PENDING)  /* the GPU may still read the command buffer */
+    vkrt_seq_wait(seq, NULL);
   VkDevice dev = seq->ctx->device;
   if (seq->queries) vkDestroyQueryPool(dev, seq->queries, NULL);
   if (seq->fence) vkDestroyFence(dev, seq->fence, NULL);
@@ -260,6 +264,14 @@ static void barrier(VkrtSeq *seq)
 
 void vkrt_seq_begin(VkrtSeq *seq)
 {
+  GError *wait_error = NULL;
+  if (seq->state == SEQ_PENDING && !vkrt_seq_wait(seq, &wait_error)) {
+    /* a failure nobody waited for: the next submit reports it instead of the new recording */
+    g_clear_error(&seq->error);
+    seq->error = wait_error;
+    seq->state = SEQ_IDLE;
+    return;
+  }
   g_clear_error(&seq->error);
   seq->n_dispatch = 0;
   seq->flops = 0;
@@ -438,7 +450,7 @@ void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d)
   seq->n_dispatch++;
   seq->flops += d->flops;
   g_mutex_lock(&ctx->lock);
-  ctx->flops += d->flops;
+  ctx->recorded_flops += d->flops;
   ctx->recorded_dispatches++;
   g_mutex_unlock(&ctx->lock);
 }
@@ -479,7 +491,10 @@ static void read_timings(VkrtSeq *seq)
   g_free(ts);
 }
 
-static gboolean execute(VkrtSeq *seq, GError **error)
+/* Submits a READY recording without waiting; PENDING on success. Its FLOPs count now, not when
+ * recorded: a recording that is thrown away unrun (a pre-recorded decode token after EOS)
+ * did no work. In record-only mode nothing runs and the sequence stays READY. */
+static gboolean queue_submit(VkrtSeq *seq, GError **error)
 {
   VkrtContext *ctx = seq->ctx;
   if (validation_failed(ctx, error)) return FALSE;
@@ -490,7 +505,7 @@ static gboolean execute(VkrtSeq *seq, GError **error)
   if (ctx->record_only) {
     /* warm-up: the recording built its pipelines, which is all it was for */
     g_array_set_size(seq->timings, 0);
-    return !validation_failed(ctx, error);
+    return TRUE;
   }
   if (ctx->fail_submit_in > 0 && --ctx->fail_submit_in == 0) {
     ctx->lost = true;
@@ -506,11 +521,32 @@ static gboolean execute(VkrtSeq *seq, GError **error)
   VkResult r = vkResetFences(ctx->device, 1, &seq->fence);
   if (r == VK_SUCCESS) r = vkQueueSubmit(ctx->queue, 1, &si, seq->fence);
   ctx->submits++;
-  if (r == VK_SUCCESS) r = vkWaitForFences(ctx->device, 1, &seq->fence, VK_TRUE, UINT64_MAX);
   if (r == VK_ERROR_DEVICE_LOST) ctx->lost = true;
+  if (r == VK_SUCCESS) ctx->flops += seq->flops;
   g_mutex_unlock(&ctx->lock);
   if (r != VK_SUCCESS) {
     vkrt_set_vk_error(error, r, "vkQueueSubmit");
+    return FALSE;
+  }
+  seq->state = SEQ_PENDING;
+  return TRUE;
+}
+
+gboolean vkrt_seq_wait(VkrtSeq *seq, GError **error)
+{
+  VkrtContext *ctx = seq->ctx;
+  if (seq->state != SEQ_PENDING)
+    return !validation_failed(ctx, error);
+  /* no lock held while waiting: other threads' submits go on meanwhile */
+  VkResult r = vkWaitForFences(ctx->device, 1, &seq->fence, VK_TRUE, UINT64_MAX);
+  seq->state = SEQ_READY;
+  if (r != VK_SUCCESS) {
+    if (r == VK_ERROR_DEVICE_LOST) {
+      g_mutex_lock(&ctx->lock);
+      ctx->lost = true;
+      g_mutex_unlock(&ctx->lock);
+    }
+    vkrt_set_vk_error(error, r, "vkWaitForFences");
     return FALSE;
   }
   read_timings(seq);
@@ -522,7 +558,8 @@ static gboolean execute(VkrtSeq *seq, GError **error)
   return !validation_failed(ctx, error);
 }
 
-gboolean vkrt_seq_submit(VkrtSeq *seq, GError **error)
+/* Ends a recording (or reports its error); READY on success. */
+static gboolean seq_end(VkrtSeq *seq, GError **error)
 {
   if (seq->error) {
     g_propagate_error(error, seq->error);
@@ -531,7 +568,6 @@ gboolean vkrt_seq_submit(VkrtSeq *seq, GError **error)
     seq->state = SEQ_IDLE;
     return FALSE;
   }
-  if (seq->state == SEQ_IDLE) return !validation_failed(seq->ctx, error);
   if (seq->state == SEQ_RECORDING) {
     /* make every write visible to the host, which reads mapped memory after the fence */
     VkMemoryBarrier mb = {
@@ -549,13 +585,32 @@ gboolean vkrt_seq_submit(VkrtSeq *seq, GError **error)
     }
     seq->state = SEQ_READY;
   }
-  return execute(seq, error);
+  return TRUE;
 }
+
+gboolean vkrt_seq_submit_async(VkrtSeq *seq, GError **error)
+{
+  if (seq->state == SEQ_PENDING && !vkrt_seq_wait(seq, error))
+    return FALSE;
+  if (!seq_end(seq, error))
+    return FALSE;
+  if (seq->state == SEQ_IDLE) return !validation_failed(seq->ctx, error);
+  return queue_submit(seq, error);
+}
+
+gboolean vkrt_seq_submit(VkrtSeq *seq, GError **error)
+{
+  return vkrt_seq_submit_async(seq, error) && vkrt_seq_wait(seq, error);
+}
+
+bool vkrt_seq_pending(const VkrtSeq *seq) { return seq->state == SEQ_PENDING; }
 
 /* The command buffer is reused as it is: it resets its own query pool and writes the same
  * timestamps, so vkrt_seq_timings() is fresh after every replay. */
 gboolean vkrt_seq_replay(VkrtSeq *seq, GError **error)
 {
+  if (seq->state == SEQ_PENDING && !vkrt_seq_wait(seq, error))
+    return FALSE;
   if (seq->state == SEQ_IDLE && !seq->error) {
     /* never recorded, or its recording failed and was reported: running nothing would look
      * like success to a caller that believes the work was done */
@@ -563,6 +618,5 @@ gboolean vkrt_seq_replay(VkrtSeq *seq, GError **error)
     return FALSE;
   }
   if (seq->state != SEQ_READY) return vkrt_seq_submit(seq, error);
-  vkrt_context_add_flops(seq->ctx, seq->flops);
-  return execute(seq, error);
+  return queue_submit(seq, error) && vkrt_seq_wait(seq, error);
 }
