@@ -1,6 +1,8 @@
 /* janusflow info: every Vulkan device with the limits that matter to the engine, the one that
  * would be chosen (and why), and which optional Vulkan features the engine uses on it. */
+#include "chat.h"
 #include "cli.h"
+#include "llm.h"
 #include "ops.h"
 #include "pipelines.h"
 #include "vkrt.h"
@@ -101,6 +103,15 @@ static int features_of(VkrtContext *ctx, bool validation, Feature *f, GPtrArray 
                       d->has_subgroup_arith ? "used" : "unsupported: fallback kernels" };
   f[n++] = (Feature){ "validation", "validation layer", validation, validation ? "on (JANUSFLOW_VALIDATE)" : "off" };
   return n;
+}
+
+/* The K/V cache a chat of the default context would take on this device with the full
+ * JanusFlow-1.3B LLM (24 layers, 16 heads of 128: kv_dim 2048). */
+static JfKvFormat kv_facts(const VkrtDeviceInfo *d, uint64_t *bytes)
+{
+  JfKvFormat f = llm_kv_format_for(d->type, 128);
+  *bytes = llm_kv_bytes_for(24, 2048, f, 1, CHAT_DEFAULT_CONTEXT);
+  return f;
 }
 
 /* Where the chosen device's pipeline cache lives (what cli_open_device reads and writes), and
@@ -216,6 +227,13 @@ int cli_info_main(int argc, char **argv)
         json_builder_add_string_value(b, k[i].path);
       }
       json_builder_end_object(b);
+      uint64_t kvb = 0;
+      JfKvFormat kvf = kv_facts(chosen, &kvb);
+      json_builder_set_member_name(b, "kv_cache");
+      json_builder_begin_object(b);
+      json_builder_set_member_name(b, "format"); json_builder_add_string_value(b, llm_kv_format_name(kvf));
+      json_builder_set_member_name(b, "chat_default_bytes"); json_builder_add_int_value(b, (gint64)kvb);
+      json_builder_end_object(b);
       char *cfile = NULL;
       gint64 cbytes = -1;
       cache_facts(chosen, &cfile, &cbytes);
@@ -266,6 +284,10 @@ int cli_info_main(int argc, char **argv)
       Kernel k[8];
       int nk = kernels_of(ctx, k);
       for (int i = 0; i < nk; i++) printf("  %-44s %s\n", k[i].name, k[i].path);
+      uint64_t kvb = 0;
+      JfKvFormat kvf = kv_facts(chosen, &kvb);
+      printf("K/V cache: %s (JANUSFLOW_KV=f16|f32 overrides), %.0f MiB for a %u-token chat with JanusFlow-1.3B\n",
+             llm_kv_format_name(kvf), (double)kvb / (1024.0 * 1024.0), CHAT_DEFAULT_CONTEXT);
       char *cfile = NULL;
       gint64 cbytes = -1;
       cache_facts(chosen, &cfile, &cbytes);

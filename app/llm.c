@@ -32,12 +32,16 @@ struct JfLlm {
   /* scratch, LLM_MAX_ROWS rows each */
   VkrtBuffer *h, *q, *attn, *gate, *up;
   VkrtBuffer *attn_scores;  /* the attention op's scratch (CPU devices; NULL elsewhere) */
+  /* fp32 V rows on their way into an fp16 cache, when gate (which holds them otherwise) is
+   * narrower than kv_dim; K rows use attn, never narrower (n_kv_heads divides n_heads) */
+  VkrtBuffer *v_stage;
 };
 
 struct JfKvCache {
   JfLlm *llm;
   uint32_t n_batch, capacity;
-  VkrtBuffer **k, **v;  /* per layer [n_batch, capacity, kv_dim] */
+  JfKvFormat format;
+  VkrtBuffer **k, **v;  /* per layer [n_batch, capacity, kv_dim] of the format's values */
 };
 
 static void layer_free(LlmLayer *l)
@@ -57,7 +61,7 @@ void llm_free(JfLlm *llm)
       layer_free(&llm->layers[i]);
   g_free(llm->layers);
   VkrtBuffer **bufs[] = { &llm->embed, &llm->norm, &llm->lm_head.buf, &llm->h, &llm->q, &llm->attn, &llm->gate, &llm->up,
-                          &llm->attn_scores };
+                          &llm->attn_scores, &llm->v_stage };
   for (size_t i = 0; i < G_N_ELEMENTS(bufs); i++)
     g_clear_pointer(bufs[i], vkrt_buffer_free);
   g_free(llm);
@@ -196,11 +200,52 @@ JfLlm *llm_new(VkrtContext *ctx, const StFile *f, const JfLlmConfig *cfg, JfWeig
   uint64_t scores = vkrt_ops_attention_scratch_bytes(ctx);
   if (scores && !(llm->attn_scores = vkrt_buffer_new(ctx, scores, error)))
     goto fail;
+  if (I < KVD && vkrt_attention_kv_f16_ok((uint32_t)cfg->head_dim) &&
+      !(llm->v_stage = vkrt_buffer_new(ctx, R * KVD * 4, error)))
+    goto fail;
   return llm;
 
 fail:
   llm_free(llm);
   return NULL;
+}
+
+static volatile gint force_kv = -2;  /* -2: not read from the environment yet */
+
+void llm_force_kv_format(int mode)
+{
+  g_atomic_int_set(&force_kv, mode < 0 ? -1 : mode > 0);
+}
+
+const char *llm_kv_format_name(JfKvFormat f)
+{
+  return f == JF_KV_F16 ? "f16" : "f32";
+}
+
+JfKvFormat llm_kv_format_for(VkrtDeviceType type, uint32_t head_dim)
+{
+  gint m = g_atomic_int_get(&force_kv);
+  if (m == -2) {
+    const char *e = g_getenv("JANUSFLOW_KV");
+    m = e && g_ascii_strcasecmp(e, "f16") == 0 ? 1 : e && g_ascii_strcasecmp(e, "f32") == 0 ? 0 : -1;
+    g_atomic_int_set(&force_kv, m);
+  }
+  if (!vkrt_attention_kv_f16_ok(head_dim))
+    return JF_KV_F32;
+  if (m >= 0)
+    return m ? JF_KV_F16 : JF_KV_F32;
+  return type == VKRT_DEVICE_CPU ? JF_KV_F32 : JF_KV_F16;
+}
+
+/* Bytes of one K (or V) row of a cache. */
+static uint64_t kv_row_bytes(uint32_t kv_dim, JfKvFormat f)
+{
+  return (uint64_t)kv_dim * (f == JF_KV_F16 ? 2 : 4);
+}
+
+uint64_t llm_kv_bytes_for(uint32_t n_layers, uint32_t kv_dim, JfKvFormat f, uint32_t n_batch, uint32_t capacity)
+{
+  return 2ull * n_layers * n_batch * capacity * kv_row_bytes(kv_dim, f);
 }
 
 JfKvCache *llm_kv_new(JfLlm *llm, uint32_t n_batch, uint32_t capacity, GError **error)
@@ -209,10 +254,11 @@ JfKvCache *llm_kv_new(JfLlm *llm, uint32_t n_batch, uint32_t capacity, GError **
   kv->llm = llm;
   kv->n_batch = n_batch;
   kv->capacity = capacity;
+  kv->format = llm_kv_format_for(vkrt_context_info(llm->ctx)->type, (uint32_t)llm->cfg.head_dim);
   int L = llm->cfg.n_layers;
   kv->k = g_new0(VkrtBuffer *, L);
   kv->v = g_new0(VkrtBuffer *, L);
-  uint64_t bytes = (uint64_t)n_batch * capacity * llm->cfg.n_kv_heads * llm->cfg.head_dim * 4;
+  uint64_t bytes = (uint64_t)n_batch * capacity * kv_row_bytes(llm->cfg.n_kv_heads * llm->cfg.head_dim, kv->format);
   for (int i = 0; i < L; i++) {
     if (!(kv->k[i] = vkrt_buffer_new(llm->ctx, bytes, error)) ||
         !(kv->v[i] = vkrt_buffer_new(llm->ctx, bytes, error))) {
@@ -239,6 +285,14 @@ void llm_kv_free(JfKvCache *kv)
 
 uint32_t llm_kv_capacity(const JfKvCache *kv) { return kv->capacity; }
 uint32_t llm_kv_batch(const JfKvCache *kv) { return kv->n_batch; }
+JfKvFormat llm_kv_format(const JfKvCache *kv) { return kv->format; }
+
+uint64_t llm_kv_bytes(const JfKvCache *kv)
+{
+  const JfLlmConfig *c = &kv->llm->cfg;
+  return llm_kv_bytes_for((uint32_t)c->n_layers, (uint32_t)(c->n_kv_heads * c->head_dim), kv->format, kv->n_batch,
+                          kv->capacity);
+}
 
 void llm_record_embed(JfLlm *llm, VkrtSeq *seq, VkrtTensor ids, uint32_t n, VkrtTensor out)
 {
@@ -286,13 +340,19 @@ gboolean llm_record_layers(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x
   VkrtTensor attn = vkrt_tensor_sub(vkrt_tensor(llm->attn), 0, (uint64_t)rows * QD * 4);
   VkrtTensor gate = vkrt_tensor_sub(vkrt_tensor(llm->gate), 0, (uint64_t)rows * I * 4);
   VkrtTensor up = vkrt_tensor_sub(vkrt_tensor(llm->up), 0, (uint64_t)rows * I * 4);
-  const uint64_t kv_row = (uint64_t)KVD * 4;
+  const bool f16 = kv->format == JF_KV_F16;
+  const uint64_t kv_row = kv_row_bytes(KVD, kv->format);
+  /* fp16: K and V rows of every sequence in fp32 first (rope needs K in fp32), then rounded into
+   * the cache. attn is free until attention writes it; gate until the MLP. */
+  VkrtTensor k32 = vkrt_tensor_sub(vkrt_tensor(llm->attn), 0, (uint64_t)rows * KVD * 4);
+  VkrtTensor v32 = vkrt_tensor_sub(vkrt_tensor(llm->v_stage ? llm->v_stage : llm->gate), 0, (uint64_t)rows * KVD * 4);
 
   VkrtAttnParams ap = {
     .n_batch = B, .n_q = T, .n_heads = c->n_heads, .head_dim = c->head_dim, .n_kv_heads = c->n_kv_heads,
     .q_start = start, .n_kv = start + T, .kv_capacity = kv->capacity,
     .causal = true, .scale = 1.0f / sqrtf((float)c->head_dim),
     .scratch = llm->attn_scores ? vkrt_tensor(llm->attn_scores) : vkrt_tensor_none(),
+    .kv_f16 = f16,
   };
 
   for (int li = MAX(l0, 0); li < MIN(l1, c->n_layers); li++) {
@@ -300,11 +360,23 @@ gboolean llm_record_layers(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x
     vkrt_op_rmsnorm(seq, h, x, vkrt_tensor(l->in_norm), rows, H, c->rms_eps);
     linear(seq, q, h, &l->q, rows, QD, H, 0);
     vkrt_op_rope(seq, q, pos, rows, QD, c->n_heads, c->head_dim, c->rope_theta);
-    /* K and V go straight into each sequence's cache rows start..start+T-1 */
+    if (f16) {
+      linear(seq, k32, h, &l->k, rows, KVD, H, 0);
+      linear(seq, v32, h, &l->v, rows, KVD, H, 0);
+      vkrt_op_rope(seq, k32, pos, rows, KVD, c->n_kv_heads, c->head_dim, c->rope_theta);
+    }
+    /* each sequence's rows land in its cache rows start..start+T-1: fp16 converted from the
+     * scratch rows, fp32 straight from the GEMMs */
     for (uint32_t b = 0; b < B; b++) {
       uint64_t off = ((uint64_t)b * kv->capacity + start) * kv_row;
       VkrtTensor kd = vkrt_tensor_sub(vkrt_tensor(kv->k[li]), off, T * kv_row);
       VkrtTensor vd = vkrt_tensor_sub(vkrt_tensor(kv->v[li]), off, T * kv_row);
+      if (f16) {
+        uint64_t src = (uint64_t)b * T * KVD * 4;
+        vkrt_op_f32_to_f16_pair(seq, kd, vkrt_tensor_sub(k32, src, (uint64_t)T * KVD * 4), vd,
+                                vkrt_tensor_sub(v32, src, (uint64_t)T * KVD * 4), (uint64_t)T * KVD);
+        continue;
+      }
       VkrtTensor hb = vkrt_tensor_sub(h, (uint64_t)b * T * H * 4, (uint64_t)T * H * 4);
       VkrtTensor pb = vkrt_tensor_sub(pos, (uint64_t)b * T * 4, (uint64_t)T * 4);
       linear(seq, kd, hb, &l->k, T, KVD, H, 0);
@@ -331,7 +403,13 @@ void llm_record_logits(JfLlm *llm, VkrtSeq *seq, VkrtTensor normed, uint32_t row
 void llm_copy_prefix(JfLlm *llm, VkrtSeq *seq, JfKvCache *dst, uint32_t dst_seq, const JfKvCache *src,
                      uint32_t src_seq, uint32_t n)
 {
-  const uint64_t row = (uint64_t)llm->cfg.n_kv_heads * llm->cfg.head_dim * 4;
+  if (dst->format != src->format) {
+    /* only when the format was forced between the two caches' creation (tests) */
+    vkrt_seq_set_error(seq, g_error_new(VKRT_ERROR, VKRT_ERROR_FAILED, "K/V prefix copy from an %s cache to an %s one",
+                                        llm_kv_format_name(src->format), llm_kv_format_name(dst->format)));
+    return;
+  }
+  const uint64_t row = kv_row_bytes(llm->cfg.n_kv_heads * llm->cfg.head_dim, src->format);
   const uint64_t doff = (uint64_t)dst_seq * dst->capacity * row, soff = (uint64_t)src_seq * src->capacity * row;
   for (int l = 0; l < llm->cfg.n_layers; l++) {
     vkrt_seq_copy(seq, vkrt_tensor_sub(vkrt_tensor(dst->k[l]), doff, n * row),

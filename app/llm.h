@@ -35,11 +35,35 @@ const JfLlmConfig *llm_config(const JfLlm *llm);
 uint64_t llm_weight_bytes(const JfLlm *llm);
 JfWeightFormat llm_weight_format(const JfLlm *llm);
 
-/* K/V for n_batch independent sequences of up to capacity positions each (fp32). */
+/* How a K/V cache stores its values. The attention math is fp32 either way; fp16 halves the
+ * cache's memory and what decode streams per token, at a rounding of each stored K and V value
+ * (relative 2^-11). */
+typedef enum { JF_KV_F32, JF_KV_F16 } JfKvFormat;
+
+/* "f32" / "f16" (the JANUSFLOW_KV values). */
+const char *llm_kv_format_name(JfKvFormat f);
+/* The format a new cache for heads of head_dim gets on a device of this type: fp16 on GPUs, fp32
+ * on CPU devices (lavapipe: there the fp32 cache is what every golden test was made with);
+ * JANUSFLOW_KV=f16|f32 (read at the first call) or llm_force_kv_format() override that (other
+ * values of the variable are ignored). A head size the fp16 kernels cannot take (not a multiple of 8, or above 256:
+ * vkrt_attention_kv_f16_ok) gets fp32 whatever was asked. */
+JfKvFormat llm_kv_format_for(VkrtDeviceType type, uint32_t head_dim);
+/* Tests: 0 fp32, 1 fp16, -1 the device type's choice (JANUSFLOW_KV is then no longer read).
+ * Process-wide; applies to caches created afterwards. */
+void llm_force_kv_format(int mode);
+/* Device bytes of a cache of n_layers layers of kv_dim (n_kv_heads * head_dim) values per K and
+ * per V row, for n_batch x capacity rows. */
+uint64_t llm_kv_bytes_for(uint32_t n_layers, uint32_t kv_dim, JfKvFormat f, uint32_t n_batch, uint32_t capacity);
+
+/* K/V for n_batch independent sequences of up to capacity positions each, in the format
+ * llm_kv_format_for gives this device and head size. */
 JfKvCache *llm_kv_new(JfLlm *llm, uint32_t n_batch, uint32_t capacity, GError **error);
 void llm_kv_free(JfKvCache *kv);
 uint32_t llm_kv_capacity(const JfKvCache *kv);
 uint32_t llm_kv_batch(const JfKvCache *kv);
+JfKvFormat llm_kv_format(const JfKvCache *kv);
+/* Device bytes the cache holds (every layer's K and V). */
+uint64_t llm_kv_bytes(const JfKvCache *kv);
 
 /* Largest number of rows (n_batch * n_tokens) one llm_record_forward call may take; callers
  * split longer prompts into chunks. */

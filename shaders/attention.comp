@@ -13,6 +13,8 @@
 // SCALAR: head sizes that are not whole vec4s (a head would start inside a texel) or above 256:
 // the same online kernel over storage buffers, one float at a time, D = spec constant 0. Only
 // small test models have such heads, so this form is about being right, not fast.
+// KV_F16 (online and SPLIT): K and V are the fp16 cache, eight halves per texel (kv.glsl); the
+// math stays fp32.
 #include "common.glsl"
 #if defined(SPLIT)
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -23,6 +25,7 @@ layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint D = 32u;
 #else
 layout(constant_id = 0) const uint D4 = 32u;
+#include "kv.glsl"
 #endif
 
 layout(binding = 0) writeonly buffer O { float o[]; };
@@ -51,7 +54,7 @@ void main() {
   for (uint id = wg0 + gl_SubgroupID; id < min(wg0 + ITEMS, total); id += gl_NumSubgroups) {
     uint qi = id % p.n_q, bh = id / p.n_q;
     uint h = bh % p.n_heads, b = bh / p.n_heads, hk = h / (p.n_heads / p.n_kv_heads);
-    uint row_f4 = p.n_kv_heads * D4;
+    uint row_t = p.n_kv_heads * KV_T;  // texels per K/V row
     uint qbase = p.q_off + ((b * p.n_q + qi) * p.n_heads + h) * D4 * 4u;
     vec4 qv[D4], acc[D4];
     for (uint d = 0u; d < D4; d++) {
@@ -64,9 +67,9 @@ void main() {
     float m = -1.0 / 0.0, l = 0.0;
     for (uint j = lane; j < kend; j += S) {
       if (p.has_mask != 0u && mask[p.mask_off + b * p.kv_cap + j] == 0) continue;
-      int kb = int((b * p.kv_cap + j) * row_f4 + hk * D4);
+      int kb = int((b * p.kv_cap + j) * row_t + hk * KV_T);
       vec4 sv = vec4(0.0);
-      for (uint d = 0u; d < D4; d++) sv += qv[d] * uintBitsToFloat(texelFetch(K, int(p.k_off) + kb + int(d)));
+      KV_DOT(sv, qv, K, int(p.k_off) + kb)
       float s = (sv.x + sv.y) + (sv.z + sv.w);
       if (s > m) {
         float c = exp(m - s);
@@ -76,7 +79,7 @@ void main() {
       }
       float pj = exp(s - m);
       l += pj;
-      for (uint d = 0u; d < D4; d++) acc[d] += pj * uintBitsToFloat(texelFetch(V, int(p.v_off) + kb + int(d)));
+      KV_AXPY(acc, pj, V, int(p.v_off) + kb)
     }
     float mall = subgroupMax(m);
     float f = m > -1.0 / 0.0 ? exp(m - mall) : 0.0;  // lanes that saw no key contribute nothing
@@ -133,7 +136,7 @@ void main() {
   if (id >= p.n_b * p.n_heads * p.n_q) return;
   uint qi = id % p.n_q, bh = id / p.n_q;
   uint h = bh % p.n_heads, b = bh / p.n_heads, hk = h / (p.n_heads / p.n_kv_heads);
-  uint row_f4 = p.n_kv_heads * D4;  // texels per K/V row
+  uint row_t = p.n_kv_heads * KV_T;  // texels per K/V row
   uint qbase = p.q_off + ((b * p.n_q + qi) * p.n_heads + h) * D4 * 4u;
 
   vec4 qv[D4], acc[D4];
@@ -145,11 +148,11 @@ void main() {
   uint kend = p.n_kv;
   if (p.causal != 0u) kend = min(kend, p.q_start + qi + 1u);
   float m = -1.0 / 0.0, l = 0.0;
-  int kb = int(b * p.kv_cap * row_f4 + hk * D4);
-  for (uint j = 0u; j < kend; j++, kb += int(row_f4)) {
+  int kb = int(b * p.kv_cap * row_t + hk * KV_T);
+  for (uint j = 0u; j < kend; j++, kb += int(row_t)) {
     if (p.has_mask != 0u && mask[p.mask_off + b * p.kv_cap + j] == 0) continue;
     vec4 sv = vec4(0.0);
-    for (uint d = 0u; d < D4; d++) sv += qv[d] * uintBitsToFloat(texelFetch(K, int(p.k_off) + kb + int(d)));
+    KV_DOT(sv, qv, K, int(p.k_off) + kb)
     float s = (sv.x + sv.y) + (sv.z + sv.w);
     if (s > m) {
       float c = exp(m - s);  // 0 for the first key seen
@@ -159,7 +162,7 @@ void main() {
     }
     float pj = exp(s - m);
     l += pj;
-    for (uint d = 0u; d < D4; d++) acc[d] += pj * uintBitsToFloat(texelFetch(V, int(p.v_off) + kb + int(d)));
+    KV_AXPY(acc, pj, V, int(p.v_off) + kb)
   }
   float inv = l > 0.0 ? 1.0 / l : 0.0;
   uint ob = p.o_off + ((b * p.n_q + qi) * p.n_heads + h) * D4 * 4u;

@@ -21,9 +21,12 @@
 // attention.comp; query head h reads K/V head h / (n_heads / n_kv_heads). Offsets: q/k/v/s in
 // texels (s as vec4s; st_off: the texel view of S), o and inv (the 1 / sums, in the scratch
 // after S) in floats, the mask in ints.
+// KV_F16 (QK, PV): K and V are the fp16 cache, eight halves per texel (kv.glsl); the math stays
+// fp32, in the same order.
 #include "common.glsl"
 
 layout(constant_id = 0) const uint D4 = 32u;
+#include "kv.glsl"
 #define TM 16u  // PV's rows per lane (and the row tile SOFTMAX zeroes for)
 
 layout(push_constant) uniform P {
@@ -56,27 +59,32 @@ void main() {
   [[unroll]] for (uint i = 0u; i < QM; i++)
     qrow[i] = int(p.q_off + ((b * p.n_q + p.q0 + min(r0 + i, rlast)) * p.n_heads + h) * D4);
   [[unroll]] for (uint j = 0u; j < QN; j++)
-    krow[j] = int(p.k_off + ((b * p.kv_cap + min(j0 + j, p.n_kv - 1u)) * p.n_kv_heads + hk) * D4);
+    krow[j] = int(p.k_off + ((b * p.kv_cap + min(j0 + j, p.n_kv - 1u)) * p.n_kv_heads + hk) * KV_T);
   // acc[i][c]: row i, keys j0 + 4c .. j0 + 4c + 3 (whole vec4s: plain FMAs and vec4 stores)
   vec4 acc[QM][QN / 4u];
   [[unroll]] for (uint i = 0u; i < QM; i++)
     [[unroll]] for (uint c = 0u; c < QN / 4u; c++) acc[i][c] = vec4(0.0);
-  for (uint d = 0u; d < D4; d++) {
-    vec4 kx[QN / 4u], ky[QN / 4u], kz[QN / 4u], kw[QN / 4u];  // feature 4d + 0..3 of 4 keys
-    [[unroll]] for (uint c = 0u; c < QN / 4u; c++) {
-      vec4 k0 = uintBitsToFloat(texelFetch(K, krow[4u * c] + int(d)));
-      vec4 k1 = uintBitsToFloat(texelFetch(K, krow[4u * c + 1u] + int(d)));
-      vec4 k2 = uintBitsToFloat(texelFetch(K, krow[4u * c + 2u] + int(d)));
-      vec4 k3 = uintBitsToFloat(texelFetch(K, krow[4u * c + 3u] + int(d)));
-      kx[c] = vec4(k0.x, k1.x, k2.x, k3.x);
-      ky[c] = vec4(k0.y, k1.y, k2.y, k3.y);
-      kz[c] = vec4(k0.z, k1.z, k2.z, k3.z);
-      kw[c] = vec4(k0.w, k1.w, k2.w, k3.w);
-    }
-    [[unroll]] for (uint i = 0u; i < QM; i++) {
-      vec4 qv = uintBitsToFloat(texelFetch(Q, qrow[i] + int(d)));
-      [[unroll]] for (uint c = 0u; c < QN / 4u; c++)
-        acc[i][c] += qv.x * kx[c] + qv.y * ky[c] + qv.z * kz[c] + qv.w * kw[c];
+  for (uint t = 0u; t < KV_T; t++) {
+    uvec4 kt[QN];  // texel t of each key's head
+    [[unroll]] for (uint j = 0u; j < QN; j++) kt[j] = texelFetch(K, krow[j] + int(t));
+    [[unroll]] for (uint hv = 0u; hv < KV_PER; hv++) {
+      uint d = t * KV_PER + hv;
+      vec4 kx[QN / 4u], ky[QN / 4u], kz[QN / 4u], kw[QN / 4u];  // feature 4d + 0..3 of 4 keys
+      [[unroll]] for (uint c = 0u; c < QN / 4u; c++) {
+        vec4 k0 = kv_vec4(kt[4u * c], hv);
+        vec4 k1 = kv_vec4(kt[4u * c + 1u], hv);
+        vec4 k2 = kv_vec4(kt[4u * c + 2u], hv);
+        vec4 k3 = kv_vec4(kt[4u * c + 3u], hv);
+        kx[c] = vec4(k0.x, k1.x, k2.x, k3.x);
+        ky[c] = vec4(k0.y, k1.y, k2.y, k3.y);
+        kz[c] = vec4(k0.z, k1.z, k2.z, k3.z);
+        kw[c] = vec4(k0.w, k1.w, k2.w, k3.w);
+      }
+      [[unroll]] for (uint i = 0u; i < QM; i++) {
+        vec4 qv = uintBitsToFloat(texelFetch(Q, qrow[i] + int(d)));
+        [[unroll]] for (uint c = 0u; c < QN / 4u; c++)
+          acc[i][c] += qv.x * kx[c] + qv.y * ky[c] + qv.z * kz[c] + qv.w * kw[c];
+      }
     }
   }
   // keys this tile's columns hide for every row: past n_kv, or masked
@@ -147,19 +155,25 @@ void main() {
   uint h = bh % p.n_heads, b = bh / p.n_heads, hk = h / (p.n_heads / p.n_kv_heads);
   uint r0 = rt * TM, rlast = min(r0 + TM, p.rows) - 1u, d0 = dt * TD;
   uint kend = key_end(rlast), s_ld4 = p.s_ld / 4u;
-  int prow[TM], dcol[TD];
+  // the lane's TD feature vec4s d0 .. d0 + TD - 1 are TD / KV_PER texels of a V row (d0 is a
+  // multiple of TD, so of KV_PER)
+  const uint TT = TD / KV_PER;
+  int prow[TM], dcol[TT];
   [[unroll]] for (uint i = 0u; i < TM; i++)
     prow[i] = int(p.s_off + (bh * p.rows + min(r0 + i, rlast)) * s_ld4);
-  [[unroll]] for (uint c = 0u; c < TD; c++) dcol[c] = int(p.v_off + hk * D4 + min(d0 + c, D4 - 1u));
+  [[unroll]] for (uint c = 0u; c < TT; c++) dcol[c] = int(p.v_off + hk * KV_T + min(d0 / KV_PER + c, KV_T - 1u));
   vec4 acc[TM][TD];
   [[unroll]] for (uint i = 0u; i < TM; i++)
     [[unroll]] for (uint c = 0u; c < TD; c++) acc[i][c] = vec4(0.0);
-  uint vstride = p.n_kv_heads * D4;
+  uint vstride = p.n_kv_heads * KV_T;
   for (uint j4 = 0u; 4u * j4 < kend; j4++) {
     vec4 vv[4][TD];  // keys 4 j4 .. 4 j4 + 3 (clamped: their P is 0)
     [[unroll]] for (uint t = 0u; t < 4u; t++) {
       int vrow = int((b * p.kv_cap + min(4u * j4 + t, p.n_kv - 1u)) * vstride);
-      [[unroll]] for (uint c = 0u; c < TD; c++) vv[t][c] = uintBitsToFloat(texelFetch(V, vrow + dcol[c]));
+      [[unroll]] for (uint c = 0u; c < TT; c++) {
+        uvec4 w = texelFetch(V, vrow + dcol[c]);
+        [[unroll]] for (uint hv = 0u; hv < KV_PER; hv++) vv[t][c * KV_PER + hv] = kv_vec4(w, hv);
+      }
     }
     [[unroll]] for (uint i = 0u; i < TM; i++) {
       vec4 pr = uintBitsToFloat(texelFetch(S, prow[i] + int(j4)));

@@ -13,12 +13,14 @@
 // n_kv_heads heads; query head h reads head h / (n_heads / n_kv_heads).
 // K/V rows are padded by one vec4 so that threads reading different keys at the same d hit
 // different banks. No subgroup operations (lavapipe JITs them slowly; the tests run this).
+// KV_F16: K and V are the fp16 cache (kv.glsl), widened to fp32 as a tile is staged.
 #include "common.glsl"
 
 layout(local_size_x_id = 3) in;
 layout(constant_id = 0) const uint D4 = 32u;
 layout(constant_id = 1) const uint BR = 32u;
 layout(constant_id = 2) const uint BC = 32u;
+#include "kv.glsl"
 const uint KST = D4 + 1u;                                  // K/V row stride in vec4s
 const uint NACC = (BR * D4 + gl_WorkGroupSize.x - 1u) / gl_WorkGroupSize.x;
 
@@ -39,6 +41,17 @@ shared vec4 KVs[BC * KST];
 shared float S[BR * BC];
 shared float m_s[BR], l_s[BR], alpha_s[BR];
 
+// Keys j0 .. j0 + BC - 1 of the K or V head starting at texel base (rows of row_t texels) into
+// KVs; keys past kend are zeros (never used, and never read past the binding).
+void stage_tile(usamplerBuffer T, int base, uint row_t, uint j0, uint kend)
+{
+  for (uint e = gl_LocalInvocationID.x; e < BC * KV_T; e += gl_WorkGroupSize.x) {
+    uint c = e / KV_T, t = e % KV_T;
+    uvec4 w = j0 + c < kend ? texelFetch(T, base + int((j0 + c) * row_t + t)) : uvec4(0u);
+    for (uint i = 0u; i < KV_PER; i++) KVs[c * KST + t * KV_PER + i] = kv_vec4(w, i);
+  }
+}
+
 void main() {
   uint WG = gl_WorkGroupSize.x, tid = gl_LocalInvocationID.x;
   uint nqb = (p.n_q + BR - 1u) / BR;
@@ -48,8 +61,8 @@ void main() {
   uint h = bh % p.n_heads, b = bh / p.n_heads;
   uint q0 = qb * BR, qn = min(BR, p.n_q - q0);
   uint hk = h / (p.n_heads / p.n_kv_heads);  // the K/V head (grouped-query attention)
-  uint row_f4 = p.n_kv_heads * D4;            // texels per K/V row
-  int kv0 = int(p.k_off + b * p.kv_cap * row_f4 + hk * D4), vv0 = int(p.v_off + b * p.kv_cap * row_f4 + hk * D4);
+  uint row_t = p.n_kv_heads * KV_T;           // texels per K/V row
+  int kv0 = int(p.k_off + b * p.kv_cap * row_t + hk * KV_T), vv0 = int(p.v_off + b * p.kv_cap * row_t + hk * KV_T);
   // keys any of these queries may see
   uint kend = p.n_kv;
   if (p.causal != 0u) kend = min(kend, p.q_start + q0 + qn);
@@ -72,11 +85,8 @@ void main() {
   barrier();  // Qs, m_s and l_s are read by other threads (l_s even when there is no key)
 
   for (uint j0 = 0u; j0 < kend; j0 += BC) {
-    // 1. K tile (keys past kend are never used: zeros, and never read past the binding)
-    for (uint e = tid; e < BC * D4; e += WG) {
-      uint c = e / D4, d = e % D4;
-      KVs[c * KST + d] = j0 + c < kend ? uintBitsToFloat(texelFetch(K, kv0 + int((j0 + c) * row_f4 + d))) : vec4(0.0);
-    }
+    // 1. K tile
+    stage_tile(K, kv0, row_t, j0, kend);
     barrier();
     // 2. scores
     for (uint e = tid; e < BR * BC; e += WG) {
@@ -112,10 +122,7 @@ void main() {
         alpha_s[r] = a;
       }
     }
-    for (uint e = tid; e < BC * D4; e += WG) {
-      uint c = e / D4, d = e % D4;
-      KVs[c * KST + d] = j0 + c < kend ? uintBitsToFloat(texelFetch(V, vv0 + int((j0 + c) * row_f4 + d))) : vec4(0.0);
-    }
+    stage_tile(V, vv0, row_t, j0, kend);
     barrier();
     // 4. O = O * alpha + P . V
     for (uint i = 0u; i < NACC; i++) {

@@ -22,3 +22,7 @@ double attn_case_run(VkrtContext *ctx, GRand *rng, const AttnCase *c, const uint
 
 /* attn_case_run, asserting nmse <= 1e-10 (printing the case, prefixed by label, when not). */
 void attn_case_check(VkrtContext *ctx, GRand *rng, const AttnCase *c, const uint64_t offs[4], const char *label);
+
+/* The same with K and V given to the op as fp16 (VkrtAttnParams.kv_f16) and to the reference as
+ * the same rounded values, so that the bound stays as tight. */
+void attn_case_check_f16(VkrtContext *ctx, GRand *rng, const AttnCase *c, const uint64_t offs[4], const char *label);

@@ -109,7 +109,8 @@ static void rec_attention(VkrtSeq *seq, void *u)
 }
 
 /* Each shape twice: the online kernel, then with scratch (the GEMM form where the device takes
- * it; the name says which ran). */
+ * it; the name says which ran); causal shapes a third time as the LLM runs them on a GPU, with
+ * the fp16 K/V cache (its values here: 0 and 1 in turn). */
 static void bench_attention(uint32_t B, uint32_t nq, uint32_t q_start, uint32_t n_kv, uint32_t H, uint32_t D,
                             bool causal, int reps)
 {
@@ -117,15 +118,16 @@ static void bench_attention(uint32_t B, uint32_t nq, uint32_t q_start, uint32_t 
   AT a = { buf(4ull * B * nq * H * D, 0), buf(4ull * B * nq * H * D, 0x3c000000u),
            buf(4ull * B * cap * H * D, 0x3c000000u), buf(4ull * B * cap * H * D, 0x3f800000u),
            buf(VKRT_ATTN_SCRATCH_BYTES, 0),
-           { B, nq, H, D, q_start, n_kv, cap, causal, 1.0f / sqrtf((float)D), H, vkrt_tensor_none() } };
+           { B, nq, H, D, q_start, n_kv, cap, causal, 1.0f / sqrtf((float)D), H, vkrt_tensor_none(), false } };
   uint64_t pairs = 0;
   for (uint32_t i = 0; i < nq; i++) pairs += causal ? MIN(n_kv, q_start + i + 1) : n_kv;
-  for (int with = 0; with < 2; with++) {
+  for (int with = 0; with < (causal ? 3 : 2); with++) {
     a.p.scratch = with ? vkrt_tensor(a.s) : vkrt_tensor_none();
-    char name[64];
-    g_snprintf(name, sizeof name, "attention %s B%u q%u kv%u H%u D%u%s",
+    a.p.kv_f16 = with == 2;
+    char name[80];
+    g_snprintf(name, sizeof name, "attention %s B%u q%u kv%u H%u D%u%s%s",
                with ? vkrt_ops_attention_path(ctx, nq, B * H, D) : "online", B, nq, n_kv, H, D,
-               causal ? "" : " full");
+               causal ? "" : " full", a.p.kv_f16 ? " kv-f16" : "");
     bench(name, 4ull * pairs * H * D * B, 0, reps, rec_attention, &a);
   }
   vkrt_buffer_free(a.o); vkrt_buffer_free(a.q); vkrt_buffer_free(a.k); vkrt_buffer_free(a.v); vkrt_buffer_free(a.s);
@@ -236,6 +238,7 @@ int main(int argc, char **argv)
     bench_attention(2, 577, 24, 601, 8, 128, true, reps);       /* `small` Euler step, CFG pair */
     bench_attention(1, 576, 0, 576, 8, 64, false, reps);        /* `small` SigLIP */
     bench_attention(2, 1, 600, 601, 16, 128, true, reps);       /* decode */
+    bench_attention(1, 1, 4095, 4096, 16, 128, true, reps);     /* decode at the chat's full context */
   }
   if (want(filter, "small")) {
     uint32_t rows = 577, dim = 2048;

@@ -107,6 +107,21 @@ void ref_attention(float *out, const float *q, const float *k, const float *v, c
   free(sc);
 }
 
+uint16_t ref_f16_from_f32(float f)
+{
+  _Float16 h = (_Float16)f;
+  uint16_t u;
+  memcpy(&u, &h, sizeof u);
+  return u;
+}
+
+float ref_f16_to_f32(uint16_t u)
+{
+  _Float16 h;
+  memcpy(&h, &u, sizeof h);
+  return (float)h;
+}
+
 void ref_silu_mul(float *y, const float *gate, const float *up, uint32_t n)
 {
   for (uint32_t i = 0; i < n; i++) y[i] = ref_silu(gate[i]) * up[i];

@@ -24,6 +24,11 @@ void ref_rope(float *x, const int32_t *pos, uint32_t rows, uint32_t row_stride, 
 void ref_attention(float *out, const float *q, const float *k, const float *v, const int32_t *mask,
                    uint32_t n_batch, uint32_t n_q, uint32_t n_heads, uint32_t head_dim, uint32_t q_start,
                    uint32_t n_kv, uint32_t kv_capacity, bool causal, float scale, uint32_t n_kv_heads);
+/* fp16 (IEEE binary16) bit patterns, for the fp16 K/V cache: ref_f16_from_f32 rounds to nearest
+ * even through the compiler's _Float16 (not the shader's integer method), so overflow gives
+ * +-inf and NaN a NaN; ref_f16_to_f32 is exact. */
+uint16_t ref_f16_from_f32(float f);
+float ref_f16_to_f32(uint16_t h);
 void ref_silu_mul(float *y, const float *gate, const float *up, uint32_t n);
 void ref_add(float *y, const float *a, const float *b, uint32_t n);
 void ref_argmax(uint32_t *out, const float *x, uint32_t rows, uint32_t n);

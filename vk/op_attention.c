@@ -7,7 +7,9 @@
  * sequences go in one dispatch when their K/V regions fit one binding, else one dispatch per
  * sequence (a single sequence's K/V must fit one texel binding: 128 MiB+ on every device seen).
  * Head sizes that are not a multiple of 4 or above 256 take the SCALAR variant of attention.comp
- * (storage buffers) on every device. */
+ * (storage buffers) on every device. fp16 K/V (kv_f16, the LLM's fp16 cache) takes the _f16
+ * variant of whichever texel kernel the shape gets (shaders/kv.glsl); there is no SCALAR one, so
+ * its head sizes are whole texels of 8 halves. */
 #include "ops.h"
 #include "op_util.h"
 
@@ -207,6 +209,7 @@ static void attention_gemm(VkrtSeq *seq, const VkrtAttnParams *p, uint32_t hk, u
       .groups = { (p->n_kv + QK_WG * QK_KEYS - 1) / (QK_WG * QK_KEYS), (rows + QK_ROWS - 1) / QK_ROWS, (uint32_t)bh },
       .flops = per_bh * qk,
     };
+    if (p->kv_f16) d.shader = "attn_gemm_qk_f16";
     vkrt_seq_dispatch(seq, &d);
     d.shader = "attn_gemm_softmax";
     d.n_bindings = 3;
@@ -218,7 +221,7 @@ static void attention_gemm(VkrtSeq *seq, const VkrtAttnParams *p, uint32_t hk, u
     vkrt_seq_dispatch(seq, &d);
     uint64_t tiles = bh * ((rows + GEMM_TILE - 1) / GEMM_TILE) * ((d4 + GEMM_PV_TEXELS - 1) / GEMM_PV_TEXELS);
     push.s_off = bst.off;
-    d.shader = "attn_gemm_pv";
+    d.shader = p->kv_f16 ? "attn_gemm_pv_f16" : "attn_gemm_pv";
     d.n_bindings = 4;
     d.bindings[0] = bo->bind;
     d.bindings[1] = bst.bind;
@@ -247,8 +250,14 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
             VKRT_ATTN_MAX_HEAD_DIM);
     return;
   }
+  if (p->kv_f16 && !vkrt_attention_kv_f16_ok(p->head_dim)) {
+    op_fail(seq, VKRT_ERROR_UNSUPPORTED, op, "fp16 K/V needs a head size that is a multiple of 8 up to %u, not %u",
+            VKRT_ATTN_MAX_TEXEL_HEAD_DIM, p->head_dim);
+    return;
+  }
   uint64_t B = p->n_batch, HD = (uint64_t)p->n_heads * p->head_dim, KD = (uint64_t)hk * p->head_dim;
-  uint64_t q_bytes = p->n_q * HD * 4, kv_bytes = p->kv_capacity * KD * 4;
+  uint64_t kv_es = p->kv_f16 ? 2 : 4;  /* bytes per K/V value */
+  uint64_t q_bytes = p->n_q * HD * 4, kv_bytes = p->kv_capacity * KD * kv_es;
   bool has_mask = mask.buf != NULL;
   if (!op_check(seq, op, "out", out, B * q_bytes) || !op_check(seq, op, "q", q, B * q_bytes) ||
       !op_check(seq, op, "k", k, B * kv_bytes) || !op_check(seq, op, "v", v, B * kv_bytes) ||
@@ -262,7 +271,7 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
     return;
   }
   /* all sequences at once if the K/V span (up to the last key read) fits one binding */
-  uint64_t read_kv = ((B - 1) * p->kv_capacity + p->n_kv) * KD * 4;
+  uint64_t read_kv = ((B - 1) * p->kv_capacity + p->n_kv) * KD * kv_es;
   bool all = read_kv <= op_window_bytes(seq, texel) && B * q_bytes <= op_window_bytes(seq, false);
   uint64_t per = all ? B : 1;
   bool scratch = p->scratch.buf && p->scratch.offset % 16 == 0 && q.offset % 16 == 0 &&
@@ -272,7 +281,7 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
     uint64_t items = nb * p->n_heads * p->n_q;
     AttnPath path = attention_path(di, p->n_q, items, p->head_dim, scratch);
     bool gemm = path == ATTN_GEMM;
-    uint64_t kv_span = MAX(((nb - 1) * p->kv_capacity + p->n_kv) * KD * 4, 16);
+    uint64_t kv_span = MAX(((nb - 1) * p->kv_capacity + p->n_kv) * KD * kv_es, 16);
     OpBind bo = { 0 }, bq = { 0 }, bk = { 0 }, bv = { 0 }, bm = { 0 };
     if (!op_bind(seq, op, "out", vkrt_tensor_sub(out, b0 * q_bytes, nb * q_bytes), false, 4, &bo) ||
         !op_bind(seq, op, "q", vkrt_tensor_sub(q, b0 * q_bytes, nb * q_bytes), gemm, gemm ? 16 : 4, &bq) ||
@@ -301,9 +310,11 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
     uint64_t pairs = 0;
     for (uint32_t i = 0; i < p->n_q; i++)
       pairs += p->causal ? MIN((uint64_t)p->n_kv, (uint64_t)p->q_start + i + 1) : p->n_kv;
-    bool split = path == ATTN_SPLIT;
+    bool split = path == ATTN_SPLIT, f16 = p->kv_f16;
     VkrtDispatch d = {
-      .shader = path == ATTN_FLASH ? "flash_attn" : split ? "attention_split" : texel ? "attention" : "attention_scalar",
+      .shader = path == ATTN_FLASH ? (f16 ? "flash_attn_f16" : "flash_attn")
+                : split ? (f16 ? "attention_split_f16" : "attention_split")
+                : texel ? (f16 ? "attention_f16" : "attention") : "attention_scalar",
       .n_bindings = 5,
       .bindings = { bo.bind, bq.bind, bk.bind, bv.bind, bm.bind },
       .texel_mask = texel ? 0xc : 0,

@@ -95,6 +95,11 @@ typedef struct {
    * chunks of query rows that fit it; vkrt_ops_attention_scratch_bytes() says how much it is
    * worth. None: the online kernel. */
   VkrtTensor scratch;
+  /* K and V hold fp16 values (the LLM's fp16 K/V cache: two per 32-bit word, the first in the
+   * low half, as vkrt_op_f32_to_f16 writes them), read as such by every kernel; the math stays
+   * fp32. Needs head_dim % 8 == 0 and head_dim <= 256 (vkrt_attention_kv_f16_ok): the op fails
+   * otherwise. */
+  bool kv_f16;
 } VkrtAttnParams;
 
 /* The head sizes vkrt_op_attention takes. Whole vec4s up to 256 take the texel kernels (their
@@ -106,12 +111,17 @@ static inline bool vkrt_attention_head_dim_ok(uint32_t d)
 {
   return d > 0 && d <= VKRT_ATTN_MAX_HEAD_DIM;
 }
+/* The head sizes fp16 K/V (kv_f16) takes: whole texels of 8 halves, in the texel kernels. */
+static inline bool vkrt_attention_kv_f16_ok(uint32_t d)
+{
+  return d > 0 && d % 8 == 0 && d <= VKRT_ATTN_MAX_TEXEL_HEAD_DIM;
+}
 
 /* out[B*n_q, H*D] = softmax(q k^T * scale + mask) v per head in fp32: online softmax (no score
  * matrix in device memory), or on CPU devices with p->scratch, scores chunked through it.
- * q [B*n_q, H*D]; k, v [B, kv_capacity, HK*D] (HK = n_kv_heads; query head h reads K/V head
- * h / (H / HK)); mask: none, or int32 [B, kv_capacity] with 0 = key hidden for that sequence.
- * A query that sees no key gets zeros. */
+ * q [B*n_q, H*D]; k, v [B, kv_capacity, HK*D], fp32 or (p->kv_f16) fp16 (HK = n_kv_heads; query
+ * head h reads K/V head h / (H / HK)); mask: none, or int32 [B, kv_capacity] with 0 = key hidden
+ * for that sequence. A query that sees no key gets zeros. */
 void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k, VkrtTensor v,
                        VkrtTensor mask, const VkrtAttnParams *p);
 /* With few queries (decode) on a GPU, attention spreads each query's keys over a subgroup; on
@@ -141,6 +151,15 @@ uint64_t vkrt_ops_attention_scratch_row_bytes(uint64_t n_seq_heads, uint32_t n_k
 const char *vkrt_ops_attention_path(VkrtContext *ctx, uint32_t n_q, uint32_t n_seq_heads, uint32_t head_dim);
 /* Tests: the flash kernel's query block, key tile and workgroup size (0 = per device). */
 void vkrt_ops_force_flash_blocks(uint32_t br, uint32_t bc, uint32_t wg);
+
+/* dst = fp16(src) for n fp32 values (n even), two halves per 32-bit word, the first in the low
+ * half: round to nearest even, computed in integers so that it is the same on every device;
+ * magnitudes of 65520 and more become +-inf (a model's K/V are far below that), NaN stays NaN,
+ * values under 2^-24 become subnormals or +-0. dst and src start on 4-byte boundaries. */
+void vkrt_op_f32_to_f16(VkrtSeq *seq, VkrtTensor dst, VkrtTensor src, uint64_t n);
+/* Two such conversions of n values each in one dispatch (a layer's new K and V rows). */
+void vkrt_op_f32_to_f16_pair(VkrtSeq *seq, VkrtTensor dst_a, VkrtTensor src_a, VkrtTensor dst_b, VkrtTensor src_b,
+                             uint64_t n);
 
 /* y[i] = silu(gate[i]) * up[i] for n elements. */
 void vkrt_op_silu_mul(VkrtSeq *seq, VkrtTensor y, VkrtTensor gate, VkrtTensor up, uint32_t n);
