@@ -606,18 +606,20 @@ gboolean bench_session_run(BenchSession *s, BenchStageId id, BenchStage *st, GEr
   }
   int c, h, w;
   gen_latent_size(m, &c, &h, &w);
+  /* the format the stage's caches get (llm_kv_new): their K/V bytes are part of the minimum */
+  JfKvFormat kvf = llm_kv_format_for(vkrt_context_info(s->ctx)->type, (uint32_t)m->cfg->llm.head_dim);
   gboolean ok = FALSE;
   switch (id) {
   case BENCH_PREFILL:
     st->items = s->pr->chat_ids->len;
     st->item_unit = "tok";
-    st->cost = bench_cost_prefill(m->cfg, s->pr->chat_ids->len);
+    st->cost = bench_cost_prefill(m->cfg, kvf, s->pr->chat_ids->len);
     ok = chat_prepare(s, error) && run_loop(s, prefill_once, st, error);
     break;
   case BENCH_DECODE: {
     st->items = s->o.decode_tokens;
     st->item_unit = "tok";
-    st->cost = bench_cost_decode(m->cfg, s->pr->chat_ids->len, (uint32_t)s->o.decode_tokens);
+    st->cost = bench_cost_decode(m->cfg, kvf, s->pr->chat_ids->len, (uint32_t)s->o.decode_tokens);
     double gpu = 0;
     ok = chat_prepare(s, error) && (s->prefilled || prefill_once(s, &gpu, error)) && run_loop(s, decode_once, st, error);
     break;
@@ -634,7 +636,7 @@ gboolean bench_session_run(BenchSession *s, BenchStageId id, BenchStage *st, GEr
   case BENCH_EULER_STEP:
     st->items = 1;
     st->item_unit = "step";
-    ok = bench_cost_euler_step(m->cfg, m->st, s->pr->gen_prefix_got, 1, &st->cost, error) && euler_run(s, st, error);
+    ok = bench_cost_euler_step(m->cfg, kvf, m->st, s->pr->gen_prefix_got, 1, &st->cost, error) && euler_run(s, st, error);
     break;
   case BENCH_VAE_DECODE: {
     st->items = 1;

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #define BF16 2.0   /* bytes per weight on the device */
-#define KV_BYTES 4.0  /* bytes per cached K or V value */
 
 /* Multiply-adds per token of one decoder layer's linears. */
 static double llm_layer_macs(const JfLlmConfig *c)
@@ -20,8 +19,10 @@ static double llm_layer_bytes(const JfLlmConfig *c)
 
 /* n_seq sequences of rows new tokens each at cache positions start..start+rows-1 (causal), plus
  * lm_head over lm_rows rows. Weights once for the whole pass; each sequence's keys once per layer. */
-static BenchCost llm_pass(const JfLlmConfig *c, double n_seq, double rows, double start, double lm_rows)
+static BenchCost llm_pass(const JfLlmConfig *c, JfKvFormat kv, double n_seq, double rows, double start,
+                          double lm_rows)
 {
+  const double kv_bytes = kv == JF_KV_F16 ? 2.0 : 4.0;  /* per cached K or V value */
   double L = c->n_layers, QD = (double)c->n_heads * c->head_dim, KVD = (double)c->n_kv_heads * c->head_dim;
   /* sum over queries i of the keys it sees: start + i + 1 */
   double keys = rows * start + rows * (rows + 1) / 2.0;
@@ -29,22 +30,22 @@ static BenchCost llm_pass(const JfLlmConfig *c, double n_seq, double rows, doubl
   k.flops = 2.0 * n_seq * rows * L * llm_layer_macs(c) + 4.0 * QD * L * n_seq * keys +
             2.0 * lm_rows * (double)c->vocab * c->hidden;
   k.bytes = L * llm_layer_bytes(c) + c->hidden * BF16 + (lm_rows > 0 ? (double)c->vocab * c->hidden * BF16 : 0) +
-            n_seq * L * 2.0 * KVD * KV_BYTES * (start + rows);
+            n_seq * L * 2.0 * KVD * kv_bytes * (start + rows);
   return k;
 }
 
-BenchCost bench_cost_prefill(const JfModelConfig *cfg, uint32_t n_tokens)
+BenchCost bench_cost_prefill(const JfModelConfig *cfg, JfKvFormat kv, uint32_t n_tokens)
 {
-  BenchCost k = llm_pass(&cfg->llm, 1, n_tokens, 0, 1);
+  BenchCost k = llm_pass(&cfg->llm, kv, 1, n_tokens, 0, 1);
   k.bytes += (double)n_tokens * cfg->llm.hidden * BF16;  /* embedding rows */
   return k;
 }
 
-BenchCost bench_cost_decode(const JfModelConfig *cfg, uint32_t start, uint32_t n_new)
+BenchCost bench_cost_decode(const JfModelConfig *cfg, JfKvFormat kv, uint32_t start, uint32_t n_new)
 {
   BenchCost sum = { 0, 0 };
   for (uint32_t i = 0; i < n_new; i++) {
-    BenchCost k = llm_pass(&cfg->llm, 1, 1, (double)start + i, 1);
+    BenchCost k = llm_pass(&cfg->llm, kv, 1, 1, (double)start + i, 1);
     sum.flops += k.flops;
     sum.bytes += k.bytes + cfg->llm.hidden * BF16;
   }
@@ -82,7 +83,7 @@ static double unpatch_scale(const JfModelConfig *cfg, const StFile *st, int k)
   return scale;
 }
 
-gboolean bench_cost_euler_step(const JfModelConfig *cfg, const StFile *st, uint32_t prefix, uint32_t batch,
+gboolean bench_cost_euler_step(const JfModelConfig *cfg, JfKvFormat kv, const StFile *st, uint32_t prefix, uint32_t batch,
                                BenchCost *out, GError **error)
 {
   const double n = batch, T = cfg->proc.num_image_tokens;
@@ -116,7 +117,7 @@ gboolean bench_cost_euler_step(const JfModelConfig *cfg, const StFile *st, uint3
                 safetensors_path(st));
     return FALSE;
   }
-  BenchCost llm = llm_pass(&cfg->llm, 2 * n, T + 1, prefix, 0);
+  BenchCost llm = llm_pass(&cfg->llm, kv, 2 * n, T + 1, prefix, 0);
   out->flops = 2 * macs + llm.flops;
   out->bytes = params * BF16 + llm.bytes;
   return TRUE;

@@ -7,10 +7,11 @@
  * over the keys each query sees causally, masked keys included, as the reference bench counts);
  * norms and element-wise work are not counted. Minimum bytes are what the stage must read at
  * least: every weight it uses once (bf16, as the engine stores them), the K/V it attends to
- * (fp32, as the engine's cache holds them) and the embedding rows it gathers; activations are not
+ * (in the cache's format: fp32 or fp16, llm_kv_format_for) and the embedding rows it gathers; activations are not
  * counted, so bytes/s against a copy ceiling is the bound that matters for decode. */
 #pragma once
 #include "model.h"
+#include "llm.h"
 
 G_BEGIN_DECLS
 
@@ -21,9 +22,9 @@ typedef struct {
 
 /* LLM over one chat prompt of n_tokens (one sequence, from position 0), then lm_head on the last
  * row. */
-BenchCost bench_cost_prefill(const JfModelConfig *cfg, uint32_t n_tokens);
+BenchCost bench_cost_prefill(const JfModelConfig *cfg, JfKvFormat kv, uint32_t n_tokens);
 /* n_new greedy tokens after start cached positions: each a one-token forward + lm_head. */
-BenchCost bench_cost_decode(const JfModelConfig *cfg, uint32_t start, uint32_t n_new);
+BenchCost bench_cost_decode(const JfModelConfig *cfg, JfKvFormat kv, uint32_t start, uint32_t n_new);
 /* The SigLIP tower blocks that run, the final norm and the understanding aligner, one image. */
 BenchCost bench_cost_siglip(const JfModelConfig *cfg);
 /* One Euler step with CFG for `batch` images and a prompt prefix of P tokens whose K/V are
@@ -31,8 +32,8 @@ BenchCost bench_cost_siglip(const JfModelConfig *cfg);
  * (image tokens + 1) rows at positions P.., the decoder aligner and UViT decoder for the 2 x batch
  * rows (FiLM mappers once per image). Shapes come from the tensors in st. FALSE if a tensor the
  * generation path needs is missing. */
-gboolean bench_cost_euler_step(const JfModelConfig *cfg, const StFile *st, uint32_t prefix, uint32_t batch,
-                               BenchCost *out, GError **error);
+gboolean bench_cost_euler_step(const JfModelConfig *cfg, JfKvFormat kv, const StFile *st, uint32_t prefix,
+                               uint32_t batch, BenchCost *out, GError **error);
 /* The VAE decoder (post_quant_conv + decoder.*) of one latent of lat_h x lat_w, from the tensor
  * shapes in vae_st. */
 gboolean bench_cost_vae_decode(const StFile *vae_st, uint32_t lat_h, uint32_t lat_w, BenchCost *out,

@@ -362,8 +362,10 @@ int cli_bench_main(int argc, char **argv)
   fprintf(out, "device:  %s (%s), driver %s, %.2f GiB device-local, timestamps %s\n", di->name,
           vkrt_device_type_name(di->type), di->driver, (double)di->device_local_bytes / (1024.0 * 1024.0 * 1024.0),
           di->has_timestamps ? "yes" : "no (GPU columns empty, FLOP/s from wall time)");
-  fprintf(out, "model:   %s; %.3f GB of weights on the device (LLM %s); loaded in %.1f s\n", source,
-          loaded_weight_bytes(m) / 1e9, m->llm ? llm_weight_format_name(llm_weight_format(m->llm)) : "not loaded", t_load);
+  const char *kv_name = llm_kv_format_name(llm_kv_format_for(di->type, (uint32_t)m->cfg->llm.head_dim));
+  fprintf(out, "model:   %s; %.3f GB of weights on the device (LLM %s, K/V cache %s); loaded in %.1f s\n", source,
+          loaded_weight_bytes(m) / 1e9, m->llm ? llm_weight_format_name(llm_weight_format(m->llm)) : "not loaded",
+          kv_name, t_load);
   fprintf(out, "shapes:  chat prompt %u tokens (%u image), decode %d tokens, generation prefix P = %u + %u rows per "
           "CFG row (x2), latent %dx%dx%d\n", pr.chat_ids->len, n_img, a.new_tokens, pr.gen_prefix_got, n_gen + 1,
           c_lat, h_lat, w_lat);
@@ -433,6 +435,7 @@ int cli_bench_main(int argc, char **argv)
     json_str(b, "synthetic", a.synthetic);
     json_num(b, "weight_bytes_on_device", loaded_weight_bytes(m));
     json_str(b, "llm_weights", m->llm ? llm_weight_format_name(llm_weight_format(m->llm)) : NULL);
+    json_str(b, "kv_cache", kv_name);
     json_num(b, "load_s", t_load);
     json_builder_end_object(b);
     json_builder_set_member_name(b, "shapes");

@@ -105,7 +105,7 @@ static void check_step_flops(int batch, gboolean one_layer_per_part)
   g_assert_true(tokenizer_encode(m->tok, text, -1, TRUE, ids, &e));
   uint32_t P = ids->len - 1;
   BenchCost min;
-  g_assert_true(bench_cost_euler_step(m->cfg, m->st, P, (uint32_t)batch, &min, &e));
+  g_assert_true(bench_cost_euler_step(m->cfg, JF_KV_F32, m->st, P, (uint32_t)batch, &min, &e));
   g_assert_no_error(e);
 
   Watch w = { .ctx = ctx, .start_dispatches = vkrt_context_recorded_dispatches(ctx) };
@@ -236,7 +236,7 @@ static void test_euler_step_replay(void)
   GArray *ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
   g_assert_true(tokenizer_encode(m->tok, text, -1, TRUE, ids, &e));
   BenchCost min1;
-  g_assert_true(bench_cost_euler_step(m->cfg, m->st, ids->len - 1, 1, &min1, &e));
+  g_assert_true(bench_cost_euler_step(m->cfg, JF_KV_F32, m->st, ids->len - 1, 1, &min1, &e));
 
   Watch rs[2] = { { .ctx = ctx }, { .ctx = ctx } }, r1[2] = { { .ctx = ctx }, { .ctx = ctx } };
   JfImage **steered[2], **one[2];
@@ -324,7 +324,7 @@ static void test_cost_full_shapes(void)
   cfg.siglip = (JfSiglipConfig){ .image_size = 384, .patch = 16, .width = 1024, .layers = 24, .heads = 16,
                                  .mlp_dim = 4096 };
   /* one decoded token at position 0: linears 2.466 GFLOP + lm_head 0.419 GFLOP, ~3 GB of weights */
-  BenchCost d = bench_cost_decode(&cfg, 0, 1);
+  BenchCost d = bench_cost_decode(&cfg, JF_KV_F32, 0, 1);
   g_assert_cmpfloat(fabs(d.flops / (2.466e9 + 0.419e9) - 1), <, 0.002);
   g_assert_cmpfloat(d.bytes, >, 2.8e9);
   g_assert_cmpfloat(d.bytes, <, 3.0e9);
@@ -333,7 +333,7 @@ static void test_cost_full_shapes(void)
   g_assert_cmpfloat(fabs(s.flops / 384e9 - 1), <, 0.02);
   /* prefill of 640 tokens: 640 x 2.466 + causal attention (40 GFLOP) + one lm_head row; the
    * reference bench counts the full 640 x 640 attention square and prints 1659 */
-  BenchCost p = bench_cost_prefill(&cfg, 640);
+  BenchCost p = bench_cost_prefill(&cfg, JF_KV_F32, 640);
   g_assert_cmpfloat(fabs(p.flops / 1.619e12 - 1), <, 0.005);
 }
 
