@@ -243,13 +243,14 @@ void main() {
 
 #elif defined(GEMV_TEX)
 // One subgroup per group of GR rows of w; lane l reads texels l, l + S, ... of each row, so a
-// subgroup reads contiguous memory; partial sums meet in subgroupAdd. Rows per workgroup are
-// fixed (ROWS_WG) and walked by however many subgroups the device makes.
+// subgroup reads contiguous memory; partial sums meet in subgroupAdd. ROWS_WG rows per workgroup
+// (a multiple of GR, chosen per device by vkrt_ops_gemv_rows), walked by however many subgroups
+// the device makes.
 #extension GL_KHR_shader_subgroup_arithmetic : require
 layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint MR = 1u;
+layout(constant_id = 1) const uint ROWS_WG = 32u;
 #define GR 4u
-#define ROWS_WG 32u
 
 void main() {
   uint S = gl_SubgroupSize, lane = gl_SubgroupInvocationID;

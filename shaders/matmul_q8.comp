@@ -155,12 +155,12 @@ void main() {
 #elif defined(GEMV_TEX)
 // One subgroup per group of GR rows; lane l takes blocks l, l + S, ... (two quant texels and one
 // scale each), so a subgroup reads contiguous memory; the block's partial dot product is scaled
-// once; partial sums meet in subgroupAdd. Rows per workgroup are fixed (ROWS_WG).
+// once; partial sums meet in subgroupAdd. ROWS_WG rows per workgroup (vkrt_ops_gemv_rows).
 #extension GL_KHR_shader_subgroup_arithmetic : require
 layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint MR = 1u;
+layout(constant_id = 1) const uint ROWS_WG = 32u;
 #define GR 4u
-#define ROWS_WG 32u
 
 void main() {
   uint S_ = gl_SubgroupSize, lane = gl_SubgroupInvocationID;

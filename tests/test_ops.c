@@ -136,6 +136,28 @@ static void test_matmul_shared(void)
   assert_clean();
 }
 
+/* the decode GEMV with the workgroup sizes GPUs get (4 and 8 rows: 64- and 32-lane subgroups)
+ * and an odd one, row counts that leave a partial last workgroup */
+static void test_matmul_gemv_rows(void)
+{
+  static const uint32_t rows[] = { 4, 8, 12 }, Ns[] = { 1, 5, 67, 130 };
+  const VkrtDeviceInfo *di = vkrt_context_info(ctx);
+  uint32_t auto_rows = vkrt_ops_gemv_rows(di);
+  g_assert_cmpuint(auto_rows % 4, ==, 0);
+  if (di->type == VKRT_DEVICE_CPU) g_assert_cmpuint(auto_rows, ==, 32);
+  for (size_t r = 0; r < G_N_ELEMENTS(rows); r++) {
+    vkrt_ops_force_gemv_rows(rows[r]);
+    g_assert_cmpuint(vkrt_ops_gemv_rows(di), ==, rows[r]);
+    for (size_t n = 0; n < G_N_ELEMENTS(Ns); n++) {
+      check_matmul(1, Ns[n], 136, 0, false, 0, 0);
+      check_matmul(3, Ns[n], 64, VKRT_MM_ACCUMULATE, true, 16, 0);
+    }
+  }
+  vkrt_ops_force_gemv_rows(0);
+  g_assert_cmpuint(vkrt_ops_gemv_rows(di), ==, auto_rows);
+  assert_clean();
+}
+
 static void test_matmul_big(void)
 {
   /* bigger than one GEMM tile in each direction */
@@ -481,6 +503,7 @@ int main(int argc, char **argv)
   g_test_add_func("/ops/matmul/epilogues", test_matmul_epilogues);
   g_test_add_func("/ops/matmul/offsets", test_matmul_offsets);
   g_test_add_func("/ops/matmul/big", test_matmul_big);
+  g_test_add_func("/ops/matmul/gemv-rows", test_matmul_gemv_rows);
   g_test_add_func("/ops/matmul/shared", test_matmul_shared);
   g_test_add_func("/ops/embed", test_embed);
   g_test_add_func("/ops/rmsnorm", test_rmsnorm);

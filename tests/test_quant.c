@@ -205,6 +205,18 @@ static void test_matmul_large(void)
   assert_clean();
 }
 
+/* the 8-bit decode GEMV with the workgroup sizes GPUs get (vkrt_ops_gemv_rows) */
+static void test_matmul_gemv_rows(void)
+{
+  static const uint32_t rows[] = { 4, 8 };
+  for (size_t r = 0; r < G_N_ELEMENTS(rows); r++) {
+    vkrt_ops_force_gemv_rows(rows[r]);
+    check_q8(1, 70, 256, 0, true, 0, 0);
+    check_q8(3, 13, 96, VKRT_MM_ACCUMULATE, false, 0, 0);
+  }
+  vkrt_ops_force_gemv_rows(0);
+}
+
 static void test_matmul_errors(void)
 {
   GError *e = NULL;
@@ -391,6 +403,7 @@ int main(int argc, char **argv)
   g_test_add_func("/quant/matmul/offsets", test_matmul_offsets);
   g_test_add_func("/quant/matmul/large", test_matmul_large);
   g_test_add_func("/quant/matmul/errors", test_matmul_errors);
+  g_test_add_func("/quant/matmul/gemv-rows", test_matmul_gemv_rows);
   g_test_add_func("/quant/parity/chat_text", test_parity_chat);
   g_test_add_func("/quant/parity/gen_cfg2", test_parity_gen);
   int rc = g_test_run();

@@ -19,7 +19,6 @@
 #define GEMM_WG 16u
 #endif
 #define GEMV_MAX_M 4u
-#define GEMV_ROWS 32u  /* rows of w per workgroup (ROWS_WG in matmul.comp) */
 #define GEN_T 4u
 #define GEN_WG 8u
 /* matmul_coop.comp: fixed 64 x 64 tile of 4 subgroups; below COOP_MIN_M rows the fp32 kernels
@@ -40,6 +39,7 @@ typedef struct { uint32_t M, N, K, x_off, w_off, y_off, b_off, ldy, flags; } Mat
 typedef enum { PATH_GEMV, PATH_REGISTER, PATH_SHARED, PATH_SHARED_F16, PATH_COOP, PATH_GENERIC } Path;
 
 static volatile gint forced_gemm = -1;  /* -1: not read from the environment yet */
+static volatile gint forced_gemv_rows;  /* 0: per device */
 static GMutex tile_lock;
 static bool tile_forced;
 static VkrtGemmTile forced_tile;
@@ -51,6 +51,26 @@ static char *coop_test_note;
 void vkrt_ops_force_gemm(VkrtGemmKernel kernel)
 {
   g_atomic_int_set(&forced_gemm, (gint)kernel);
+}
+
+/* Rows of w per GEMV workgroup (64 invocations, a subgroup per 4 rows at a time). On a CPU
+ * device 32: each of lavapipe's eight 8-lane subgroups takes one group of 4 rows, and fewer,
+ * larger workgroups keep its per-workgroup overhead down. On a GPU one group of 4 rows per
+ * subgroup (8 rows with 32-lane subgroups, 4 with 64): four times the workgroups of 32 rows,
+ * so that a 2048-row decode GEMV spreads over the hundred-odd compute units of a large GPU
+ * instead of 64 workgroups (a chosen shape, not a measured one: no GPU has run it yet). */
+uint32_t vkrt_ops_gemv_rows(const VkrtDeviceInfo *di)
+{
+  gint f = g_atomic_int_get(&forced_gemv_rows);
+  if (f > 0) return (uint32_t)f;
+  if (di->type == VKRT_DEVICE_CPU || di->subgroup_size == 0) return 32;
+  uint32_t per_wg = 64 / MIN(di->subgroup_size, 64u);
+  return 4 * MAX(per_wg, 1u);
+}
+
+void vkrt_ops_force_gemv_rows(uint32_t rows)
+{
+  g_atomic_int_set(&forced_gemv_rows, (gint)(rows / 4 * 4));
 }
 
 VkrtGemmKernel op_matmul_kernel(void)
@@ -156,8 +176,9 @@ static void record_gemm(VkrtSeq *seq, Path path, OpBind by, OpBind bx, OpBind bw
   case PATH_GEMV:
     d.shader = "matmul_gemv";
     d.spec[0] = mc;
-    d.n_spec = 1;
-    vkrt_groups_linear((nc + GEMV_ROWS - 1) / GEMV_ROWS, d.groups);
+    d.spec[1] = vkrt_ops_gemv_rows(di);
+    d.n_spec = 2;
+    vkrt_groups_linear((nc + d.spec[1] - 1) / d.spec[1], d.groups);
     break;
   case PATH_SHARED:
   case PATH_SHARED_F16: {

@@ -11,7 +11,6 @@
 #define Q8_WG 16u
 #define Q8_SMEM_B 64u   /* fixed in the shader (no specialization constants, unlike matmul.comp's) */
 #define Q8_GEMV_MAX_M 4u
-#define Q8_GEMV_ROWS 32u
 #define Q8_GEN_T 4u
 #define Q8_GEN_WG 8u
 
@@ -59,8 +58,9 @@ static gboolean q8_record(VkrtSeq *seq, const OpMatmulWindow *win, void *user)
     d.shader = "matmul_q8_gemv";
     d.texel_mask = 0xe;
     d.spec[0] = mc;
-    d.n_spec = 1;
-    vkrt_groups_linear((nc + Q8_GEMV_ROWS - 1) / Q8_GEMV_ROWS, d.groups);
+    d.spec[1] = vkrt_ops_gemv_rows(vkrt_context_info(vkrt_seq_context(seq)));
+    d.n_spec = 2;
+    vkrt_groups_linear((nc + d.spec[1] - 1) / d.spec[1], d.groups);
   } else if (j->tex && use_shared_gemm(seq)) {
     d.shader = "matmul_q8_gemm_smem";
     d.texel_mask = 0xe;

@@ -46,6 +46,11 @@ void vkrt_ops_gemm_tile(const VkrtDeviceInfo *info, uint32_t M, uint32_t N, Vkrt
 /* Tests: use this tile whatever the device (NULL: back to the per-device choice). A tile the
  * device cannot run makes the op fail with VKRT_ERROR_UNSUPPORTED. Process-wide. */
 void vkrt_ops_force_gemm_tile(const VkrtGemmTile *tile);
+/* Rows of w per workgroup of the GEMV kernels (M <= 4: decode), bf16 and 8-bit: 32 on CPU
+ * devices, one group of 4 rows per subgroup of a 64-invocation workgroup on GPUs. Tests may force
+ * a multiple of 4 (0: per device again). Process-wide. */
+uint32_t vkrt_ops_gemv_rows(const VkrtDeviceInfo *info);
+void vkrt_ops_force_gemv_rows(uint32_t rows);
 /* The kernel an M-row GEMM with aligned operands gets on this context: "gemv", "register",
  * "shared", "shared-f16", "coopmat" or "generic" (may run the coopmat self-check). */
 const char *vkrt_ops_gemm_path(VkrtContext *ctx, uint32_t M, uint32_t K);
