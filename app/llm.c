@@ -31,7 +31,7 @@ struct JfLlm {
   uint64_t weight_bytes;
   /* scratch, LLM_MAX_ROWS rows each */
   VkrtBuffer *h, *q, *attn, *gate, *up;
-  VkrtBuffer *attn_scores;  /* the attention op's scratch (CPU devices; NULL elsewhere) */
+  VkrtBuffer *attn_scores;  /* the attention op's scratch (CPU devices: GEMM form; GPUs: split-K decode) */
   /* fp32 V rows on their way into an fp16 cache, when gate (which holds them otherwise) is
    * narrower than kv_dim; K rows use attn, never narrower (n_kv_heads divides n_heads) */
   VkrtBuffer *v_stage;

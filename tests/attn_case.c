@@ -29,6 +29,8 @@ static double run_case(VkrtContext *ctx, GRand *rng, const AttnCase *c, const ui
   int32_t *mask = g_new(int32_t, (size_t)B * cap);
   for (size_t i = 0; i < (size_t)B * cap; i++) mask[i] = g_rand_int_range(rng, 0, 4) != 0;
   if (c->mask) for (uint32_t j = 0; j < cap; j++) mask[j] = 0;
+  for (uint32_t b = 0; b < B; b++)
+    for (uint32_t j = c->hide0; j < MIN(c->hide1, cap); j++) mask[(size_t)b * cap + j] = 0;
   float scale = 1.0f / sqrtf((float)D);
   float *want = g_new(float, B * nq * HD), *got = g_new(float, B * nq * HD);
   ref_attention(want, q, k, v, c->mask ? mask : NULL, B, nq, c->heads, D, c->q_start, c->n_kv, cap, c->causal, scale,
@@ -69,9 +71,10 @@ static void check_case(VkrtContext *ctx, GRand *rng, const AttnCase *c, const ui
 {
   double r = run_case(ctx, rng, c, offs, kv_f16);
   if (!(r <= 1e-10))
-    g_printerr("%s attention B=%u nq=%u H=%u HK=%u D=%u q_start=%u n_kv=%u cap=%u causal=%d mask=%d kv_f16=%d: nmse %g\n",
+    g_printerr("%s attention B=%u nq=%u H=%u HK=%u D=%u q_start=%u n_kv=%u cap=%u causal=%d mask=%d (hiding %u..%u) "
+               "kv_f16=%d: nmse %g\n",
                label, c->batch, c->n_q, c->heads, c->kv_heads, c->head_dim, c->q_start, c->n_kv, c->kv_cap, c->causal,
-               c->mask, kv_f16, r);
+               c->mask, c->hide0, c->hide1, kv_f16, r);
   g_assert_cmpfloat(r, <=, 1e-10);
 }
 

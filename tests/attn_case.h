@@ -14,6 +14,8 @@ typedef struct {
   uint64_t scratch;   /* bytes of scratch given to the op (the GEMM form on CPU devices); 0: none */
   uint32_t dispatches; /* > 0: the op must record exactly this many (which form ran, its
                         * chunks), where bindings are not made small */
+  uint32_t hide0, hide1; /* mask: keys [hide0, hide1) hidden in every sequence too (a whole
+                          * chunk of the split-K form) */
 } AttnCase;
 
 /* Runs the case with q, k, v and the mask starting `offs[0..3]` bytes into their buffers (NULL:

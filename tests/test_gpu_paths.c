@@ -156,7 +156,7 @@ static void test_gemm_f16emu(void)
 static void check_attention_gqa(uint32_t B, uint32_t nq, uint32_t H, uint32_t HK, uint32_t D, uint32_t q_start,
                                 uint32_t n_kv, uint32_t cap, bool causal, bool use_mask)
 {
-  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask, 0, 0 };
+  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask, 0, 0, 0, 0 };
   attn_case_check(ctx, rng, &c, NULL, "flash");
 }
 
@@ -215,7 +215,8 @@ static void test_paths(void)
                                                             : "register");
   g_assert_cmpstr(vkrt_ops_gemm_path(ctx, 100, 63), ==, "generic");
   g_assert_cmpstr(vkrt_ops_attention_path(ctx, 600, 16, 128), ==, gpu ? "flash" : "gemm");
-  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 1, 16, 128), ==, gpu && di->has_subgroup_arith ? "split" : "online");
+  /* (over a 4096-key context, given the scratch the context asks for) */
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 1, 16, 128), ==, gpu && di->has_subgroup_arith ? "splitk" : "online");
   vkrt_ops_force_gemm(VKRT_GEMM_SHARED);
   g_assert_cmpstr(vkrt_ops_gemm_path(ctx, 100, 64), ==, "shared");
   vkrt_ops_force_gemm(VKRT_GEMM_AUTO);
@@ -227,6 +228,55 @@ static void test_paths(void)
   g_assert_cmpstr(vkrt_ops_attention_path(ctx, 600, 16, 128), ==, "gemm");
   vkrt_ops_force_attention_gemm(-1);
   vkrt_ops_force_attention_flash(-1);
+}
+
+/* Split-K decode on described devices: GPUs with a scratch and a long context, else as before. */
+static void test_splitk_paths(void)
+{
+  const uint64_t sk = VKRT_ATTN_SPLITK_SCRATCH_BYTES, cpu_scratch = VKRT_ATTN_SCRATCH_BYTES;
+  VkrtDeviceInfo nv = { .type = VKRT_DEVICE_DISCRETE, .vendor_id = 0x10de, .subgroup_size = 32,
+                        .max_shared_bytes = 49152, .max_wg_invocations = 1024, .has_subgroup_arith = true };
+  VkrtDeviceInfo cpu = nv;
+  cpu.type = VKRT_DEVICE_CPU;
+  cpu.subgroup_size = 8;
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 128, 4096, sk), ==, "splitk");
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 4, 32, 128, 600, sk), ==, "splitk");  /* 4 queries, CFG pair */
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 128, 513, sk), ==, "splitk");  /* 3 chunks */
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 128, 512, sk), ==, "split");   /* 2: not worth it */
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 128, 4096, 0), ==, "split");   /* no scratch */
+  /* a scratch for 2 chunks per query still splits; for 1, not */
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 128, 4096, 16 * 130 * 4 * 2), ==, "splitk");
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 128, 4096, 16 * 130 * 4 * 2 - 1), ==, "split");
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 16, 16, 128, 4096, sk), ==, "flash");
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 15, 40, 128, 4096, sk), ==, "online");  /* 600 items */
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 10, 4096, sk), ==, "scalar");
+  nv.has_subgroup_arith = false;
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 128, 4096, sk), ==, "online");
+  nv.has_subgroup_arith = true;
+  /* CPU devices: unchanged unless forced */
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&cpu, 1, 16, 128, 4096, cpu_scratch), ==, "online");
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&cpu, 600, 16, 128, 4096, cpu_scratch), ==, "gemm");
+  vkrt_ops_force_attention_splitk(1);
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&cpu, 1, 16, 128, 4096, cpu_scratch), ==, "splitk");
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&cpu, 1, 16, 128, 100, cpu_scratch), ==, "splitk");
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&cpu, 1, 16, 128, 100, 0), ==, "online");
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 128, 100, sk), ==, "splitk");
+  vkrt_ops_force_attention_splitk(0);
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 128, 4096, sk), ==, "split");
+  vkrt_ops_force_attention_splitk(-1);
+  vkrt_ops_force_attention_split(0);  /* no subgroup-split decode at all */
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 128, 4096, sk), ==, "online");
+  vkrt_ops_force_attention_split(-1);
+  /* the chunk: a smaller one makes short contexts split too */
+  vkrt_ops_force_splitk_chunk(32);
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 128, 100, sk), ==, "splitk");
+  vkrt_ops_force_splitk_chunk(0);
+  g_assert_cmpstr(vkrt_ops_attention_path_for(&nv, 1, 16, 128, 100, sk), ==, "split");
+  /* this context: scratch only where a form uses it */
+  const VkrtDeviceInfo *di = vkrt_context_info(ctx);
+  bool dev_gpu = di->type != VKRT_DEVICE_CPU;
+  g_assert_cmpuint(vkrt_ops_attention_scratch_bytes(ctx), ==,
+                   !dev_gpu ? cpu_scratch : di->has_subgroup_arith ? sk : 0);
 }
 
 /* On a device without cooperative matrices (lavapipe): reported unavailable, never selected,
@@ -300,6 +350,7 @@ int main(int argc, char **argv)
   g_test_add_func("/gpu/gemm/f16emu", test_gemm_f16emu);
   g_test_add_func("/gpu/attention/flash", test_flash_attention);
   g_test_add_func("/gpu/paths", test_paths);
+  g_test_add_func("/gpu/paths/splitk", test_splitk_paths);
   g_test_add_func("/gpu/coopmat/unavailable", test_coopmat_unavailable);
   g_test_add_func("/gpu/coopmat/selfcheck", test_coopmat_selfcheck);
   int rc = g_test_run();

@@ -1,7 +1,8 @@
 /* The fp16 K/V cache: the fp32 -> fp16 conversion against a C reference (the compiler's
  * _Float16), every attention form reading fp16 K/V against the C reference fed the same rounded
  * values, the format choice and its fallback, the cache's memory, and the tiny model's LLM with
- * an fp16 cache against the same LLM with an fp32 one. Ends with no validation message. */
+ * an fp16 cache against the same LLM with an fp32 one, and its decode with split-K attention
+ * against without. Ends with no validation message. */
 #include <glib.h>
 #include <math.h>
 #include <string.h>
@@ -119,7 +120,7 @@ static void check_f16(uint32_t B, uint32_t nq, uint32_t H, uint32_t HK, uint32_t
   /* q and the mask off texel boundaries (the online kernels read them as storage buffers) where
    * no scratch is given; k and v on them (texels); with scratch all aligned (the GEMM form) */
   static const uint64_t odd[4] = { 4, 0, 32, 8 }, aligned[4] = { 16, 0, 48, 32 };
-  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, mask, scratch, dispatches };
+  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, mask, scratch, dispatches, 0, 0 };
   attn_case_check_f16(ctx, rng, &c, scratch ? aligned : odd, label);
 }
 
@@ -159,6 +160,20 @@ static void test_attention_f16(void)
     check_f16(1, 3, 2, 1, 40, 100, 103, 110, true, false, 0, 1, "split");
   }
   vkrt_ops_force_attention_split(-1);
+  /* split-K decode over 16-key chunks: several, one, a short last, causal limits inside them */
+  if (vkrt_context_info(ctx)->has_subgroup_arith) {
+    vkrt_ops_force_attention_splitk(1);
+    vkrt_ops_force_splitk_chunk(16);
+    check_f16(1, 1, 3, 3, 128, 40, 41, 41, true, false, big, 2, "splitk");
+    check_f16(2, 2, 2, 2, 32, 70, 72, 80, true, true, big, 2, "splitk");
+    check_f16(2, 1, 2, 2, 16, 0, 5, 9, false, true, big, 2, "splitk");
+    check_f16(2, 4, 4, 2, 16, 30, 34, 35, true, true, big, 2, "splitk");
+    check_f16(1, 3, 2, 1, 40, 100, 103, 110, true, false, big, 2, "splitk");
+    check_f16(1, 1, 1, 1, 256, 60, 61, 64, true, false, big, 2, "splitk");
+    check_f16(2, 1, 2, 2, 8, 0, 300, 300, false, true, big, 2, "splitk");
+    vkrt_ops_force_splitk_chunk(0);
+    vkrt_ops_force_attention_splitk(-1);
+  }
   vkrt_ops_force_attention_flash(1);
   check_shapes(0, 1, "flash");
   vkrt_ops_force_flash_blocks(8, 8, 64);  /* a key tile smaller than the keys: several tiles */
@@ -295,17 +310,31 @@ static double compare(const char *what, const float *got, const float *want, siz
   return rel;
 }
 
-static void test_llm(void)
+/* Buffers for up to 2 sequences of 64 tokens, and n random token ids */
+static Run run_new(int32_t *ids, size_t n)
 {
-  JfLlm *llm = model->llm;
-  const uint32_t H = (uint32_t)llm_config(llm)->hidden, vocab = (uint32_t)llm_config(llm)->vocab;
-  const uint32_t P = 40, cap = 64;  /* a 40-token prompt (the GEMM form on CPUs), then decode */
-  int32_t ids[48];
-  for (uint32_t i = 0; i < G_N_ELEMENTS(ids); i++) ids[i] = (int32_t)g_rand_int_range(rng, 0, (gint32)vocab);
+  const uint32_t H = (uint32_t)llm_config(model->llm)->hidden, vocab = (uint32_t)llm_config(model->llm)->vocab;
+  for (size_t i = 0; i < n; i++) ids[i] = (int32_t)g_rand_int_range(rng, 0, (gint32)vocab);
   GError *e = NULL;
   Run r = { vkrt_buffer_new(ctx, 2 * 64 * 4, &e), vkrt_buffer_new(ctx, 2 * 64 * 4, &e),
             vkrt_buffer_new(ctx, 2ull * 64 * H * 4, &e), vkrt_buffer_new(ctx, 2ull * 64 * H * 4, &e) };
   test_check_no_error(e);
+  return r;
+}
+
+static void run_free(Run *r)
+{
+  vkrt_buffer_free(r->ids); vkrt_buffer_free(r->pos); vkrt_buffer_free(r->x); vkrt_buffer_free(r->out);
+}
+
+static void test_llm(void)
+{
+  JfLlm *llm = model->llm;
+  const uint32_t H = (uint32_t)llm_config(llm)->hidden;
+  const uint32_t P = 40, cap = 64;  /* a 40-token prompt (the GEMM form on CPUs), then decode */
+  int32_t ids[48];
+  GError *e = NULL;
+  Run r = run_new(ids, G_N_ELEMENTS(ids));
   JfKvCache *k32 = kv_new(0, 1, cap), *k16 = kv_new(1, 1, cap);
   float *a = g_new(float, 2 * 64 * H), *b = g_new(float, 2 * 64 * H);
 
@@ -345,7 +374,44 @@ static void test_llm(void)
   g_free(dec16);
   g_free(a);
   g_free(b);
-  vkrt_buffer_free(r.ids); vkrt_buffer_free(r.pos); vkrt_buffer_free(r.x); vkrt_buffer_free(r.out);
+  run_free(&r);
+  g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
+}
+
+/* The tiny LLM decoding with split-K attention over 4-key chunks (10+ of them) against the same
+ * steps with it off, for both cache formats: the whole model through the partials and their
+ * combine, not only the op. */
+static void test_llm_splitk(void)
+{
+  if (!vkrt_context_info(ctx)->has_subgroup_arith) {
+    g_test_skip("no subgroup arithmetic on this device");
+    return;
+  }
+  const uint32_t H = (uint32_t)llm_config(model->llm)->hidden;
+  const uint32_t P = 40, cap = 64;
+  int32_t ids[48];
+  Run r = run_new(ids, G_N_ELEMENTS(ids));
+  float *a = g_new(float, 2 * 64 * H), *b = g_new(float, 2 * 64 * H);
+  vkrt_ops_force_splitk_chunk(4);
+  for (int fmt = 0; fmt < 2; fmt++) {
+    JfKvCache *ka = kv_new(fmt, 1, cap), *kb = kv_new(fmt, 1, cap);
+    forward(&r, ka, ids, P, 0, a);
+    forward(&r, kb, ids, P, 0, b);
+    for (uint32_t t = P; t < P + 6; t++) {
+      vkrt_ops_force_attention_splitk(0);
+      forward(&r, ka, ids + t, 1, t, a);
+      vkrt_ops_force_attention_splitk(1);
+      forward(&r, kb, ids + t, 1, t, b);
+      g_assert_cmpfloat(compare(fmt ? "llm decode, split-K, fp16 cache" : "llm decode, split-K", b, a, H), <, 1e-5);
+    }
+    vkrt_ops_force_attention_splitk(-1);
+    llm_kv_free(ka);
+    llm_kv_free(kb);
+  }
+  vkrt_ops_force_splitk_chunk(0);
+  g_free(a);
+  g_free(b);
+  run_free(&r);
   g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
 }
 
@@ -367,6 +433,7 @@ int main(int argc, char **argv)
   g_test_add_func("/kv16/format", test_format_choice);
   g_test_add_func("/kv16/memory", test_memory);
   g_test_add_func("/kv16/llm", test_llm);
+  g_test_add_func("/kv16/llm-splitk", test_llm_splitk);
   int rc = g_test_run();
   model_free(model);
   g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);

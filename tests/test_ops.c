@@ -268,7 +268,7 @@ static void check_attention_gqa(uint32_t B, uint32_t nq, uint32_t H, uint32_t HK
                                 uint32_t n_kv, uint32_t cap, bool causal, bool use_mask)
 {
   static const uint64_t offs[4] = { 4, 0, 32, 8 };
-  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask, 0, 0 };
+  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask, 0, 0, 0, 0 };
   attn_case_check(ctx, rng, &c, offs, "op");
 }
 
@@ -279,7 +279,7 @@ static void check_attention_gemm(uint32_t B, uint32_t nq, uint32_t H, uint32_t H
                                  uint32_t dispatches)
 {
   static const uint64_t offs[4] = { 16, 0, 48, 32 };
-  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask, scratch, dispatches };
+  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask, scratch, dispatches, 0, 0 };
   attn_case_check(ctx, rng, &c, offs, "gemm");
 }
 
@@ -295,9 +295,9 @@ static void test_attention_gemm(void)
   bool cpu = vkrt_context_info(ctx)->type == VKRT_DEVICE_CPU;
   /* CPU devices take it by themselves from 16 queries */
   g_assert_cmpstr(vkrt_ops_attention_path(ctx, 16, 16, 64), ==, cpu ? "gemm" : "flash");
-  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 15, 16, 64), ==,
-                  cpu || !vkrt_context_info(ctx)->has_subgroup_arith ? "online" : "split");
-  g_assert_cmpuint(vkrt_ops_attention_scratch_bytes(ctx), ==, cpu ? big : 0);
+  bool sg = vkrt_context_info(ctx)->has_subgroup_arith;
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 15, 16, 64), ==, cpu || !sg ? "online" : "splitk");
+  g_assert_cmpuint(vkrt_ops_attention_scratch_bytes(ctx), ==, cpu ? big : sg ? VKRT_ATTN_SPLITK_SCRATCH_BYTES : 0);
   vkrt_ops_force_attention_gemm(1);
   g_assert_cmpuint(vkrt_ops_attention_scratch_bytes(ctx), ==, big);
   check_attention_gemm(1, 40, 2, 2, 64, 0, 40, 45, true, false, big, 3);      /* prefill */
@@ -314,7 +314,7 @@ static void test_attention_gemm(void)
   check_attention_gemm(1, 20, 2, 2, 16, 0, 20, 20, true, false, gemm_scratch(1, 2, 20, 1) - 4, 1);  /* too small: online */
   /* not texel-aligned q: the online kernel */
   static const uint64_t odd[4] = { 4, 0, 48, 32 };
-  AttnCase c = { 1, 20, 2, 2, 16, 0, 20, 20, true, false, big, 1 };
+  AttnCase c = { 1, 20, 2, 2, 16, 0, 20, 20, true, false, big, 1, 0, 0 };
   attn_case_check(ctx, rng, &c, odd, "gemm, odd q");
   /* never: the online kernel with scratch */
   vkrt_ops_force_attention_gemm(0);
@@ -356,6 +356,67 @@ static void test_attention(void)
   check_attention(2, 1, 2, 16, 0, 5, 9, false, true);
   check_attention_gqa(2, 1, 4, 2, 16, 30, 31, 35, true, true);
   vkrt_ops_force_attention_split(-1);
+  assert_clean();
+}
+
+/* The split-K decode form, forced, with `chunk` keys per chunk (0: the default 256) and
+ * `scratch` bytes; `dispatches`: 2 (partials and combine), or 1 where it must fall back. Keys
+ * [hide0, hide1) are hidden in every sequence (with use_mask). */
+static void check_attention_splitk(uint32_t chunk, uint32_t B, uint32_t nq, uint32_t H, uint32_t HK, uint32_t D,
+                                   uint32_t q_start, uint32_t n_kv, uint32_t cap, bool causal, bool use_mask,
+                                   uint32_t hide0, uint32_t hide1, uint64_t scratch, uint32_t dispatches)
+{
+  static const uint64_t offs[4] = { 4, 0, 32, 8 };
+  AttnCase c = { B, nq, H, HK, D, q_start, n_kv, cap, causal, use_mask, scratch, dispatches, hide0, hide1 };
+  vkrt_ops_force_splitk_chunk(chunk);
+  attn_case_check(ctx, rng, &c, offs, "splitk");
+  vkrt_ops_force_splitk_chunk(0);
+}
+
+/* Scratch for n_chunks partials of each of `items` queries (head_dim + 2 floats each). */
+static uint64_t splitk_scratch(uint64_t items, uint32_t D, uint32_t n_chunks)
+{
+  return items * n_chunks * (D + 2ull) * 4u;
+}
+
+static void test_attention_splitk(void)
+{
+  const uint64_t big = VKRT_ATTN_SCRATCH_BYTES;
+  bool sg = vkrt_context_info(ctx)->has_subgroup_arith;
+  if (!sg) {
+    g_test_skip("no subgroup arithmetic on this device");
+    return;
+  }
+  vkrt_ops_force_attention_splitk(1);
+  g_assert_cmpstr(vkrt_ops_attention_path(ctx, 1, 16, 128), ==, "splitk");
+  g_assert_cmpuint(vkrt_ops_attention_scratch_bytes(ctx), >, 0);
+  check_attention_splitk(16, 1, 1, 3, 3, 128, 40, 41, 41, true, false, 0, 0, big, 2);    /* 3 chunks, a short last */
+  check_attention_splitk(16, 1, 1, 2, 2, 32, 9, 10, 12, true, false, 0, 0, big, 2);      /* a single chunk */
+  /* (K/V of a sequence within 64 KiB: the windowed run binds one sequence at a time) */
+  check_attention_splitk(16, 2, 1, 2, 1, 16, 0, 300, 310, false, true, 0, 0, big, 2);    /* 19 chunks */
+  check_attention_splitk(0, 1, 2, 2, 1, 16, 598, 600, 600, true, false, 0, 0, big, 2);   /* 256-key chunks */
+  /* causal, q_start > 0, 1..4 queries: the early queries see none of the last chunk */
+  check_attention_splitk(16, 2, 4, 2, 2, 32, 62, 66, 70, true, true, 0, 0, big, 2);
+  check_attention_splitk(16, 1, 3, 2, 2, 16, 30, 33, 40, true, false, 0, 0, big, 2);
+  check_attention_splitk(8, 3, 2, 2, 2, 16, 70, 72, 80, true, true, 0, 0, big, 2);
+  /* masks: a whole chunk hidden (sequence 0 hides every key: zeros), one-key chunks */
+  check_attention_splitk(16, 3, 1, 2, 2, 32, 0, 70, 70, false, true, 16, 32, big, 2);
+  check_attention_splitk(16, 2, 2, 2, 2, 32, 60, 62, 64, true, true, 0, 64, big, 2);    /* every key hidden */
+  check_attention_splitk(1, 2, 1, 2, 2, 16, 0, 40, 40, false, true, 0, 0, big, 2);
+  check_attention_splitk(2, 2, 3, 1, 1, 8, 30, 33, 33, true, true, 3, 9, big, 2);
+  /* grouped-query attention, head sizes 8 .. 256 */
+  check_attention_splitk(16, 2, 1, 4, 2, 16, 30, 31, 35, true, true, 0, 0, big, 2);
+  check_attention_splitk(16, 1, 3, 6, 2, 64, 0, 100, 100, false, false, 0, 0, big, 2);
+  check_attention_splitk(16, 2, 1, 2, 2, 8, 50, 51, 60, true, true, 0, 0, big, 2);
+  check_attention_splitk(16, 1, 1, 1, 1, 256, 44, 45, 45, true, false, 0, 0, big, 2);
+  /* a scratch too small for 10 chunks: 3 larger ones; for one: the split kernel */
+  check_attention_splitk(16, 2, 1, 2, 2, 32, 0, 150, 150, false, true, 0, 0, splitk_scratch(4, 32, 3), 2);
+  check_attention_splitk(16, 2, 1, 2, 2, 32, 0, 150, 150, false, true, 0, 0, splitk_scratch(4, 32, 1) - 4, 1);
+  /* no scratch: not this form */
+  check_attention_splitk(16, 1, 1, 2, 2, 32, 0, 150, 150, false, false, 0, 0, 0, 1);
+  vkrt_ops_force_attention_splitk(0);
+  check_attention_splitk(16, 1, 1, 2, 2, 32, 0, 150, 150, false, false, 0, 0, big, 1);
+  vkrt_ops_force_attention_splitk(-1);
   assert_clean();
 }
 
@@ -510,6 +571,7 @@ int main(int argc, char **argv)
   g_test_add_func("/ops/rope", test_rope);
   g_test_add_func("/ops/attention", test_attention);
   g_test_add_func("/ops/attention-gemm", test_attention_gemm);
+  g_test_add_func("/ops/attention-splitk", test_attention_splitk);
   g_test_add_func("/ops/eltwise", test_eltwise);
   g_test_add_func("/ops/argmax", test_argmax);
   g_test_add_func("/ops/topk", test_topk);

@@ -9,7 +9,10 @@
  * Head sizes that are not a multiple of 4 or above 256 take the SCALAR variant of attention.comp
  * (storage buffers) on every device. fp16 K/V (kv_f16, the LLM's fp16 cache) takes the _f16
  * variant of whichever texel kernel the shape gets (shaders/kv.glsl); there is no SCALAR one, so
- * its head sizes are whole texels of 8 halves. */
+ * its head sizes are whole texels of 8 halves.
+ * SPLITK (decode at long contexts on GPUs, given a scratch buffer): the SPLIT kernel over chunks
+ * of SPLITK_CHUNK keys, a subgroup per (query, chunk), partial softmaxes into the scratch, then
+ * a combine pass ("flash decoding"): SPLIT alone keeps only n_heads subgroups busy per token. */
 #include "ops.h"
 #include "op_util.h"
 
@@ -24,11 +27,15 @@
 #define QK_KEYS 8u
 #define QK_WG 16u
 #define GEMM_PV_TEXELS 4u  /* TD in attn_gemm.comp */
+#define SPLITK_CHUNK 256u  /* keys per chunk; auto selection wants more than 2 chunks' worth */
+#define SPLITK_PATH_KV 4096u  /* vkrt_ops_attention_path: the context it reports for */
 
 static volatile gint force_split = -1;
 static volatile gint force_flash = -2;  /* -2: not read from the environment yet */
 static volatile gint force_gemm = -2;   /* -2: not read from the environment yet */
 static volatile gint flash_br, flash_bc, flash_wg;  /* tests: forced blocks, 0 = per device */
+static volatile gint force_splitk = -2;  /* -2: not read from the environment yet */
+static volatile gint splitk_keys = -1;   /* keys per chunk, 0 = SPLITK_CHUNK; -1: not read yet */
 
 void vkrt_ops_force_attention_flash(int mode)
 {
@@ -42,15 +49,22 @@ void vkrt_ops_force_flash_blocks(uint32_t br, uint32_t bc, uint32_t wg)
   g_atomic_int_set(&flash_wg, (gint)wg);
 }
 
-static int flash_mode(void)
+/* A switch's mode, read from JANUSFLOW_ATTENTION the first time (-2): 1 where it names `form`,
+ * 0 for "online" (the one-pass kernels), else -1 (auto). */
+static int env_mode(volatile gint *slot, const char *form)
 {
-  gint m = g_atomic_int_get(&force_flash);
+  gint m = g_atomic_int_get(slot);
   if (m == -2) {
     const char *e = g_getenv("JANUSFLOW_ATTENTION");
-    m = e && g_ascii_strcasecmp(e, "flash") == 0 ? 1 : e && g_ascii_strcasecmp(e, "online") == 0 ? 0 : -1;
-    g_atomic_int_set(&force_flash, m);
+    m = e && g_ascii_strcasecmp(e, form) == 0 ? 1 : e && g_ascii_strcasecmp(e, "online") == 0 ? 0 : -1;
+    g_atomic_int_set(slot, m);
   }
   return m;
+}
+
+static int flash_mode(void)
+{
+  return env_mode(&force_flash, "flash");
 }
 
 void vkrt_ops_force_attention_gemm(int mode)
@@ -92,7 +106,65 @@ static void flash_blocks(const VkrtDeviceInfo *di, uint32_t d4, uint32_t *br, ui
     }
 }
 
-typedef enum { ATTN_ONLINE, ATTN_SPLIT, ATTN_FLASH, ATTN_SCALAR, ATTN_GEMM } AttnPath;
+void vkrt_ops_force_attention_splitk(int mode)
+{
+  g_atomic_int_set(&force_splitk, mode < 0 ? -1 : mode > 0);
+}
+
+static int splitk_mode(void)
+{
+  return env_mode(&force_splitk, "splitk");
+}
+
+void vkrt_ops_force_splitk_chunk(uint32_t keys)
+{
+  g_atomic_int_set(&splitk_keys, (gint)MIN(keys, (uint32_t)G_MAXINT));
+}
+
+/* Keys per chunk before the scratch has its say: forced, else JANUSFLOW_SPLITK_CHUNK (a test
+ * knob: the tiny fixtures' contexts are far below 256 keys), else SPLITK_CHUNK. */
+static uint32_t splitk_base_chunk(void)
+{
+  gint k = g_atomic_int_get(&splitk_keys);
+  if (k < 0) {
+    const char *e = g_getenv("JANUSFLOW_SPLITK_CHUNK");
+    guint64 v = 0;
+    k = e && g_ascii_string_to_unsigned(e, 10, 1, 1u << 30, &v, NULL) ? (gint)v : 0;
+    g_atomic_int_set(&splitk_keys, k);
+  }
+  return k > 0 ? (uint32_t)k : SPLITK_CHUNK;
+}
+
+/* Bytes of scratch one (item, chunk) partial takes: max, sum and head_dim accumulators. */
+static uint64_t splitk_unit_bytes(uint32_t head_dim)
+{
+  return ((uint64_t)head_dim + 2) * 4u;
+}
+
+/* Keys per chunk of the SPLITK form for `items` queries over n_kv keys with `room` scratch
+ * bytes, or 0 where it is not wanted (auto: fewer than 3 natural chunks) or does not fit. A
+ * scratch too small for the natural chunk count gets fewer, larger chunks. */
+static uint32_t splitk_chunk(uint32_t n_kv, uint64_t items, uint32_t head_dim, uint64_t room)
+{
+  int mode = splitk_mode();
+  uint32_t base = splitk_base_chunk();
+  if (mode == 0 || items == 0 || (mode < 0 && n_kv <= 2ull * base)) return 0;
+  uint64_t fit = room / splitk_unit_bytes(head_dim) / items;  /* chunks per item that fit */
+  uint64_t n = MAX(((uint64_t)n_kv + base - 1) / base, 1), ch = base;
+  if (fit == 0) return 0;
+  if (n > fit) {
+    ch = (n_kv + fit - 1) / fit;
+    n = (n_kv + ch - 1) / ch;
+  }
+  return mode < 0 && n < 2 ? 0 : (uint32_t)ch;
+}
+
+static uint32_t splitk_chunks(uint32_t n_kv, uint32_t chunk)
+{
+  return MAX((n_kv + chunk - 1) / chunk, 1u);
+}
+
+typedef enum { ATTN_ONLINE, ATTN_SPLIT, ATTN_FLASH, ATTN_SCALAR, ATTN_GEMM, ATTN_SPLITK } AttnPath;
 
 /* Heads the texel kernels take (K/V read as whole RGBA32 texels); the others go to SCALAR. */
 static bool texel_head_dim(uint32_t head_dim)
@@ -100,9 +172,10 @@ static bool texel_head_dim(uint32_t head_dim)
   return head_dim % 4 == 0 && head_dim <= VKRT_ATTN_MAX_TEXEL_HEAD_DIM;
 }
 
-/* scratch: whether the caller gave a score buffer (the GEMM form needs one) */
+/* scratch: whether the caller gave a score buffer (the GEMM form needs one); sk_chunk: the
+ * SPLITK form's chunk for this shape and scratch (splitk_chunk), 0 = not that form */
 static AttnPath attention_path(const VkrtDeviceInfo *di, uint32_t n_q, uint64_t items, uint32_t head_dim,
-                               bool scratch)
+                               bool scratch, uint32_t sk_chunk)
 {
   if (!texel_head_dim(head_dim)) return ATTN_SCALAR;
   int fm = flash_mode(), gm = gemm_mode();
@@ -112,24 +185,41 @@ static AttnPath attention_path(const VkrtDeviceInfo *di, uint32_t n_q, uint64_t 
   gint fs = g_atomic_int_get(&force_split);
   /* few queries (decode) on a GPU: spread each query's keys over a subgroup instead (a CPU
    * device already fills its SIMD lanes with one query per lane) */
-  if (items < 512 && di->has_subgroup_arith && (fs < 0 ? gpu : fs)) return ATTN_SPLIT;
+  bool split = fs < 0 ? gpu : fs;
+  if (items < 512 && di->has_subgroup_arith) {
+    /* and at long contexts, over chunks of keys too (forced: also where SPLIT is not) */
+    int sk = splitk_mode();
+    if (sk_chunk && (sk > 0 || split)) return ATTN_SPLITK;
+    if (split) return ATTN_SPLIT;
+  }
   return ATTN_ONLINE;
+}
+
+const char *vkrt_ops_attention_path_for(const VkrtDeviceInfo *di, uint32_t n_q, uint32_t n_seq_heads,
+                                        uint32_t head_dim, uint32_t n_kv, uint64_t scratch_bytes)
+{
+  static const char *const names[] = {
+    [ATTN_ONLINE] = "online", [ATTN_SPLIT] = "split", [ATTN_FLASH] = "flash", [ATTN_SCALAR] = "scalar",
+    [ATTN_GEMM] = "gemm", [ATTN_SPLITK] = "splitk",
+  };
+  uint64_t items = (uint64_t)n_q * n_seq_heads;
+  uint32_t sk = texel_head_dim(head_dim) ? splitk_chunk(n_kv, items, head_dim, scratch_bytes) : 0;
+  return names[attention_path(di, n_q, items, head_dim, scratch_bytes > 0, sk)];
 }
 
 const char *vkrt_ops_attention_path(VkrtContext *ctx, uint32_t n_q, uint32_t n_seq_heads, uint32_t head_dim)
 {
-  static const char *const names[] = {
-    [ATTN_ONLINE] = "online", [ATTN_SPLIT] = "split", [ATTN_FLASH] = "flash", [ATTN_SCALAR] = "scalar",
-    [ATTN_GEMM] = "gemm",
-  };
-  return names[attention_path(vkrt_context_info(ctx), n_q, (uint64_t)n_q * n_seq_heads, head_dim, true)];
+  return vkrt_ops_attention_path_for(vkrt_context_info(ctx), n_q, n_seq_heads, head_dim, SPLITK_PATH_KV,
+                                     vkrt_ops_attention_scratch_bytes(ctx));
 }
 
 uint64_t vkrt_ops_attention_scratch_bytes(VkrtContext *ctx)
 {
-  int gm = gemm_mode();
-  bool cpu = vkrt_context_info(ctx)->type == VKRT_DEVICE_CPU;
-  return gm > 0 || (gm < 0 && cpu && flash_mode() <= 0) ? VKRT_ATTN_SCRATCH_BYTES : 0;
+  int gm = gemm_mode(), sk = splitk_mode();
+  const VkrtDeviceInfo *di = vkrt_context_info(ctx);
+  bool cpu = di->type == VKRT_DEVICE_CPU;
+  if (gm > 0 || (gm < 0 && cpu && flash_mode() <= 0)) return VKRT_ATTN_SCRATCH_BYTES;
+  return di->has_subgroup_arith && (sk > 0 || (sk < 0 && !cpu)) ? VKRT_ATTN_SPLITK_SCRATCH_BYTES : 0;
 }
 
 /* Floats per score row: n_kv padded to S_ALIGN keys. */
@@ -234,6 +324,58 @@ static void attention_gemm(VkrtSeq *seq, const VkrtAttnParams *p, uint32_t hk, u
   }
 }
 
+/* The push block of attention.comp's kernels */
+typedef struct {
+  uint32_t n_b, n_q, n_heads, q_start, n_kv, kv_cap, causal, has_mask;
+  float scale;
+  uint32_t o_off, q_off, k_off, v_off, mask_off, n_kv_heads;
+  uint32_t n_chunks, chunk, s_off;  /* SPLITK and its combine only */
+} AttnPush;
+
+/* The SPLITK form for nb sequences: partials of every (item, chunk) into the scratch, then the
+ * combine into out. push: the op's push block (the SPLITK fields are set here). */
+static void attention_splitk(VkrtSeq *seq, const VkrtAttnParams *p, uint64_t nb, uint32_t chunk, AttnPush *push,
+                             uint64_t flops, const OpBind *bo, const OpBind *bq, const OpBind *bk,
+                             const OpBind *bv, const OpBind *bm)
+{
+  uint64_t items = nb * p->n_heads * p->n_q;
+  uint32_t n_chunks = splitk_chunks(p->n_kv, chunk);
+  uint64_t units = items * n_chunks;
+  /* a unit per subgroup of the 64-invocation workgroup (UNITS in attention.comp) */
+  uint32_t sg = vkrt_context_info(vkrt_seq_context(seq))->subgroup_size;
+  uint32_t per_wg = sg && sg < ATTN_WG ? ATTN_WG / sg : 1;
+  OpBind bs = { 0 };
+  if (!op_bind(seq, "attention", "scratch", vkrt_tensor_sub(p->scratch, 0, units * splitk_unit_bytes(p->head_dim)),
+               false, 4, &bs))
+    return;
+  push->n_chunks = n_chunks;
+  push->chunk = chunk;
+  push->s_off = bs.off;
+  VkrtDispatch d = {
+    .shader = p->kv_f16 ? "attention_splitk_f16" : "attention_splitk",
+    .n_bindings = 5,
+    .bindings = { bs.bind, bq->bind, bk->bind, bv->bind, bm->bind },
+    .texel_mask = 0xc,
+    .push = push,
+    .push_size = sizeof *push,
+    .spec = { p->head_dim / 4, per_wg },
+    .n_spec = 2,
+    .flops = flops,
+  };
+  vkrt_groups_linear((units + per_wg - 1) / per_wg, d.groups);
+  vkrt_seq_dispatch(seq, &d);
+  d.shader = "attention_combine";
+  d.n_bindings = 2;
+  d.bindings[0] = bo->bind;
+  d.bindings[1] = bs.bind;
+  d.texel_mask = 0;
+  d.spec[0] = p->head_dim;
+  d.n_spec = 1;
+  d.flops = 0;
+  vkrt_groups_linear((items * (p->head_dim / 4) + ATTN_WG - 1) / ATTN_WG, d.groups);
+  vkrt_seq_dispatch(seq, &d);
+}
+
 void vkrt_ops_force_attention_split(int mode)
 {
   g_atomic_int_set(&force_split, mode < 0 ? -1 : mode > 0);
@@ -276,10 +418,13 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
   uint64_t per = all ? B : 1;
   bool scratch = p->scratch.buf && p->scratch.offset % 16 == 0 && q.offset % 16 == 0 &&
                  gemm_chunk_rows(seq, p, per) > 0;
+  /* the SPLITK form's scratch: 4-byte floats in one storage binding */
+  uint64_t sk_room = p->scratch.buf && p->scratch.offset % 4 == 0 ? MIN(p->scratch.size, op_window_bytes(seq, false)) : 0;
   for (uint64_t b0 = 0; b0 < B; b0 += per) {
     uint64_t nb = MIN(per, B - b0);
     uint64_t items = nb * p->n_heads * p->n_q;
-    AttnPath path = attention_path(di, p->n_q, items, p->head_dim, scratch);
+    uint32_t sk_chunk = texel ? splitk_chunk(p->n_kv, items, p->head_dim, sk_room) : 0;
+    AttnPath path = attention_path(di, p->n_q, items, p->head_dim, scratch, sk_chunk);
     bool gemm = path == ATTN_GEMM;
     uint64_t kv_span = MAX(((nb - 1) * p->kv_capacity + p->n_kv) * KD * kv_es, 16);
     OpBind bo = { 0 }, bq = { 0 }, bk = { 0 }, bv = { 0 }, bm = { 0 };
@@ -300,17 +445,17 @@ void vkrt_op_attention(VkrtSeq *seq, VkrtTensor out, VkrtTensor q, VkrtTensor k,
       attention_gemm(seq, p, hk, nb, gemm_chunk_rows(seq, p, nb), &bo, &bq, &bk, &bv, &bm, has_mask);
       continue;
     }
-    struct {
-      uint32_t n_b, n_q, n_heads, q_start, n_kv, kv_cap, causal, has_mask;
-      float scale;
-      uint32_t o_off, q_off, k_off, v_off, mask_off, n_kv_heads;
-    } push = { (uint32_t)nb, p->n_q, p->n_heads, p->q_start, p->n_kv, p->kv_capacity, p->causal, has_mask,
-               p->scale, bo.off, bq.off, bk.off, bv.off, bm.off, hk };
+    AttnPush push = { (uint32_t)nb, p->n_q, p->n_heads, p->q_start, p->n_kv, p->kv_capacity, p->causal, has_mask,
+               p->scale, bo.off, bq.off, bk.off, bv.off, bm.off, hk, 0, 0, 0 };
     /* 2 FLOPs per multiply-add: q.k and p.v over the keys each query sees */
     uint64_t pairs = 0;
     for (uint32_t i = 0; i < p->n_q; i++)
       pairs += p->causal ? MIN((uint64_t)p->n_kv, (uint64_t)p->q_start + i + 1) : p->n_kv;
     bool split = path == ATTN_SPLIT, f16 = p->kv_f16;
+    if (path == ATTN_SPLITK) {
+      attention_splitk(seq, p, nb, sk_chunk, &push, 4ull * pairs * HD * nb, &bo, &bq, &bk, &bv, &bm);
+      continue;
+    }
     VkrtDispatch d = {
       .shader = path == ATTN_FLASH ? (f16 ? "flash_attn_f16" : "flash_attn")
                 : split ? (f16 ? "attention_split_f16" : "attention_split")

@@ -97,8 +97,9 @@ typedef struct {
   uint32_t n_kv_heads;   /* heads in k and v (grouped-query attention), dividing n_heads; 0: n_heads */
   /* Optional fp32 work space, 16-byte aligned: with it, CPU devices run sequences of >= 16
    * queries as two GEMMs and a softmax over a score matrix kept here (attn_gemm.comp), in
-   * chunks of query rows that fit it; vkrt_ops_attention_scratch_bytes() says how much it is
-   * worth. None: the online kernel. */
+   * chunks of query rows that fit it, and GPUs run decode at long contexts split over chunks of
+   * keys with partial results kept here (SPLITK); vkrt_ops_attention_scratch_bytes() says how
+   * much it is worth. None: the online kernel (decode: its subgroup-split form on GPUs). */
   VkrtTensor scratch;
   /* K and V hold fp16 values (the LLM's fp16 K/V cache: two per 32-bit word, the first in the
    * low half, as vkrt_op_f32_to_f16 writes them), read as such by every kernel; the math stays
@@ -142,18 +143,34 @@ void vkrt_ops_force_attention_flash(int mode);
  * any n_q on any device when scratch is given; JANUSFLOW_ATTENTION=gemm does the same as 1,
  * =online or =flash as 0. Process-wide. */
 void vkrt_ops_force_attention_gemm(int mode);
-/* Scratch bytes worth giving vkrt_op_attention on this context (0 where the GEMM form is not
- * used): enough for a 577-token image block of 16 heads in one chunk; longer ones chunk. */
+/* Split-K decode ("flash decoding", SPLITK): where the subgroup-split kernel runs (few queries,
+ * a GPU) and a scratch is given, a context of more than 2 chunks of 256 keys is cut into chunks,
+ * a subgroup each, whose partial softmaxes a second pass combines; fewer, larger chunks where
+ * the scratch is small. -1 auto, 0 never, 1 always when a scratch is given and there are few
+ * queries (any n_kv, any device with subgroup arithmetic); JANUSFLOW_ATTENTION=splitk does the
+ * same as 1, =online as 0. Process-wide. */
+void vkrt_ops_force_attention_splitk(int mode);
+/* Tests: keys per SPLITK chunk before the scratch limits it (0 = JANUSFLOW_SPLITK_CHUNK if set,
+ * else 256). Process-wide. */
+void vkrt_ops_force_splitk_chunk(uint32_t keys);
+/* Scratch bytes worth giving vkrt_op_attention on this context (0 where neither the GEMM nor
+ * the SPLITK form is used): CPU devices, enough for a 577-token image block of 16 heads in one
+ * GEMM chunk (longer ones chunk); GPUs, the SPLITK partials of 16 heads x 4 queries x 64 chunks
+ * at head_dim 128 twice over. */
 #define VKRT_ATTN_SCRATCH_BYTES (32ull << 20)
+#define VKRT_ATTN_SPLITK_SCRATCH_BYTES (4ull << 20)
 uint64_t vkrt_ops_attention_scratch_bytes(VkrtContext *ctx);
 /* Scratch bytes one query row takes in the GEMM form, for n_seq_heads (sequences x heads) over
  * n_kv keys (its scores, padded, and a softmax sum): a caller with a known shape needs at most
  * n_q times this. */
 uint64_t vkrt_ops_attention_scratch_row_bytes(uint64_t n_seq_heads, uint32_t n_kv);
 /* The attention kernel n_q queries per sequence of heads of head_dim get on this context, given
- * scratch: "gemm", "flash", "split", "online" or "scalar" (head sizes that are not a multiple
- * of 4 or above 256). */
+ * vkrt_ops_attention_scratch_bytes() of scratch, over a 4096-key context: "gemm", "flash",
+ * "splitk", "split", "online" or "scalar" (head sizes that are not a multiple of 4 or above 256). */
 const char *vkrt_ops_attention_path(VkrtContext *ctx, uint32_t n_q, uint32_t n_seq_heads, uint32_t head_dim);
+/* The same for a device described by di, n_kv keys and scratch_bytes of scratch (0: none). */
+const char *vkrt_ops_attention_path_for(const VkrtDeviceInfo *di, uint32_t n_q, uint32_t n_seq_heads,
+                                        uint32_t head_dim, uint32_t n_kv, uint64_t scratch_bytes);
 /* Tests: the flash kernel's query block, key tile and workgroup size (0 = per device). */
 void vkrt_ops_force_flash_blocks(uint32_t br, uint32_t bc, uint32_t wg);
 
