@@ -8,6 +8,10 @@
  * the prompt pass takes the same kernels as theirs. */
 #define WARM_PROMPT "a watercolor painting of a lighthouse on a rocky coast at sunset, soft light"
 #define WARM_CHAT_CONTEXT 512
+/* A chat about an image starts decoding after some 600 prompt tokens (576 image tokens in
+ * JanusFlow-1.3B); past a few hundred keys a GPU's decode attention takes the split-K form
+ * (vk/op_attention.c), which the short warm-up chat never reaches. */
+#define WARM_LONG_CONTEXT 768
 
 char *pipelines_cache_dir(void)
 {
@@ -40,6 +44,35 @@ gboolean pipelines_warm_generation(JfModel *m, JfGen *g, GCancellable *cancel, G
   return ok;
 }
 
+/* One decode step recorded at the last position of a WARM_LONG_CONTEXT cache, record-only:
+ * nothing runs, so neither the cache's nor the buffers' contents matter. */
+static gboolean warm_long_decode(JfModel *m, GError **error)
+{
+  JfLlm *llm = m->llm;
+  const uint64_t row = (uint64_t)llm_config(llm)->hidden * 4;
+  JfKvCache *kv = llm_kv_new(llm, 1, WARM_LONG_CONTEXT, error);
+  VkrtBuffer *ids = kv ? vkrt_buffer_new(m->ctx, 16, error) : NULL;
+  VkrtBuffer *pos = ids ? vkrt_buffer_new(m->ctx, 16, error) : NULL;
+  VkrtBuffer *x = pos ? vkrt_buffer_new(m->ctx, row, error) : NULL;
+  VkrtSeq *seq = x ? vkrt_seq_new(m->ctx, error) : NULL;
+  gboolean ok = FALSE;
+  if (seq) {
+    vkrt_context_set_record_only(m->ctx, true);
+    vkrt_seq_begin(seq);
+    llm_record_embed(llm, seq, vkrt_tensor(ids), 1, vkrt_tensor(x));
+    ok = llm_record_forward(llm, seq, kv, vkrt_tensor(x), vkrt_tensor_sub(vkrt_tensor(pos), 0, 4), vkrt_tensor_none(),
+                            1, WARM_LONG_CONTEXT - 1, vkrt_tensor(x), error) &&
+         vkrt_seq_submit(seq, error);
+    vkrt_context_set_record_only(m->ctx, false);
+  }
+  vkrt_seq_free(seq);
+  VkrtBuffer *bufs[] = { x, pos, ids };
+  for (size_t i = 0; i < G_N_ELEMENTS(bufs); i++)
+    if (bufs[i]) vkrt_buffer_free(bufs[i]);
+  llm_kv_free(kv);
+  return ok;
+}
+
 gboolean pipelines_warm_chat(JfModel *m, GCancellable *cancel, GError **error)
 {
   if (!m->llm)
@@ -52,7 +85,7 @@ gboolean pipelines_warm_chat(JfModel *m, GCancellable *cancel, GError **error)
   s.max_new_tokens = 2;  /* the prompt's token, then one decode step */
   gboolean ok = chat_send(c, "Hello", NULL, 0, &s, NULL, NULL, cancel, NULL, error);
   chat_free(c);
-  return ok;
+  return ok && warm_long_decode(m, error);
 }
 
 gboolean pipelines_warm_vision(JfModel *m, GError **error)

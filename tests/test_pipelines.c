@@ -4,6 +4,8 @@
 #include <glib.h>
 #include <string.h>
 #include "pipelines.h"
+#include "llm.h"
+#include "ops.h"
 #include "npy.h"
 #include "test_util.h"
 
@@ -150,6 +152,42 @@ static void test_warm_up(void)
   npy_array_free(noise);
 }
 
+/* Decode past a few hundred keys takes the split-K attention on GPUs; the warm-up's short chat
+ * does not get there, its long decode step does. Here (a CPU device) the GPU's selection is
+ * forced: the per-query split kernel for few queries, split-K chunks of 64 keys (so from 129
+ * keys on). A chat whose question is long enough then builds nothing after the warm-up. */
+static void test_warm_up_long_decode(void)
+{
+  vkrt_ops_force_attention_split(1);
+  vkrt_ops_force_splitk_chunk(64);
+  Loaded l = load();
+  GError *e = NULL;
+  uint64_t built = 0;
+  g_assert_true(pipelines_warm_up(l.m, NULL, NULL, &built, &e));
+  test_check_no_error(e);
+  GString *q = g_string_new("Please answer briefly:");
+  for (int i = 0; i < 40; i++) g_string_append(q, " why is the sky blue and the grass green?");
+  JfChat *c = chat_new(l.m, NULL, 0, &e);
+  test_check_no_error(e);
+  uint64_t n0 = vkrt_context_pipelines_created(l.ctx);
+  JfSampling s = sampler_defaults();
+  s.max_new_tokens = 3;
+  char *answer = NULL;
+  g_assert_true(chat_send(c, q->str, NULL, 0, &s, NULL, NULL, NULL, &answer, &e));
+  test_check_no_error(e);
+  g_assert_cmpuint(chat_n_tokens(c), >, 2 * 64);
+  g_assert_cmpstr(vkrt_ops_attention_path_for(vkrt_context_info(l.ctx), 1, llm_config(l.m->llm)->n_heads,
+                                              llm_config(l.m->llm)->head_dim, chat_n_tokens(c),
+                                              vkrt_ops_attention_scratch_bytes(l.ctx)), ==, "splitk");
+  g_assert_cmpuint(vkrt_context_pipelines_created(l.ctx), ==, n0);
+  g_free(answer);
+  chat_free(c);
+  g_string_free(q, TRUE);
+  vkrt_ops_force_splitk_chunk(0);
+  vkrt_ops_force_attention_split(-1);
+  unload(&l);
+}
+
 /* A cancelled warm-up says so and leaves the context out of record-only mode. */
 static void test_cancel(void)
 {
@@ -189,6 +227,7 @@ int main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/pipelines/warm-up", test_warm_up);
   g_test_add_func("/pipelines/cancel", test_cancel);
+  g_test_add_func("/pipelines/warm-up-long-decode", test_warm_up_long_decode);
   g_test_add_func("/pipelines/cache-dir", test_cache_dir);
   return g_test_run();
 }
