@@ -223,9 +223,11 @@ JfSiglip *siglip_new(VkrtContext *ctx, const StFile *f, const JfModelConfig *cfg
       !(s->v = scratch(s, T * W, error)) || !(s->attn = scratch(s, T * W, error)) ||
       !(s->mlp = scratch(s, T * M, error)) || !(s->feats = scratch(s, T * W, error)))
     goto fail;
-  /* all heads' T x T scores (padded rows, a sum per row) where the device wants them, so the
-   * tower's attention is one chunk */
-  uint64_t want = vkrt_ops_attention_scratch_bytes(ctx);
+  /* all heads' T x T scores (padded rows, a sum per row) where the tower's attention takes the
+   * GEMM form (CPU devices), so that it is one chunk; the other forms never use it */
+  uint32_t head_dim = (uint32_t)(s->cfg.width / s->cfg.heads);
+  uint64_t want = strcmp(vkrt_ops_attention_path(ctx, (uint32_t)T, (uint32_t)s->cfg.heads, head_dim), "gemm") == 0
+                    ? vkrt_ops_attention_scratch_bytes(ctx) : 0;
   uint64_t all = T * vkrt_ops_attention_scratch_row_bytes((uint64_t)s->cfg.heads, (uint32_t)T);
   if (want && !(s->attn_scores = vkrt_buffer_new(ctx, MIN(want, all), error)))
     goto fail;
