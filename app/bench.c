@@ -274,8 +274,8 @@ static gboolean chat_prepare(BenchSession *s, GError **error)
       !(s->x = vkrt_buffer_new(s->ctx, s->chunk * row, error)) ||
       !(s->pos = vkrt_buffer_new(s->ctx, (uint64_t)s->n_chat * 4, error)) ||
       !(s->logits = vkrt_buffer_new(s->ctx, (uint64_t)lc->vocab * 4, error)) ||
-      !(s->pick = vkrt_buffer_new(s->ctx, 16, error)) || !(s->dids = vkrt_buffer_new(s->ctx, 16, error)) ||
-      !(s->dpos = vkrt_buffer_new(s->ctx, 16, error)))
+      !(s->pick = vkrt_buffer_new_host(s->ctx, 16, error)) || !(s->dids = vkrt_buffer_new_host(s->ctx, 16, error)) ||
+      !(s->dpos = vkrt_buffer_new_host(s->ctx, 16, error)))
     return FALSE;
   int32_t *pos = g_new(int32_t, s->n_chat);
   for (uint32_t i = 0; i < s->n_chat; i++)

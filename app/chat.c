@@ -67,14 +67,15 @@ JfChat *chat_new(JfModel *m, const char *system, uint32_t context, GError **erro
     chat_free(c);
     return NULL;
   }
-  if (!(c->ids = vkrt_buffer_new(ctx, c->rows * 4, error)) ||
-      !(c->pos = vkrt_buffer_new(ctx, c->rows * 4, error)) ||
+  /* what the host writes or reads at every token: ids, positions, the sampled candidates */
+  if (!(c->ids = vkrt_buffer_new_host(ctx, c->rows * 4, error)) ||
+      !(c->pos = vkrt_buffer_new_host(ctx, c->rows * 4, error)) ||
       !(c->x = vkrt_buffer_new(ctx, c->rows * H * 4, error)) ||
       !(c->out = vkrt_buffer_new(ctx, c->rows * H * 4, error)) ||
       !(c->logits = vkrt_buffer_new(ctx, (uint64_t)lc->vocab * 4, error)) ||
-      !(c->pick = vkrt_buffer_new(ctx, 16, error)) ||
-      !(c->topv = vkrt_buffer_new(ctx, TOPK_MAX * 4, error)) ||
-      !(c->topi = vkrt_buffer_new(ctx, TOPK_MAX * 4, error))) {
+      !(c->pick = vkrt_buffer_new_host(ctx, 16, error)) ||
+      !(c->topv = vkrt_buffer_new_host(ctx, TOPK_MAX * 4, error)) ||
+      !(c->topi = vkrt_buffer_new_host(ctx, TOPK_MAX * 4, error))) {
     chat_free(c);
     return NULL;
   }

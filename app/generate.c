@@ -182,9 +182,10 @@ JfGen *gen_new(JfModel *m, int max_batch, GError **error)
       !(g->tok = vkrt_buffer_new(ctx, n * g->T * g->H * 4, error)) ||
       !(g->dec_rows = vkrt_buffer_new(ctx, 2 * n * g->T * g->H * 4, error)) ||
       !(g->pos = vkrt_buffer_new(ctx, MAX(rows, 4096) * 4, error)) ||
-      !(g->rgba = vkrt_buffer_new(ctx, n * g->h * g->w * 4, error)) ||
+      /* read (preview) or written (step parameters) by the host at every step */
+      !(g->rgba = vkrt_buffer_new_host(ctx, n * g->h * g->w * 4, error)) ||
       !(g->rgb = vkrt_buffer_new(ctx, n * 3 * (uint64_t)g->img_h * g->img_w * 4, error)) ||
-      !(g->step_params = vkrt_buffer_new(ctx, 4 * 4, error))) {
+      !(g->step_params = vkrt_buffer_new_host(ctx, 4 * 4, error))) {
     gen_free(g);
     return NULL;
   }

@@ -330,6 +330,48 @@ static void test_replay_cancel(void)
   g_assert_cmpuint(vkrt_context_validation_messages(ctx), ==, 0);
 }
 
+/* A decode token costs one queue submit, with greedy and with top-k sampling, whether device
+ * memory is mapped or not (JANUSFLOW_HOST_MAPPED=0 runs this file the way discrete GPUs without
+ * ReBAR work): the ids, positions and samples the host touches every token live in host-visible
+ * buffers, so no transfer submits add to it. */
+static void test_submits_per_token(void)
+{
+  GError *err = NULL;
+  for (int sampled = 0; sampled < 2; sampled++) {
+    uint64_t per_turn[2];
+    uint32_t held[2];
+    const int n_new[2] = { 1, 6 };
+    char *answers[2];
+    for (int k = 0; k < 2; k++) {
+      JfChat *chat = chat_new(model, NULL, 0, &err);
+      g_assert_no_error(err);
+      JfSampling s = greedy(n_new[k]);
+      if (sampled) {
+        s.temperature = 1.0f;
+        s.top_k = 8;
+        s.top_p = 1.0f;
+        s.seed = 3;
+      }
+      uint64_t n0 = vkrt_context_submits(ctx);
+      g_assert_true(chat_send(chat, "Count to ten.", NULL, 0, &s, NULL, NULL, NULL, &answers[k], &err));
+      g_assert_no_error(err);
+      per_turn[k] = vkrt_context_submits(ctx) - n0;
+      held[k] = chat_n_tokens(chat);
+      chat_free(chat);
+    }
+    g_test_message("%s: %" G_GUINT64_FORMAT " submits for 1 token, %" G_GUINT64_FORMAT " for 6 (memory %s)",
+                   sampled ? "top-k" : "greedy", per_turn[0], per_turn[1],
+                   vkrt_context_host_mapped(ctx) ? "mapped" : "through staging");
+    /* the longer answer's extra decode steps: the extra tokens it left in the conversation, one
+     * more if it ended with its own EOS (which is not fed again) */
+    uint64_t steps = held[1] - held[0], extra = per_turn[1] - per_turn[0];
+    g_assert_true(extra == steps || extra == steps + 1);
+    g_assert_cmpuint(extra, <=, 5);
+    g_free(answers[0]);
+    g_free(answers[1]);
+  }
+}
+
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
@@ -341,6 +383,7 @@ int main(int argc, char **argv)
   g_assert_no_error(err);
   g_free(dir);
   g_test_add_func("/chat/multi-turn", test_multi_turn);
+  g_test_add_func("/chat/submits-per-token", test_submits_per_token);
   g_test_add_func("/chat/errors", test_errors_keep_conversation);
   g_test_add_func("/chat/replay-text", test_replay_text);
   g_test_add_func("/chat/replay-image", test_replay_image);

@@ -709,6 +709,51 @@ static void test_submit_async(void)
   context_free_clean(ctx);
 }
 
+/* JANUSFLOW_HOST_MAPPED=0: device buffers unmapped (reads and writes through staging, a
+ * transfer submit each), host buffers (vkrt_buffer_new_host) mapped: memcpy, no submit, and
+ * kernels read and write them like any other. */
+static void test_host_buffers(void)
+{
+  if (g_test_subprocess()) {
+    g_setenv("JANUSFLOW_HOST_MAPPED", "0", TRUE);
+    VkrtContext *ctx = context_new(NULL);
+    GError *e = NULL;
+    g_assert_false(vkrt_context_host_mapped(ctx));
+    enum { N = 300 };
+    float v[N], back[N];
+    for (int i = 0; i < N; i++) v[i] = (float)i - 7.5f;
+    VkrtBuffer *d = vkrt_buffer_new(ctx, sizeof v, &e), *h = vkrt_buffer_new_host(ctx, sizeof v, &e);
+    test_check_no_error(e);
+    g_assert_false(vkrt_buffer_mapped(d));
+    g_assert_true(vkrt_buffer_mapped(h));
+    uint64_t n0 = vkrt_context_submits(ctx);
+    g_assert_true(vkrt_buffer_write(d, 0, v, sizeof v, &e));
+    g_assert_cmpuint(vkrt_context_submits(ctx), ==, n0 + 1);
+    g_assert_true(vkrt_buffer_write(h, 0, v, sizeof v, &e));
+    g_assert_true(vkrt_buffer_read(h, 0, back, sizeof back, &e));
+    g_assert_cmpuint(vkrt_context_submits(ctx), ==, n0 + 1);
+    /* h = h + d on the GPU, then d = h + h: both kinds as inputs and outputs */
+    VkrtSeq *s = vkrt_seq_new(ctx, &e);
+    test_check_no_error(e);
+    vkrt_op_add(s, vkrt_tensor(h), vkrt_tensor(h), vkrt_tensor(d), N);
+    vkrt_op_add(s, vkrt_tensor(d), vkrt_tensor(h), vkrt_tensor(h), N);
+    g_assert_true(vkrt_seq_submit(s, &e));
+    test_check_no_error(e);
+    g_assert_true(vkrt_buffer_read(h, 0, back, sizeof back, &e));
+    for (int i = 0; i < N; i++) g_assert_cmpfloat(back[i], ==, 2.0f * v[i]);
+    g_assert_true(vkrt_buffer_read(d, 0, back, sizeof back, &e));
+    test_check_no_error(e);
+    for (int i = 0; i < N; i++) g_assert_cmpfloat(back[i], ==, 4.0f * v[i]);
+    vkrt_seq_free(s);
+    vkrt_buffer_free(d);
+    vkrt_buffer_free(h);
+    context_free_clean(ctx);
+    return;
+  }
+  g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed();
+}
+
 int main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
@@ -722,5 +767,6 @@ int main(int argc, char **argv)
   g_test_add_func("/vkrt/record-only", test_record_only);
   g_test_add_func("/vkrt/profile", test_profile);
   g_test_add_func("/vkrt/submit-async", test_submit_async);
+  g_test_add_func("/vkrt/host-buffers", test_host_buffers);
   return g_test_run();
 }

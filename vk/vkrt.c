@@ -496,6 +496,9 @@ static bool pick_memory(VkrtContext *ctx, GError **error)
         staging = (int)i;
     }
   }
+  const char *hm = g_getenv("JANUSFLOW_HOST_MAPPED");
+  if (hm && !strcmp(hm, "0") && dl >= 0 && staging >= 0)
+    dl_hv = -1;  /* tests: the staging path of discrete GPUs without ReBAR */
   if (dl_hv >= 0) {
     ctx->mem_type = (uint32_t)dl_hv;
     ctx->mapped = true;

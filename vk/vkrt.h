@@ -119,7 +119,9 @@ uint64_t vkrt_context_submits(const VkrtContext *ctx);
 /* Dispatches recorded through this context since its creation (replays add none): the test of
  * command-buffer replay checks that later Euler steps record nothing. */
 uint64_t vkrt_context_recorded_dispatches(const VkrtContext *ctx);
-/* Whether buffers live in host-visible device-local memory (read/write are memcpy), else staging. */
+/* Whether buffers live in host-visible device-local memory (read/write are memcpy), else staging.
+ * JANUSFLOW_HOST_MAPPED=0 (a test knob) makes a device that has such memory (lavapipe) take the
+ * discrete-GPU path instead: device memory unmapped, reads and writes through staging. */
 bool vkrt_context_host_mapped(const VkrtContext *ctx);
 
 /* --- pipelines and their cache (issue 7: time to first preview) ------------------------------ */
@@ -165,6 +167,13 @@ void vkrt_context_fail_submit_after(VkrtContext *ctx, uint32_t n);
  * business). Host-visible memory is used when the device offers it with device-local, else a
  * staging path is used by read/write. Contents are undefined after creation. */
 VkrtBuffer *vkrt_buffer_new(VkrtContext *ctx, uint64_t size, GError **error);
+/* A small buffer the host reads or writes at every step (token ids, positions, the sampled
+ * id): mapped even where device memory is not (discrete GPUs without ReBAR), so that its reads
+ * and writes are memcpy, not a transfer submit each. The GPU reaches it over the bus: for a
+ * few bytes, not for data a kernel streams. Same as vkrt_buffer_new where memory is mapped. */
+VkrtBuffer *vkrt_buffer_new_host(VkrtContext *ctx, uint64_t size, GError **error);
+/* Whether read/write of buf are plain memcpy (no transfer submit). */
+bool vkrt_buffer_mapped(const VkrtBuffer *buf);
 void vkrt_buffer_free(VkrtBuffer *buf);
 uint64_t vkrt_buffer_size(const VkrtBuffer *buf);
 gboolean vkrt_buffer_write(VkrtBuffer *buf, uint64_t offset, const void *data, uint64_t size, GError **error);

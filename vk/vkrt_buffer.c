@@ -123,7 +123,8 @@ static void view_free(gpointer p)
   g_free(p); /* the VkBufferView is destroyed by vkrt_buffer_free, which has the device */
 }
 
-VkrtBuffer *vkrt_buffer_new(VkrtContext *ctx, uint64_t size, GError **error)
+/* A buffer in memory type `type`, persistently mapped when `map`. */
+static VkrtBuffer *buffer_new_in(VkrtContext *ctx, uint64_t size, uint32_t type, bool map, GError **error)
 {
   if (size == 0) size = 4;
   /* views are whole RGBA32 texels: round the allocation so the last one is inside */
@@ -165,7 +166,7 @@ VkrtBuffer *vkrt_buffer_new(VkrtContext *ctx, uint64_t size, GError **error)
     g_free(buf);
     return NULL;
   }
-  if (!alloc_memory(ctx, &req, ctx->mem_type, &buf->memory, error)) {
+  if (!alloc_memory(ctx, &req, type, &buf->memory, error)) {
     vkDestroyBuffer(ctx->device, buf->buffer, NULL);
     g_free(buf);
     return NULL;
@@ -174,13 +175,13 @@ VkrtBuffer *vkrt_buffer_new(VkrtContext *ctx, uint64_t size, GError **error)
     vkrt_set_vk_error(error, r, "vkBindBufferMemory");
     goto fail;
   }
-  if (ctx->mapped) {
-    void *map = NULL;
-    if ((r = vkMapMemory(ctx->device, buf->memory, 0, VK_WHOLE_SIZE, 0, &map)) != VK_SUCCESS) {
+  if (map) {
+    void *m = NULL;
+    if ((r = vkMapMemory(ctx->device, buf->memory, 0, VK_WHOLE_SIZE, 0, &m)) != VK_SUCCESS) {
       vkrt_set_vk_error(error, r, "vkMapMemory");
       goto fail;
     }
-    buf->map = map;
+    buf->map = m;
   }
   buf->views = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, view_free);
   g_mutex_lock(&ctx->lock);
@@ -193,6 +194,23 @@ fail:
   g_free(buf);
   return NULL;
 }
+
+VkrtBuffer *vkrt_buffer_new(VkrtContext *ctx, uint64_t size, GError **error)
+{
+  return buffer_new_in(ctx, size, ctx->mem_type, ctx->mapped, error);
+}
+
+/* Where device memory is not mapped (a discrete GPU without ReBAR), the staging path would cost
+ * a transfer submit and a fence wait for every read or write: host-visible system memory,
+ * which the GPU reads and writes over the bus, is cheaper for a few bytes a step. */
+VkrtBuffer *vkrt_buffer_new_host(VkrtContext *ctx, uint64_t size, GError **error)
+{
+  if (ctx->mapped)
+    return vkrt_buffer_new(ctx, size, error);
+  return buffer_new_in(ctx, size, ctx->staging_type, true, error);
+}
+
+bool vkrt_buffer_mapped(const VkrtBuffer *buf) { return buf->map != NULL; }
 
 void vkrt_buffer_free(VkrtBuffer *buf)
 {
