@@ -354,9 +354,7 @@ static gboolean record_decode_step(BenchSession *s, VkrtSeq *seq, uint32_t pos, 
   const uint64_t row = (uint64_t)llm_config(llm)->hidden * 4;
   VkrtTensor x = vkrt_tensor_sub(vkrt_tensor(s->x), 0, row);
   vkrt_seq_begin(seq);
-  llm_record_embed(llm, seq, vkrt_tensor(s->dids), 1, x);
-  if (!llm_record_forward(llm, seq, s->kv, x, vkrt_tensor_sub(vkrt_tensor(s->dpos), 0, 4), vkrt_tensor_none(), 1,
-                          pos, x, error))
+  if (!llm_record_token(llm, seq, s->kv, vkrt_tensor(s->dids), vkrt_tensor(s->dpos), pos, x, x, error))
     return FALSE;
   llm_record_logits(llm, seq, x, 1, vkrt_tensor(s->logits));
   vkrt_op_argmax(seq, vkrt_tensor(s->dids), vkrt_tensor(s->logits), 1, (uint32_t)llm_config(llm)->vocab);

@@ -192,9 +192,7 @@ static gboolean record_decode_step(JfChat *c, VkrtSeq *seq, const JfSampling *s,
   VkrtTensor x = vkrt_tensor_sub(vkrt_tensor(c->x), 0, row);
   VkrtTensor o = vkrt_tensor_sub(vkrt_tensor(c->out), 0, row);
   vkrt_seq_begin(seq);
-  llm_record_embed(llm, seq, vkrt_tensor(c->ids), 1, x);
-  if (!llm_record_forward(llm, seq, c->kv, x, vkrt_tensor_sub(vkrt_tensor(c->pos), 0, 4), vkrt_tensor_none(), 1,
-                          pos, o, error))
+  if (!llm_record_token(llm, seq, c->kv, vkrt_tensor(c->ids), vkrt_tensor(c->pos), pos, x, o, error))
     return FALSE;
   record_sample(c, seq, s, o);
   return TRUE;

@@ -395,6 +395,13 @@ gboolean llm_record_layers(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x
   return TRUE;
 }
 
+gboolean llm_record_token(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor ids, VkrtTensor pos, uint32_t at,
+                          VkrtTensor x, VkrtTensor out, GError **error)
+{
+  llm_record_embed(llm, seq, ids, 1, x);
+  return llm_record_forward(llm, seq, kv, x, vkrt_tensor_sub(pos, 0, 4), vkrt_tensor_none(), 1, at, out, error);
+}
+
 void llm_record_logits(JfLlm *llm, VkrtSeq *seq, VkrtTensor normed, uint32_t rows, VkrtTensor logits)
 {
   linear(seq, logits, normed, &llm->lm_head, rows, llm->cfg.vocab, llm->cfg.hidden, 0);

@@ -84,6 +84,13 @@ gboolean llm_record_forward(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor 
                             VkrtTensor mask, uint32_t n_tokens, uint32_t start, VkrtTensor out,
                             GError **error);
 
+/* One decode step's pass: the token whose id is ids[0] at cache position `at` (its position
+ * value in pos[0]; both int32 device buffers the caller writes before the submit), embedded into
+ * x (one row) and through every layer into out (may be x). Nothing recorded depends on the id,
+ * so the step can be recorded before the id is known. FALSE as llm_record_forward. */
+gboolean llm_record_token(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor ids, VkrtTensor pos, uint32_t at,
+                          VkrtTensor x, VkrtTensor out, GError **error);
+
 /* The same pass split in pieces, so that a long pass can be submitted in several parts (driver
  * watchdogs, prompt cancellation): layers [l0, l1) on the residual stream x, then the final norm. */
 gboolean llm_record_layers(JfLlm *llm, VkrtSeq *seq, JfKvCache *kv, VkrtTensor x, VkrtTensor pos,

@@ -59,9 +59,8 @@ static gboolean warm_long_decode(JfModel *m, GError **error)
   if (seq) {
     vkrt_context_set_record_only(m->ctx, true);
     vkrt_seq_begin(seq);
-    llm_record_embed(llm, seq, vkrt_tensor(ids), 1, vkrt_tensor(x));
-    ok = llm_record_forward(llm, seq, kv, vkrt_tensor(x), vkrt_tensor_sub(vkrt_tensor(pos), 0, 4), vkrt_tensor_none(),
-                            1, WARM_LONG_CONTEXT - 1, vkrt_tensor(x), error) &&
+    ok = llm_record_token(llm, seq, kv, vkrt_tensor(ids), vkrt_tensor(pos), WARM_LONG_CONTEXT - 1, vkrt_tensor(x),
+                          vkrt_tensor(x), error) &&
          vkrt_seq_submit(seq, error);
     vkrt_context_set_record_only(m->ctx, false);
   }

@@ -718,13 +718,6 @@ double vkrt_context_pipeline_ms(const VkrtContext *ctx)
   return ms;
 }
 
-void vkrt_context_add_flops(VkrtContext *ctx, uint64_t flops)
-{
-  g_mutex_lock(&ctx->lock);
-  ctx->flops += flops;
-  g_mutex_unlock(&ctx->lock);
-}
-
 int vkrt_context_coopmat_state(VkrtContext *ctx, const char **note)
 {
   g_mutex_lock(&ctx->lock);

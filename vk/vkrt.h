@@ -112,7 +112,6 @@ uint64_t vkrt_context_flops(const VkrtContext *ctx);
 /* FLOPs recorded by ops so far, run or not: what recording loops meter to cut submits. */
 uint64_t vkrt_context_recorded_flops(const VkrtContext *ctx);
 void vkrt_context_reset_flops(VkrtContext *ctx);
-void vkrt_context_add_flops(VkrtContext *ctx, uint64_t flops);
 /* Queue submits made through this context so far (sequences and staging transfers): the
  * no-wasted-work test checks that a generation step stays at a few. */
 uint64_t vkrt_context_submits(const VkrtContext *ctx);
