@@ -92,10 +92,11 @@ static int features_of(VkrtContext *ctx, bool validation, Feature *f, GPtrArray 
   f[n++] = (Feature){ "timestamps", "timestamp queries", d->has_timestamps, d->has_timestamps ? "per-stage timings" : "unsupported" };
   f[n++] = (Feature){ "fp16", "fp16 arithmetic", false, d->has_fp16 ? "supported, not used (fp32 math)" : "unsupported" };
   f[n++] = (Feature){ "int8", "int8 arithmetic", false, d->has_int8 ? "supported, not used" : "unsupported" };
-  /* runs the self-check on devices that have the NV extension (never run on such hardware) */
+  /* runs the self-check on devices with a cooperative-matrix kernel (first use on a context) */
   const char *why = NULL;
   bool coop = vkrt_ops_coopmat_usable(ctx, &why);
-  char *cnote = d->coopmat_m ? g_strdup_printf("NV %ux%ux%u fp16 -> fp32: %s", d->coopmat_m, d->coopmat_n, d->coopmat_k, why)
+  char *cnote = d->coopmat_m ? g_strdup_printf("%s %ux%ux%u fp16 -> fp32: %s", d->coopmat_khr ? "KHR" : "NV", d->coopmat_m,
+                                               d->coopmat_n, d->coopmat_k, why)
                              : g_strdup(why && *why ? why : "unsupported");
   g_ptr_array_add(owned, cnote);
   f[n++] = (Feature){ "cooperative_matrix", "cooperative-matrix GEMM (>= 64 rows)", coop, cnote };

@@ -1,12 +1,16 @@
 #version 450
-// y[M,N] = x[M,K] . w[N,K]^T (+ bias) (+ y) with NV cooperative matrices (tensor cores):
-// fp16 operands, fp32 accumulators. Same bindings, push constants, operand requirements
+// y[M,N] = x[M,K] . w[N,K]^T (+ bias) (+ y) with cooperative matrices (tensor cores, matrix
+// cores): fp16 operands, fp32 accumulators. Same bindings, push constants, operand requirements
 // (K % 8 == 0, texel-aligned x and w) and epilogue as GEMM_SMEM in matmul.comp.
 //
-// NEVER RUN ON HARDWARE: the development machine has no device with cooperative matrices
-// (lavapipe lacks them). This file is compiled and checked by spirv-val in the build only.
-// vk/op_matmul.c therefore uses it only after a self-check on the device (a small GEMM
-// compared with the fp32 kernel); on any failure it falls back to the fp32 kernels.
+// Two builds of this file: matmul_coop (GL_NV_cooperative_matrix, which Debian 12's glslc
+// knows) and, with -DKHR, matmul_coop_khr (GL_KHR_cooperative_matrix: AMD, Intel and newer
+// NVIDIA drivers), compiled only where meson finds a glslc and spirv-val that know it.
+// The KHR build runs in the tests on Mesa 26's lavapipe (tools/mesa-next, a CI stage); the NV
+// build has never run (no device with VK_NV_cooperative_matrix was available), and the two
+// differ only in the spelling of the macros below. vk/op_matmul.c uses either only after a
+// self-check on the device (a small GEMM compared with the fp32 kernel); on any failure it
+// falls back to the fp32 kernels.
 //
 // Range and accuracy: fp16 has 5 exponent bits (max 65504) where fp32 activations and bf16
 // weights have 8, so a plain conversion could overflow (large MLP activations) or lose tiny
@@ -22,8 +26,12 @@
 // Tile: 64 x 64 outputs per workgroup of 4 subgroups (2 x 2, each 32 x 32 = (32/LM) x (32/LN)
 // accumulator fragments), k in steps of 32 through shared memory (single buffered: the fp16
 // conversion happens on the way into shared memory). LM x LN x LK is a fp16 x fp16 -> fp32
-// subgroup shape reported by vkGetPhysicalDeviceCooperativeMatrixPropertiesNV (spec constants).
+// subgroup shape the device reports (vkGetPhysicalDeviceCooperativeMatrixProperties{NV,KHR}; spec constants).
+#ifdef KHR
+#extension GL_KHR_cooperative_matrix : require
+#else
 #extension GL_NV_cooperative_matrix : require
+#endif
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -50,6 +58,24 @@ layout(push_constant) uniform P { uint M, N, K, x_off, w_off, y_off, b_off, ldy,
 #define ASTR 40u   // BK + 8 halves: rows start on 16-byte boundaries, banks staggered
 #define CSTR 68u   // BN + 4 floats
 const uint RM = 32u / LM, RN = 32u / LN;
+
+#ifdef KHR
+#define ACC_T coopmat<float, gl_ScopeSubgroup, LM, LN, gl_MatrixUseAccumulator>
+#define A_T coopmat<float16_t, gl_ScopeSubgroup, LM, LK, gl_MatrixUseA>
+#define B_T coopmat<float16_t, gl_ScopeSubgroup, LK, LN, gl_MatrixUseB>
+#define LOAD_ROWS(m, arr, off, str) coopMatLoad(m, arr, off, str, gl_CooperativeMatrixLayoutRowMajor)
+#define LOAD_COLS(m, arr, off, str) coopMatLoad(m, arr, off, str, gl_CooperativeMatrixLayoutColumnMajor)
+#define MUL_ADD(a, b, c) coopMatMulAdd(a, b, c)
+#define STORE_ROWS(m, arr, off, str) coopMatStore(m, arr, off, str, gl_CooperativeMatrixLayoutRowMajor)
+#else
+#define ACC_T fcoopmatNV<32, gl_ScopeSubgroup, LM, LN>
+#define A_T fcoopmatNV<16, gl_ScopeSubgroup, LM, LK>
+#define B_T fcoopmatNV<16, gl_ScopeSubgroup, LK, LN>
+#define LOAD_ROWS(m, arr, off, str) coopMatLoadNV(m, arr, off, str, false)
+#define LOAD_COLS(m, arr, off, str) coopMatLoadNV(m, arr, off, str, true)
+#define MUL_ADD(a, b, c) coopMatMulAddNV(a, b, c)
+#define STORE_ROWS(m, arr, off, str) coopMatStoreNV(m, arr, off, str, false)
+#endif
 
 shared float16_t As[BM * ASTR];  // [m][k]
 shared float16_t Bs[BN * ASTR];  // [n][k]: B = w^T read column-major
@@ -89,9 +115,9 @@ void main() {
   for (uint r = tid; r < BN; r += nt) wexp[r] = f16_exp(wmax[r]);
   barrier();
 
-  fcoopmatNV<32, gl_ScopeSubgroup, LM, LN> acc[RM][RN];
+  ACC_T acc[RM][RN];
   [[unroll]] for (uint i = 0u; i < RM; i++)
-    [[unroll]] for (uint j = 0u; j < RN; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, LM, LN>(0.0);
+    [[unroll]] for (uint j = 0u; j < RN; j++) acc[i][j] = ACC_T(0.0);
 
   for (uint k0 = 0u; k0 < p.K; k0 += BK) {
     for (uint q = tid; q < BM * (BK / 4u); q += nt) {
@@ -113,20 +139,20 @@ void main() {
     }
     barrier();
     [[unroll]] for (uint kk = 0u; kk < BK; kk += LK) {
-      fcoopmatNV<16, gl_ScopeSubgroup, LM, LK> a[RM];
-      fcoopmatNV<16, gl_ScopeSubgroup, LK, LN> b[RN];
+      A_T a[RM];
+      B_T b[RN];
       [[unroll]] for (uint i = 0u; i < RM; i++)
-        coopMatLoadNV(a[i], As, (sm * 32u + i * LM) * ASTR + kk, ASTR, false);
+        LOAD_ROWS(a[i], As, (sm * 32u + i * LM) * ASTR + kk, ASTR);
       [[unroll]] for (uint j = 0u; j < RN; j++)
-        coopMatLoadNV(b[j], Bs, (sn * 32u + j * LN) * ASTR + kk, ASTR, true);
+        LOAD_COLS(b[j], Bs, (sn * 32u + j * LN) * ASTR + kk, ASTR);
       [[unroll]] for (uint i = 0u; i < RM; i++)
-        [[unroll]] for (uint j = 0u; j < RN; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
+        [[unroll]] for (uint j = 0u; j < RN; j++) acc[i][j] = MUL_ADD(a[i], b[j], acc[i][j]);
     }
     barrier();
   }
   [[unroll]] for (uint i = 0u; i < RM; i++)
     [[unroll]] for (uint j = 0u; j < RN; j++)
-      coopMatStoreNV(acc[i][j], Cs, (sm * 32u + i * LM) * CSTR + sn * 32u + j * LN, CSTR, false);
+      STORE_ROWS(acc[i][j], Cs, (sm * 32u + i * LM) * CSTR + sn * 32u + j * LN, CSTR);
   barrier();
   for (uint e = tid; e < BM * BN; e += nt) {
     uint r = e / BN, c = e % BN, m = m0 + r, n = n0 + c;

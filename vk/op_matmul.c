@@ -3,7 +3,8 @@
  *  - GEMM_TEX: register-tiled texel-buffer GEMM, the fastest form on CPU devices (lavapipe);
  *  - GEMM_SMEM: shared-memory tiled GEMM for GPUs, its tile chosen per device (gemm_tile_auto);
  *  - matmul_coop.comp: cooperative-matrix GEMM (fp16 operands, fp32 accumulation) on devices
- *    with VK_NV_cooperative_matrix, used only after a self-check on the device (coop_usable);
+ *    with VK_KHR_cooperative_matrix (the matmul_coop_khr build, where the build has it) or
+ *    VK_NV_cooperative_matrix, used only after a self-check on the device (coop_usable);
  *  - GEMV_TEX for M <= 4; GENERIC (storage buffers) for shapes the texel kernels cannot take
  *    (K % 8 != 0, operands not 16-byte aligned).
  * Operands larger than one binding are split: rows of x and y into chunks, rows of w (the
@@ -213,7 +214,7 @@ static void record_gemm(VkrtSeq *seq, Path path, OpBind by, OpBind bx, OpBind bw
       record_gemm(seq, PATH_SHARED_F16, by, bx, bw, bb, push, count_flops);
       return;
     }
-    d.shader = "matmul_coop";
+    d.shader = di->coopmat_khr ? "matmul_coop_khr" : "matmul_coop";
     d.spec[0] = 4 * di->subgroup_size;
     d.spec[1] = di->coopmat_m;
     d.spec[2] = di->coopmat_n;
@@ -302,10 +303,11 @@ void vkrt_op_matmul(VkrtSeq *seq, VkrtTensor y, VkrtTensor x, VkrtTensor w, Vkrt
 }
 
 /* --- cooperative matrices: self-check and selection -------------------------------------------
- * None of this has run with real cooperative matrices: no such device was available. The
- * self-check is what protects a user's results from that: it runs the kernel once per context
- * on a small problem before any real use, and any failure (pipeline, submit, NaN, mismatch)
- * turns the path off for the context. On lavapipe only the stand-ins of
+ * None of this has run on a GPU: no such device was available. The KHR kernel runs on Mesa
+ * 26's lavapipe (tools/mesa-next; tests/test_gpu_paths.c /gpu/coopmat/real), the NV build
+ * nowhere. The self-check is what protects a user's results: it runs the kernel once per
+ * context on a small problem before any real use, and any failure (pipeline, submit, NaN,
+ * mismatch) turns the path off for the context. Elsewhere the stand-ins of
  * vkrt_ops_coopmat_test_mode() run it (tests/test_gpu_paths.c). */
 
 static double nmse(const float *got, const double *want, size_t n)

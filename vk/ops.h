@@ -54,8 +54,8 @@ void vkrt_ops_force_gemv_rows(uint32_t rows);
 /* The kernel an M-row GEMM with aligned operands gets on this context: "gemv", "register",
  * "shared", "shared-f16", "coopmat" or "generic" (may run the coopmat self-check). */
 const char *vkrt_ops_gemm_path(VkrtContext *ctx, uint32_t M, uint32_t K);
-/* Whether the cooperative-matrix GEMM (shaders/matmul_coop.comp; GPUs with
- * VK_NV_cooperative_matrix) is used on this context. The first call on a context runs its
+/* Whether the cooperative-matrix GEMM (shaders/matmul_coop.comp; devices with
+ * VK_KHR_ or VK_NV_cooperative_matrix) is used on this context. The first call on a context runs its
  * self-check: a 37x100x64 GEMM through it and through the fp32 kernel, compared with a
  * double-precision reference; on any failure the path stays off for the context and a
  * g_message says so once. JANUSFLOW_COOPMAT=0 turns it off. *note (owned by the context or

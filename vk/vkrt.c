@@ -2,6 +2,7 @@
  * validation messages, counters and fault injection. Buffers live in vkrt_buffer.c,
  * pipelines and recording in vkrt_seq.c. */
 #include "vkrt_internal.h"
+#include "jf-config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,49 +220,120 @@ static int compute_queue_family(VkPhysicalDevice phys, uint32_t *valid_bits)
   return best;
 }
 
-/* The best fp16 x fp16 -> fp32 subgroup shape of VK_NV_cooperative_matrix that tiles the
- * 32 x 32 x 32 block of one subgroup in shaders/matmul_coop.comp, when the features the shader
- * needs are there too. Never run on hardware (no such device was available). */
-static void coopmat_nv_probe(VkInstance inst, VkPhysicalDevice phys, bool v12, VkrtDeviceInfo *info)
+/* Debian 12's Vulkan headers (1.3.239) predate VK_KHR_cooperative_matrix (1.3.255). */
+#ifndef VK_KHR_cooperative_matrix
+#define VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR ((VkStructureType)1000506000)
+#define VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR ((VkStructureType)1000506001)
+typedef struct VkCooperativeMatrixPropertiesKHR {
+  VkStructureType sType;
+  void *pNext;
+  uint32_t MSize, NSize, KSize;
+  VkComponentTypeNV AType, BType, CType, ResultType; /* VkComponentTypeKHR: same values */
+  VkBool32 saturatingAccumulation;
+  VkScopeNV scope;                                   /* VkScopeKHR: same values */
+} VkCooperativeMatrixPropertiesKHR;
+typedef struct VkPhysicalDeviceCooperativeMatrixFeaturesKHR {
+  VkStructureType sType;
+  void *pNext;
+  VkBool32 cooperativeMatrix, cooperativeMatrixRobustBufferAccess;
+} VkPhysicalDeviceCooperativeMatrixFeaturesKHR;
+typedef VkResult (VKAPI_PTR *PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)(
+  VkPhysicalDevice, uint32_t *, VkCooperativeMatrixPropertiesKHR *);
+#endif
+#define COOPMAT_KHR_EXT "VK_KHR_cooperative_matrix"
+
+bool vkrt_coopmat_khr_built(void)
 {
-  if (!inst || !v12 || !has_device_ext(phys, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) return;
-  info->has_coopmat_nv = true;
+  return VKRT_HAVE_COOPMAT_KHR;
+}
+
+/* The shape rule both probes apply: fp16 x fp16 -> fp32 at subgroup scope, tiling the kernel's
+ * 32 x 32 x 32 block of one subgroup, k a multiple of 8; the largest such shape wins. */
+static void coopmat_consider(VkrtDeviceInfo *info, uint64_t *best, uint32_t m, uint32_t n, uint32_t k, int a,
+                             int b, int c, int d, int scope)
+{
+  if (a != VK_COMPONENT_TYPE_FLOAT16_NV || b != VK_COMPONENT_TYPE_FLOAT16_NV || c != VK_COMPONENT_TYPE_FLOAT32_NV ||
+      d != VK_COMPONENT_TYPE_FLOAT32_NV || scope != VK_SCOPE_SUBGROUP_NV)
+    return;
+  if (!m || !n || !k || 32 % m || 32 % n || 32 % k || k % 8) return;
+  uint64_t vol = (uint64_t)m * n * k;
+  if (vol > *best) {
+    *best = vol;
+    info->coopmat_m = m;
+    info->coopmat_n = n;
+    info->coopmat_k = k;
+  }
+}
+
+/* Whether the device has every feature matmul_coop.comp needs: the extension's
+ * cooperativeMatrix (feature struct `stype`, NV or KHR: both begin sType, pNext,
+ * cooperativeMatrix), shaderFloat16, and the memory model with device scope (device_create). */
+static bool coopmat_features(VkPhysicalDevice phys, VkStructureType stype)
+{
   VkPhysicalDeviceVulkanMemoryModelFeatures vmm = {
     .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES };
-  VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {
-    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .pNext = &vmm };
+  VkPhysicalDeviceCooperativeMatrixFeaturesKHR cf = { .sType = stype, .pNext = &vmm };
   VkPhysicalDeviceShaderFloat16Int8Features f16 = {
     .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .pNext = &cf };
   VkPhysicalDeviceFeatures2 f2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f16 };
   vkGetPhysicalDeviceFeatures2(phys, &f2);
-  if (!cf.cooperativeMatrix || !f16.shaderFloat16 || !vmm.vulkanMemoryModel) return;
+  return cf.cooperativeMatrix && f16.shaderFloat16 && vmm.vulkanMemoryModel && vmm.vulkanMemoryModelDeviceScope;
+}
+
+/* The best fp16 x fp16 -> fp32 subgroup shape of VK_NV_cooperative_matrix that tiles the
+ * 32 x 32 x 32 block of one subgroup in shaders/matmul_coop.comp, when the features the shader
+ * needs are there too (the memory model with device scope: see device_create). Never run on
+ * hardware (no device with the NV extension was available). */
+static void coopmat_nv_probe(VkInstance inst, VkPhysicalDevice phys, bool v12, VkrtDeviceInfo *info)
+{
+  if (!inst || !v12 || !has_device_ext(phys, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) return;
+  info->has_coopmat_nv = true;
+  if (!coopmat_features(phys, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV)) return;
   PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
     vkGetInstanceProcAddr(inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
   uint32_t n = 0;
   if (!get || get(phys, &n, NULL) != VK_SUCCESS || n == 0) return;
   VkCooperativeMatrixPropertiesNV *props = g_new0(VkCooperativeMatrixPropertiesNV, n);
   for (uint32_t i = 0; i < n; i++) props[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
-  if (get(phys, &n, props) == VK_SUCCESS) {
-    uint64_t best = 0;
+  uint64_t best = 0;
+  if (get(phys, &n, props) == VK_SUCCESS)
     for (uint32_t i = 0; i < n; i++) {
       const VkCooperativeMatrixPropertiesNV *c = &props[i];
-      if (c->AType != VK_COMPONENT_TYPE_FLOAT16_NV || c->BType != VK_COMPONENT_TYPE_FLOAT16_NV ||
-          c->CType != VK_COMPONENT_TYPE_FLOAT32_NV || c->DType != VK_COMPONENT_TYPE_FLOAT32_NV ||
-          c->scope != VK_SCOPE_SUBGROUP_NV)
-        continue;
-      if (!c->MSize || !c->NSize || !c->KSize || 32 % c->MSize || 32 % c->NSize || 32 % c->KSize ||
-          c->KSize % 8)
-        continue;
-      uint64_t vol = (uint64_t)c->MSize * c->NSize * c->KSize;
-      if (vol > best) {
-        best = vol;
-        info->coopmat_m = c->MSize;
-        info->coopmat_n = c->NSize;
-        info->coopmat_k = c->KSize;
-      }
+      coopmat_consider(info, &best, c->MSize, c->NSize, c->KSize, c->AType, c->BType, c->CType, c->DType, c->scope);
     }
-  }
   g_free(props);
+}
+
+/* As coopmat_nv_probe for VK_KHR_cooperative_matrix, when this build has the KHR kernel; it
+ * replaces an NV shape (KHR is the kernel the tests run, on Mesa's lavapipe). */
+static void coopmat_khr_probe(VkInstance inst, VkPhysicalDevice phys, bool v12, VkrtDeviceInfo *info)
+{
+  if (!inst || !v12 || !has_device_ext(phys, COOPMAT_KHR_EXT)) return;
+  info->has_coopmat_khr = true;
+  if (!vkrt_coopmat_khr_built()) return;
+  if (!coopmat_features(phys, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR)) return;
+  PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)
+    vkGetInstanceProcAddr(inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+  uint32_t n = 0;
+  if (!get || get(phys, &n, NULL) != VK_SUCCESS || n == 0) return;
+  VkCooperativeMatrixPropertiesKHR *props = g_new0(VkCooperativeMatrixPropertiesKHR, n);
+  for (uint32_t i = 0; i < n; i++) props[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+  VkrtDeviceInfo found = { 0 };
+  uint64_t best = 0;
+  if (get(phys, &n, props) == VK_SUCCESS)
+    for (uint32_t i = 0; i < n; i++) {
+      const VkCooperativeMatrixPropertiesKHR *c = &props[i];
+      if (!c->saturatingAccumulation)
+        coopmat_consider(&found, &best, c->MSize, c->NSize, c->KSize, c->AType, c->BType, c->CType, c->ResultType,
+                         c->scope);
+    }
+  g_free(props);
+  if (best) {
+    info->coopmat_m = found.coopmat_m;
+    info->coopmat_n = found.coopmat_n;
+    info->coopmat_k = found.coopmat_k;
+    info->coopmat_khr = true;
+  }
 }
 
 static void device_info_fill(VkInstance inst, VkPhysicalDevice phys, uint32_t index, VkrtDeviceInfo *info,
@@ -333,10 +405,11 @@ static void device_info_fill(VkInstance inst, VkPhysicalDevice phys, uint32_t in
   info->has_push_descriptor = has_device_ext(phys, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
   info->has_fp16 = v12 && f16.shaderFloat16;
   info->has_int8 = v12 && f16.shaderInt8;
-  info->has_coopmat = has_device_ext(phys, "VK_KHR_cooperative_matrix") ||
+  info->has_coopmat = has_device_ext(phys, COOPMAT_KHR_EXT) ||
                       has_device_ext(phys, "VK_NV_cooperative_matrix");
   info->usable = v12 && qf >= 0;
   coopmat_nv_probe(inst, phys, v12, info);
+  coopmat_khr_probe(inst, phys, v12, info);
   if (max_buffer_size) *max_buffer_size = v13 ? m4.maxBufferSize : info->max_alloc;
 
   /* JANUSFLOW_MAX_BINDING lowers the binding limits so windowing is exercised with small
@@ -536,16 +609,26 @@ static bool device_create(VkrtContext *ctx, GError **error)
     .queueCount = 1,
     .pQueuePriorities = &prio,
   };
-  const char *exts[] = { VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME };
-  /* cooperative matrices: only what matmul_coop.comp needs, and only where coopmat_nv_probe
-   * found all of it; if the driver still refuses, the device is made again without them */
+  bool khr = ctx->info.coopmat_khr;
+  const char *coop_ext = khr ? COOPMAT_KHR_EXT : VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+  const char *exts[] = { VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME, coop_ext };
+  /* cooperative matrices: only what matmul_coop.comp needs, and only where a probe found all
+   * of it; if the driver still refuses, the device is made again without them */
   VkPhysicalDeviceVulkanMemoryModelFeatures vmm = {
-    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES, .vulkanMemoryModel = VK_TRUE };
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES, .vulkanMemoryModel = VK_TRUE,
+    /* with the memory model on, every shader's Device-scope atomics (glslang's default scope:
+     * the shared-memory atomicMax of matmul_coop and the GEMM kernels) need this too; the
+     * validation layer of Vulkan 1.4 reports them otherwise (found on Mesa 26's lavapipe) */
+    .vulkanMemoryModelDeviceScope = VK_TRUE };
   VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {
     .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .pNext = &vmm,
     .cooperativeMatrix = VK_TRUE };
+  VkPhysicalDeviceCooperativeMatrixFeaturesKHR cfk = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR, .pNext = &vmm,
+    .cooperativeMatrix = VK_TRUE };
   VkPhysicalDeviceShaderFloat16Int8Features f16 = {
-    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .pNext = &cf, .shaderFloat16 = VK_TRUE };
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .pNext = khr ? (void *)&cfk : (void *)&cf,
+    .shaderFloat16 = VK_TRUE };
   bool coop = ctx->info.coopmat_m != 0;
   VkDeviceCreateInfo dci = {
     .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
@@ -557,7 +640,7 @@ static bool device_create(VkrtContext *ctx, GError **error)
   };
   VkResult r = vkCreateDevice(ctx->phys, &dci, NULL, &ctx->device);
   if (r != VK_SUCCESS && coop) {
-    char *note = g_strdup_printf("vkCreateDevice with VK_NV_cooperative_matrix failed (VkResult %d)", r);
+    char *note = g_strdup_printf("vkCreateDevice with %s failed (VkResult %d)", coop_ext, r);
     vkrt_context_set_coopmat_state(ctx, -1, note);
     g_free(note);
     dci.pNext = NULL;
@@ -641,8 +724,11 @@ VkrtContext *vkrt_context_new(const VkrtOptions *opt, GError **error)
   }
   if (ctx->info.coopmat_m == 0)
     vkrt_context_set_coopmat_state(ctx, -1, !ctx->info.has_coopmat ? "the device has no cooperative matrices"
-                                   : !ctx->info.has_coopmat_nv ? "only VK_KHR_cooperative_matrix, the kernel needs the NV extension"
-                                   : "no fp16 x fp16 -> fp32 subgroup shape (or a needed feature) in VK_NV_cooperative_matrix");
+                                   : ctx->info.has_coopmat_khr && !vkrt_coopmat_khr_built() && !ctx->info.has_coopmat_nv
+                                   ? "only VK_KHR_cooperative_matrix, and this build has no KHR kernel (its glslc lacked "
+                                     "GL_KHR_cooperative_matrix)"
+                                   : "no fp16 x fp16 -> fp32 subgroup shape (or a needed feature) in the device's "
+                                     "cooperative-matrix extension");
   if (!device_create(ctx, error)) goto fail;
   vkrt_cache_open(ctx, opt ? opt->pipeline_cache_dir : NULL);
   ctx->fail_alloc_in = (uint32_t)env_u64("JANUSFLOW_FAIL_ALLOC", 0);

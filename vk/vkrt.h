@@ -57,12 +57,15 @@ typedef struct {
   bool usable;                    /* Vulkan >= 1.2 with a compute queue: the engine can run on it */
   bool has_subgroup_arith;        /* subgroupAdd/Max in compute shaders (GEMV, split attention) */
   /* added for the GPU kernels (gpu helper). has_coopmat above says the device lists
-   * VK_KHR_ or VK_NV_cooperative_matrix; the engine's kernel (shaders/matmul_coop.comp) needs
-   * VK_NV_cooperative_matrix (Debian's glslc knows no GL_KHR_cooperative_matrix) with its
-   * cooperativeMatrix, shaderFloat16 and vulkanMemoryModel features, and a fp16 x fp16 -> fp32
-   * subgroup shape: coopmat_m x coopmat_n x coopmat_k, all 0 when there is none. */
+   * VK_KHR_ or VK_NV_cooperative_matrix. The engine's kernel (shaders/matmul_coop.comp) has an
+   * NV build and, where the build's glslc knows GL_KHR_cooperative_matrix
+   * (vkrt_coopmat_khr_built), a KHR build; either needs the extension's cooperativeMatrix,
+   * shaderFloat16 and vulkanMemoryModel features and a fp16 x fp16 -> fp32 subgroup shape:
+   * coopmat_m x coopmat_n x coopmat_k, all 0 when there is none. coopmat_khr says which
+   * extension that shape (and the kernel) comes from: KHR where both are usable. */
   bool has_coopmat_nv;
   uint32_t coopmat_m, coopmat_n, coopmat_k;
+  bool has_coopmat_khr, coopmat_khr;
   /* added for the pipeline cache (latency helper): what names a cache file, so that data from
    * another device or driver build is never offered to this one */
   uint32_t driver_version;
@@ -151,6 +154,8 @@ bool vkrt_context_record_only(const VkrtContext *ctx);
  * self-check): 0 = not checked yet, 1 = passed the self-check, -1 = unavailable or disabled.
  * It leaves 0 once and is final then (later sets are ignored). *note (optional; owned by the
  * context) says why. */
+/* Whether this build has the GL_KHR_cooperative_matrix kernel (meson's coopmat_khr). */
+bool vkrt_coopmat_khr_built(void);
 int vkrt_context_coopmat_state(VkrtContext *ctx, const char **note);
 void vkrt_context_set_coopmat_state(VkrtContext *ctx, int state, const char *note);
 
