@@ -696,6 +696,7 @@ VkrtContext *vkrt_context_new(const VkrtOptions *opt, GError **error)
   g_mutex_init(&ctx->lock);
   ctx->pipelines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, pipeline_free);
   vkrt_profile_init(ctx, env_flag("JANUSFLOW_PROFILE"));
+  ctx->barrier_all = g_strcmp0(g_getenv("JANUSFLOW_BARRIERS"), "all") == 0;
   bool validate = (opt && opt->validate) || env_flag("JANUSFLOW_VALIDATE");
   const char *sel = opt && opt->device ? opt->device : g_getenv("JANUSFLOW_DEVICE");
 

@@ -223,7 +223,7 @@ gboolean vkrt_seq_replay(VkrtSeq *seq, GError **error);
  * vkrt_seq_wait waits for it (timings, profile and validation messages are read then). Work on
  * a sequence that is still running (begin, submit, replay, free) waits for it first. The host
  * must not touch buffers the running work uses until the wait; sequences submitted one after
- * the other run in that order (every dispatch ends with a barrier). wait on a sequence with
+ * the other run in that order (every recording ends with a barrier). wait on a sequence with
  * nothing in flight only reports validation messages. FLOPs count when work is submitted. */
 gboolean vkrt_seq_submit_async(VkrtSeq *seq, GError **error);
 gboolean vkrt_seq_wait(VkrtSeq *seq, GError **error);
@@ -246,6 +246,15 @@ void vkrt_seq_fill(VkrtSeq *seq, VkrtTensor dst, uint32_t value);
 /* FLOPs are counted into the context when a recording is submitted, and at every replay. */
 /* Number of dispatches recorded since begin. */
 uint32_t vkrt_seq_dispatch_count(const VkrtSeq *seq);
+/* Pipeline barriers recorded since begin between commands (the one that ends every recording
+ * not counted). A command gets a barrier before it only where it reads or writes a range that
+ * a command since the last barrier wrote, or writes one such a command read: independent
+ * commands (the q, k and v projections, gate and up) run concurrently on a GPU.
+ * JANUSFLOW_BARRIERS=all puts one after every command, as JANUSFLOW_PROFILE does. */
+uint32_t vkrt_seq_barrier_count(const VkrtSeq *seq);
+/* Bit i set: binding i of the embedded shader `name` may be written (read from its SPIR-V;
+ * all bits for an unknown name). For tests. */
+uint32_t vkrt_shader_written_bindings(const char *name);
 
 /* --- dispatch (for op wrappers in vk/op_*.c) ------------------------------------------------- */
 
@@ -280,7 +289,9 @@ VkrtTensor vkrt_tensor_aligned(const VkrtContext *ctx, VkrtTensor t, bool texel,
  * Shaders take the linear id as gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x. */
 void vkrt_groups_linear(uint64_t n, uint32_t groups[3]);
 
-/* Records one dispatch followed by a compute->compute barrier. Bindings must each be within
+/* Records one dispatch, after a barrier where it conflicts with a command recorded since the
+ * last one (vkrt_seq_barrier_count: which bindings the shader writes comes from its SPIR-V,
+ * texel bindings are reads). Bindings must each be within
  * max_storage_range and aligned to min_storage_align (wrappers split larger tensors). */
 void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d);
 

@@ -235,12 +235,17 @@ void vkrt_buffer_free(VkrtBuffer *buf)
 
 uint64_t vkrt_buffer_size(const VkrtBuffer *buf) { return buf->size; }
 
+uint64_t vkrt_buffer_view_range(const VkrtBuffer *buf, uint64_t offset)
+{
+  return MIN(buf->alloc_size - offset, buf->ctx->max_texel_bytes) / 16 * 16;
+}
+
 VkBufferView vkrt_buffer_view(VkrtBuffer *buf, uint64_t offset, uint64_t range, GError **error)
 {
   /* One view per offset, reaching as far as the device allows: the same view then serves every
    * binding that starts there (decode steps, growing KV spans), so the cache stays small. */
   uint64_t want = (range + 15) / 16 * 16;
-  range = MIN(buf->alloc_size - offset, buf->ctx->max_texel_bytes) / 16 * 16;
+  range = vkrt_buffer_view_range(buf, offset);
   if (want > range) {
     g_set_error(error, VKRT_ERROR, VKRT_ERROR_FAILED, "texel view of %" G_GUINT64_FORMAT " bytes is too large", want);
     return VK_NULL_HANDLE;

@@ -10,6 +10,7 @@ typedef struct {
   VkDescriptorSetLayout set_layout;
   VkPipelineLayout layout;
   VkPipeline pipeline;
+  uint32_t written;  /* bindings the shader may write (vkrt_spirv_written_bindings) */
 } VkrtPipeline;
 
 struct VkrtContext {
@@ -66,6 +67,7 @@ struct VkrtContext {
   int coopmat_state;                /* vkrt_context_coopmat_state; under lock */
   char *coopmat_note;
   GHashTable *profile;              /* JANUSFLOW_PROFILE: shader -> GPU time (vkrt_profile.c); else NULL */
+  bool barrier_all;                 /* JANUSFLOW_BARRIERS=all: a barrier after every command */
 };
 
 struct VkrtBuffer {
@@ -86,6 +88,12 @@ gboolean vkrt_context_run_transfer(VkrtContext *ctx, VkrtRecordFn record, void *
 void vkrt_context_free_staging(VkrtContext *ctx);
 /* A cached RGBA32_UINT view of [offset, offset + range) of buf. */
 VkBufferView vkrt_buffer_view(VkrtBuffer *buf, uint64_t offset, uint64_t range, GError **error);
+/* The bytes that view covers: from offset to the end of the buffer, at most the device's texel
+ * limit, whole texels. */
+uint64_t vkrt_buffer_view_range(const VkrtBuffer *buf, uint64_t offset);
+/* The descriptor bindings (set 0) a SPIR-V module may write, as a bit mask; all bits when the
+ * module cannot be read (vkrt_spirv.c). */
+uint32_t vkrt_spirv_written_bindings(const uint32_t *code, size_t bytes);
 /* The pipeline cache (vkrt_cache.c): created after the device, from the file in dir when it is
  * this device's; never fails (without a cache, pipelines are still built). Saved and destroyed
  * by vkrt_cache_close, before the device goes. */

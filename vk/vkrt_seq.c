@@ -1,6 +1,6 @@
 /* vkrt recording: pipelines (built lazily from the embedded SPIR-V, cached per shader, binding
  * kinds and specialization constants, through the context's VkPipelineCache), command sequences
- * with push descriptors and push constants, a barrier after every command, timestamps,
+ * with push descriptors and push constants, barriers between conflicting commands, timestamps,
  * submission, replay, record-only warm-up and fault injection. */
 #include "vkrt_internal.h"
 #include "vkrt_shaders.h"
@@ -15,6 +15,7 @@
  * (vkrt_seq_submit_async), still replayable once waited for. */
 typedef enum { SEQ_IDLE, SEQ_RECORDING, SEQ_READY, SEQ_PENDING } SeqState;
 
+#define MAX_PENDING 48
 struct VkrtSeq {
   VkrtContext *ctx;
   VkCommandPool pool;
@@ -29,6 +30,10 @@ struct VkrtSeq {
   GPtrArray *labels;        /* one per mark; query i+1 belongs to mark i, query 0 is the start */
   GArray *mark_flops;       /* uint64_t per mark: the dispatch's FLOPs for profile marks, else 0 */
   GArray *timings;          /* VkrtTiming, labels point into `labels` */
+  /* what the commands since the last barrier touch (the next command waits only if it
+   * conflicts with one of these), and the barriers recorded since begin */
+  struct { VkBuffer buf; uint64_t lo, hi; bool write; } pending[MAX_PENDING];
+  uint32_t n_pending, n_barrier;
 };
 
 /* --- pipelines ------------------------------------------------------------------------------- */
@@ -75,6 +80,7 @@ static VkrtPipeline *pipeline_build(VkrtContext *ctx, const VkrtDispatch *d, GEr
     return NULL;
   }
   VkrtPipeline *p = g_new0(VkrtPipeline, 1);
+  p->written = vkrt_spirv_written_bindings(code, size);
   VkResult r;
   VkShaderModuleCreateInfo smci = {
     .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
@@ -248,10 +254,14 @@ gboolean vkrt_seq_has_error(VkrtSeq *seq) { return seq->error != NULL; }
 
 uint32_t vkrt_seq_dispatch_count(const VkrtSeq *seq) { return seq->n_dispatch; }
 
-/* One barrier after every recorded command: later dispatches and copies see its writes. On
- * lavapipe this costs nothing measurable; on GPUs it serialises, which the op graph needs anyway. */
+/* A barrier: later dispatches and copies see every earlier write, and no earlier read sees a
+ * later write. Recorded only where a command conflicts with the commands since the last one
+ * (sync_before), so that independent commands may overlap on a GPU; lavapipe runs commands one
+ * after the other either way. */
 static void barrier(VkrtSeq *seq)
 {
+  seq->n_pending = 0;
+  seq->n_barrier++;
   VkMemoryBarrier mb = {
     .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
     .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
@@ -260,6 +270,47 @@ static void barrier(VkrtSeq *seq)
   };
   VkPipelineStageFlags st = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
   vkCmdPipelineBarrier(seq->cmd, st, st, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+/* One command's use of [lo, hi) of buf. */
+typedef struct { VkBuffer buf; uint64_t lo, hi; bool write; } Access;
+
+/* Before a command touching acc[0..n): a barrier if it conflicts with a command since the last
+ * one (overlapping ranges of one buffer, at least one side writing; every buffer has memory of
+ * its own, so distinct buffers never alias), or if the bookkeeping is full. */
+static void sync_before(VkrtSeq *seq, const Access *acc, uint32_t n)
+{
+  if (seq->ctx->barrier_all || seq->ctx->profile) return;  /* sync_after put one after each */
+  bool conflict = seq->n_pending + n > MAX_PENDING;
+  for (uint32_t i = 0; i < n && !conflict; i++)
+    for (uint32_t j = 0; j < seq->n_pending && !conflict; j++)
+      conflict = seq->pending[j].buf == acc[i].buf && acc[i].lo < seq->pending[j].hi &&
+                 seq->pending[j].lo < acc[i].hi && (acc[i].write || seq->pending[j].write);
+  if (conflict) barrier(seq);
+}
+
+static void sync_after(VkrtSeq *seq, const Access *acc, uint32_t n)
+{
+  if (seq->ctx->barrier_all || seq->ctx->profile) {
+    barrier(seq);  /* profile: each dispatch's timestamp then measures it alone */
+    return;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    seq->pending[seq->n_pending].buf = acc[i].buf;
+    seq->pending[seq->n_pending].lo = acc[i].lo;
+    seq->pending[seq->n_pending].hi = acc[i].hi;
+    seq->pending[seq->n_pending].write = acc[i].write;
+    seq->n_pending++;
+  }
+}
+
+uint32_t vkrt_seq_barrier_count(const VkrtSeq *seq) { return seq->n_barrier; }
+
+uint32_t vkrt_shader_written_bindings(const char *name)
+{
+  size_t size = 0;
+  const uint32_t *code = jf_shader_get(name, &size);
+  return code ? vkrt_spirv_written_bindings(code, size) : 0xffffffffu;
 }
 
 void vkrt_seq_begin(VkrtSeq *seq)
@@ -274,6 +325,7 @@ void vkrt_seq_begin(VkrtSeq *seq)
   }
   g_clear_error(&seq->error);
   seq->n_dispatch = 0;
+  seq->n_pending = seq->n_barrier = 0;
   seq->flops = 0;
   seq->bound = NULL;
   g_ptr_array_set_size(seq->labels, 0);
@@ -359,8 +411,11 @@ void vkrt_seq_copy(VkrtSeq *seq, VkrtTensor dst, VkrtTensor src, uint64_t size)
   size = MIN(size, MIN(dst.size, src.size));
   if (size == 0) return;
   VkBufferCopy region = { src.offset, dst.offset, size };
+  Access acc[2] = { { src.buf->buffer, src.offset, src.offset + size, false },
+                    { dst.buf->buffer, dst.offset, dst.offset + size, true } };
+  sync_before(seq, acc, 2);
   vkCmdCopyBuffer(seq->cmd, src.buf->buffer, dst.buf->buffer, 1, &region);
-  barrier(seq);
+  sync_after(seq, acc, 2);
 }
 
 void vkrt_seq_fill(VkrtSeq *seq, VkrtTensor dst, uint32_t value)
@@ -373,8 +428,10 @@ void vkrt_seq_fill(VkrtSeq *seq, VkrtTensor dst, uint32_t value)
     return;
   }
   if (dst.size == 0) return;
+  Access acc = { dst.buf->buffer, dst.offset, dst.offset + dst.size, true };
+  sync_before(seq, &acc, 1);
   vkCmdFillBuffer(seq->cmd, dst.buf->buffer, dst.offset, dst.size, value);
-  barrier(seq);
+  sync_after(seq, &acc, 1);
 }
 
 void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d)
@@ -397,6 +454,7 @@ void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d)
   VkWriteDescriptorSet w[VKRT_MAX_BINDINGS];
   VkDescriptorBufferInfo bi[VKRT_MAX_BINDINGS];
   VkBufferView views[VKRT_MAX_BINDINGS];
+  Access acc[VKRT_MAX_BINDINGS];
   for (uint32_t i = 0; i < d->n_bindings; i++) {
     VkrtTensor t = d->bindings[i];
     bool texel = (d->texel_mask >> i) & 1;
@@ -410,6 +468,10 @@ void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d)
         vkrt_binding_align(ctx, texel), vkrt_max_binding(ctx, texel)));
       return;
     }
+    /* a texel view reaches to the end of its buffer (vkrt_buffer_view): what the shader may
+     * read, as far as anyone outside it can tell, and what synchronization validation checks */
+    acc[i] = (Access){ t.buf->buffer, t.offset,
+                       texel ? t.offset + vkrt_buffer_view_range(t.buf, t.offset) : t.offset + range, false };
     w[i] = (VkWriteDescriptorSet){
       .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
       .dstBinding = i,
@@ -436,6 +498,10 @@ void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d)
     vkrt_seq_set_error(seq, e);
     return;
   }
+  /* texel buffers are read-only by type; storage buffers as the SPIR-V says */
+  for (uint32_t i = 0; i < d->n_bindings; i++)
+    acc[i].write = !((d->texel_mask >> i) & 1) && ((p->written >> i) & 1);
+  sync_before(seq, acc, d->n_bindings);
   if (p != seq->bound) {
     vkCmdBindPipeline(seq->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
     seq->bound = p;
@@ -445,7 +511,7 @@ void vkrt_seq_dispatch(VkrtSeq *seq, const VkrtDispatch *d)
   if (d->push_size)
     vkCmdPushConstants(seq->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, (d->push_size + 3) & ~3u, d->push);
   vkCmdDispatch(seq->cmd, d->groups[0], d->groups[1], d->groups[2]);
-  barrier(seq);
+  sync_after(seq, acc, d->n_bindings);
   if (ctx->profile) mark(seq, d->shader, d->flops);
   seq->n_dispatch++;
   seq->flops += d->flops;
@@ -569,14 +635,19 @@ static gboolean seq_end(VkrtSeq *seq, GError **error)
     return FALSE;
   }
   if (seq->state == SEQ_RECORDING) {
-    /* make every write visible to the host, which reads mapped memory after the fence */
+    /* make every write visible to the host, which reads mapped memory after the fence, and
+     * order this recording's commands before those of later submits (another sequence's, a
+     * replay of this one): without it, commands of two submits on one queue may overlap */
     VkMemoryBarrier mb = {
       .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
       .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-      .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
+      .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                       VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
     };
     vkCmdPipelineBarrier(seq->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                         VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+                         VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT |
+                         VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    seq->n_pending = 0;
     VkResult r = vkEndCommandBuffer(seq->cmd);
     if (r != VK_SUCCESS) {
       seq->state = SEQ_IDLE;
