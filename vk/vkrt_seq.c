@@ -15,7 +15,10 @@
  * (vkrt_seq_submit_async), still replayable once waited for. */
 typedef enum { SEQ_IDLE, SEQ_RECORDING, SEQ_READY, SEQ_PENDING } SeqState;
 
+/* One command's use of [lo, hi) of buf. */
+typedef struct { VkBuffer buf; uint64_t lo, hi; bool write; } Access;
 #define MAX_PENDING 48
+
 struct VkrtSeq {
   VkrtContext *ctx;
   VkCommandPool pool;
@@ -32,7 +35,7 @@ struct VkrtSeq {
   GArray *timings;          /* VkrtTiming, labels point into `labels` */
   /* what the commands since the last barrier touch (the next command waits only if it
    * conflicts with one of these), and the barriers recorded since begin */
-  struct { VkBuffer buf; uint64_t lo, hi; bool write; } pending[MAX_PENDING];
+  Access pending[MAX_PENDING];
   uint32_t n_pending, n_barrier;
 };
 
@@ -272,9 +275,6 @@ static void barrier(VkrtSeq *seq)
   vkCmdPipelineBarrier(seq->cmd, st, st, 0, 1, &mb, 0, NULL, 0, NULL);
 }
 
-/* One command's use of [lo, hi) of buf. */
-typedef struct { VkBuffer buf; uint64_t lo, hi; bool write; } Access;
-
 /* Before a command touching acc[0..n): a barrier if it conflicts with a command since the last
  * one (overlapping ranges of one buffer, at least one side writing; every buffer has memory of
  * its own, so distinct buffers never alias), or if the bookkeeping is full. */
@@ -295,13 +295,7 @@ static void sync_after(VkrtSeq *seq, const Access *acc, uint32_t n)
     barrier(seq);  /* profile: each dispatch's timestamp then measures it alone */
     return;
   }
-  for (uint32_t i = 0; i < n; i++) {
-    seq->pending[seq->n_pending].buf = acc[i].buf;
-    seq->pending[seq->n_pending].lo = acc[i].lo;
-    seq->pending[seq->n_pending].hi = acc[i].hi;
-    seq->pending[seq->n_pending].write = acc[i].write;
-    seq->n_pending++;
-  }
+  for (uint32_t i = 0; i < n; i++) seq->pending[seq->n_pending++] = acc[i];
 }
 
 uint32_t vkrt_seq_barrier_count(const VkrtSeq *seq) { return seq->n_barrier; }
