@@ -282,12 +282,14 @@ static bool coopmat_features(VkPhysicalDevice phys, VkStructureType stype)
 
 /* The best fp16 x fp16 -> fp32 subgroup shape of VK_NV_cooperative_matrix that tiles the
  * 32 x 32 x 32 block of one subgroup in shaders/matmul_coop.comp, when the features the shader
- * needs are there too (the memory model with device scope: see device_create). Never run on
- * hardware (no device with the NV extension was available). */
+ * needs are there too (the memory model with device scope: see device_create), and when
+ * coopmat_khr_probe (run first) found no KHR shape: the KHR kernel is the one that has run (on
+ * Mesa's lavapipe). Never run on hardware (no device with the NV extension was available). */
 static void coopmat_nv_probe(VkInstance inst, VkPhysicalDevice phys, bool v12, VkrtDeviceInfo *info)
 {
   if (!inst || !v12 || !has_device_ext(phys, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) return;
   info->has_coopmat_nv = true;
+  if (info->coopmat_m) return;
   if (!coopmat_features(phys, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV)) return;
   PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
     vkGetInstanceProcAddr(inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
@@ -304,8 +306,7 @@ static void coopmat_nv_probe(VkInstance inst, VkPhysicalDevice phys, bool v12, V
   g_free(props);
 }
 
-/* As coopmat_nv_probe for VK_KHR_cooperative_matrix, when this build has the KHR kernel; it
- * replaces an NV shape (KHR is the kernel the tests run, on Mesa's lavapipe). */
+/* As coopmat_nv_probe for VK_KHR_cooperative_matrix, when this build has the KHR kernel. */
 static void coopmat_khr_probe(VkInstance inst, VkPhysicalDevice phys, bool v12, VkrtDeviceInfo *info)
 {
   if (!inst || !v12 || !has_device_ext(phys, COOPMAT_KHR_EXT)) return;
@@ -318,22 +319,16 @@ static void coopmat_khr_probe(VkInstance inst, VkPhysicalDevice phys, bool v12, 
   if (!get || get(phys, &n, NULL) != VK_SUCCESS || n == 0) return;
   VkCooperativeMatrixPropertiesKHR *props = g_new0(VkCooperativeMatrixPropertiesKHR, n);
   for (uint32_t i = 0; i < n; i++) props[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
-  VkrtDeviceInfo found = { 0 };
   uint64_t best = 0;
   if (get(phys, &n, props) == VK_SUCCESS)
     for (uint32_t i = 0; i < n; i++) {
       const VkCooperativeMatrixPropertiesKHR *c = &props[i];
       if (!c->saturatingAccumulation)
-        coopmat_consider(&found, &best, c->MSize, c->NSize, c->KSize, c->AType, c->BType, c->CType, c->ResultType,
+        coopmat_consider(info, &best, c->MSize, c->NSize, c->KSize, c->AType, c->BType, c->CType, c->ResultType,
                          c->scope);
     }
   g_free(props);
-  if (best) {
-    info->coopmat_m = found.coopmat_m;
-    info->coopmat_n = found.coopmat_n;
-    info->coopmat_k = found.coopmat_k;
-    info->coopmat_khr = true;
-  }
+  info->coopmat_khr = best != 0;
 }
 
 static void device_info_fill(VkInstance inst, VkPhysicalDevice phys, uint32_t index, VkrtDeviceInfo *info,
@@ -408,8 +403,8 @@ static void device_info_fill(VkInstance inst, VkPhysicalDevice phys, uint32_t in
   info->has_coopmat = has_device_ext(phys, COOPMAT_KHR_EXT) ||
                       has_device_ext(phys, "VK_NV_cooperative_matrix");
   info->usable = v12 && qf >= 0;
-  coopmat_nv_probe(inst, phys, v12, info);
   coopmat_khr_probe(inst, phys, v12, info);
+  coopmat_nv_probe(inst, phys, v12, info);
   if (max_buffer_size) *max_buffer_size = v13 ? m4.maxBufferSize : info->max_alloc;
 
   /* JANUSFLOW_MAX_BINDING lowers the binding limits so windowing is exercised with small
